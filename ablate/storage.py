@@ -1,0 +1,888 @@
+"""Optuna storage URLs: parsing, opening (with retries on transient errors) and reachability checks.
+
+Accepted storage forms (anything else is a :class:`~ablate.errors.StorageError`):
+
+* ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (also ``sqlite:///:memory:``).
+  The parent directory is created on demand when ``create=True``.
+* ``postgresql://USER[:PASS]@HOST[:PORT]/DB`` or ``postgresql+psycopg2://...``
+  (``postgresql://`` and ``postgres://`` are rewritten to ``postgresql+psycopg2://``: SQLAlchemy 2.1
+  would pick psycopg 3, which is not installed).  The database must already exist.
+* ``mysql://USER[:PASS]@HOST[:PORT]/DB`` or ``mysql+pymysql://...`` (``mysql://``, ``mariadb://``
+  and ``mariadb+pymysql://`` are rewritten to ``mysql+pymysql://``: PyMySQL is the driver installed).
+* a journal file (Optuna ``JournalStorage`` + ``JournalFileBackend``): ``journal:PATH`` or
+  ``file:PATH`` (``journal:///abs/x.log`` and ``file:///abs/x.log`` name ``/abs/x.log``), or a plain
+  path that ends in ``.log`` / ``.journal`` or starts with ``/``, ``./``, ``../`` or ``~``.
+  A plain path ending in ``.db`` / ``.sqlite`` / ``.sqlite3`` is rejected with a hint to write
+  ``sqlite:///PATH`` instead.
+* ``redis://[[USER]:PASS@]HOST[:PORT][/DB][?prefix=NAME]`` (or ``rediss://`` for TLS): a journal
+  storage on Redis (``JournalRedisBackend``); ``prefix`` namespaces the keys (default ``""``, the
+  same keys plain Optuna and optuna-dashboard use: ``<prefix>:log_number``, ``<prefix>:log:<n>``,
+  ``<prefix>:snapshot``).
+
+RDB storages are returned as :class:`RetryingRDBStorage`, an ``optuna.storages.RDBStorage`` subclass
+that retries reads and idempotent writes on transient database errors (dropped connections,
+deadlocks, lock timeouts); see that class for exactly what is retried and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import re
+import time
+import warnings
+from collections.abc import Callable, Container, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import optuna
+import sqlalchemy
+import sqlalchemy.exc
+from optuna.distributions import BaseDistribution
+from optuna.exceptions import ExperimentalWarning, StorageInternalError
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.study._frozen import FrozenStudy
+from optuna.study._study_direction import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from ablate.errors import StorageError
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "RetryPolicy",
+    "RetryingRDBStorage",
+    "StorageSpec",
+    "check_reachable",
+    "is_heartbeat_capable",
+    "is_transient_error",
+    "mask_url",
+    "open_storage",
+    "parse_storage",
+    "resolve_url",
+]
+
+DEFAULT_STORAGE = "sqlite:///studies/runs/ablate.db"
+ENV_VAR = "OPTUNA_STORAGE"
+
+KINDS = ("sqlite", "postgresql", "mysql", "journal-file", "journal-redis")
+SERVER_KINDS = ("postgresql", "mysql", "journal-redis")
+
+ACCEPTED_FORMS = (
+    "sqlite:///PATH.db, postgresql://USER[:PASS]@HOST[:PORT]/DB, mysql://USER[:PASS]@HOST[:PORT]/DB, "
+    "redis://HOST[:PORT][/DB][?prefix=NAME], or a journal file (PATH.log, PATH.journal, journal:PATH)"
+)
+
+_JOURNAL_SUFFIXES = (".log", ".journal")
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_PLAIN_PATH_PREFIXES = ("/", "./", "../", "~")
+
+_SCHEME_REWRITES = {
+    "postgres": "postgresql+psycopg2",
+    "postgresql": "postgresql+psycopg2",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+    "mariadb+pymysql": "mysql+pymysql",
+}
+_RDB_DRIVERS = {
+    "sqlite": "sqlite",
+    "postgresql+psycopg2": "postgresql",
+    "mysql+pymysql": "mysql",
+}
+
+# Connection parameters used for every pooled RDB connection (the URL's query string wins).
+CONNECT_TIMEOUT_S = 10
+SQLITE_BUSY_TIMEOUT_S = 60
+POOL_RECYCLE_S = 1800
+DEFAULT_APPLICATION_NAME = "ablate"
+
+_logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+# --------------------------------------------------------------------------------------------------
+# URL handling
+# --------------------------------------------------------------------------------------------------
+
+_USERINFO_RE = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:@/?#]*:)(?P<pw>.*)@(?P<rest>[^@]*)$")
+_QUERY_SECRET_RE = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)[^&#]*")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (userinfo or ``?password=`` query) replaced by ``***``."""
+    masked = _USERINFO_RE.sub(lambda m: f"{m['head']}***@{m['rest']}", url)
+    return _QUERY_SECRET_RE.sub(r"\1***", masked)
+
+
+def _password_of(url: str) -> str | None:
+    m = _USERINFO_RE.match(url)
+    return m["pw"] if m and m["pw"] else None
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    """A validated storage location.  ``url`` is normalised and can be passed to :func:`open_storage`."""
+
+    url: str
+    kind: str  # one of KINDS
+
+    def masked(self) -> str:
+        """The URL with any password replaced by ``***`` (safe for logs and error messages)."""
+        return mask_url(self.url)
+
+    @property
+    def is_server(self) -> bool:
+        return self.kind in SERVER_KINDS
+
+    @property
+    def path(self) -> Path | None:
+        """The local file of a ``sqlite`` or ``journal-file`` storage (None for servers / ``:memory:``)."""
+        if self.kind == "journal-file":
+            return Path(_journal_path(self.url)).expanduser()
+        if self.kind == "sqlite":
+            database = sqlalchemy.engine.make_url(self.url).database
+            if not database or database == ":memory:" or database.startswith("file:"):
+                return None
+            return Path(database)
+        return None
+
+    def __str__(self) -> str:
+        return self.masked()
+
+
+def resolve_url(url: str | None) -> str:
+    """The storage URL to use: an explicit ``url`` (even ``""``) wins, then a non-empty
+    ``$OPTUNA_STORAGE``, then :data:`DEFAULT_STORAGE`."""
+    if url is not None:
+        return url
+    env = os.environ.get(ENV_VAR, "").strip()
+    return env or DEFAULT_STORAGE
+
+
+def _reject(url: str, reason: str) -> StorageError:
+    return StorageError(_one_line(f"storage {mask_url(url)!r}: {reason}; use one of {ACCEPTED_FORMS}"))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def parse_storage(url: str | None) -> StorageSpec:
+    """Validate the form of a storage URL (no I/O) and classify it.
+
+    ``None`` resolves through :func:`resolve_url`.  Raises :class:`StorageError` for anything that is
+    not one of the accepted forms (see the module docstring).
+    """
+    raw = resolve_url(url)
+    text = raw.strip()
+    if not text:
+        raise _reject(raw, "the storage URL is empty")
+
+    lowered = text.lower()
+    if lowered.startswith(("journal:", "file:")):
+        path = text.split(":", 1)[1]
+        if path.startswith("//"):
+            path = path[2:]
+        if not path.strip() or path.endswith(("/", os.sep)):
+            raise _reject(text, "a journal file URL needs a file path, e.g. journal:studies/runs/x.log")
+        return StorageSpec(url=_journal_url(path), kind="journal-file")
+
+    if "://" not in text:
+        return _parse_plain_path(text)
+
+    scheme = text.split("://", 1)[0].lower()
+    if scheme in ("redis", "rediss"):
+        return _parse_redis(text)
+    scheme = _SCHEME_REWRITES.get(scheme, scheme)
+    if scheme not in _RDB_DRIVERS:
+        if scheme.split("+", 1)[0] in ("postgresql", "mysql", "sqlite"):
+            raise _reject(text, f"driver {scheme!r} is not installed (psycopg2 and PyMySQL are)")
+        raise _reject(text, f"unsupported scheme {scheme + '://'!r}")
+    text = scheme + "://" + text.split("://", 1)[1]
+    kind = _RDB_DRIVERS[scheme]
+    try:
+        parsed = sqlalchemy.engine.make_url(text)
+    except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
+        raise _reject(text, f"malformed URL ({_one_line(str(exc))})") from None
+    if kind == "sqlite":
+        if parsed.host or parsed.username or parsed.port:
+            raise _reject(text, "a SQLite URL has no host: write sqlite:///relative.db or sqlite:////abs.db")
+        if not parsed.database:
+            raise _reject(text, "a SQLite URL needs a file name, e.g. sqlite:///studies/runs/ablate.db")
+    elif not parsed.database:
+        raise _reject(text, f"a {kind} URL needs a database name after the host, e.g. .../test")
+    return StorageSpec(url=text, kind=kind)
+
+
+def _parse_plain_path(text: str) -> StorageSpec:
+    lowered = text.lower()
+    if lowered.endswith(_SQLITE_SUFFIXES):
+        raise _reject(text, f"a plain path is read as a journal file; for SQLite write 'sqlite:///{text}'")
+    if lowered.endswith(_JOURNAL_SUFFIXES) or text.startswith(_PLAIN_PATH_PREFIXES):
+        if text.endswith(("/", os.sep)):
+            raise _reject(text, "a journal file path must name a file, not a directory")
+        return StorageSpec(url=_journal_url(text), kind="journal-file")
+    raise _reject(text, "not a URL and not a journal file path (.log / .journal, or starting with / ./ ~)")
+
+
+def _is_plain_journal_path(path: str) -> bool:
+    lowered = path.lower()
+    return (
+        "://" not in path
+        and not lowered.startswith(("journal:", "file:"))
+        and not lowered.endswith(_SQLITE_SUFFIXES)
+        and (lowered.endswith(_JOURNAL_SUFFIXES) or path.startswith(_PLAIN_PATH_PREFIXES))
+    )
+
+
+def _journal_url(path: str) -> str:
+    """Canonical URL of a journal file: the plain path when it reads back as one, else ``journal:PATH``."""
+    if _is_plain_journal_path(path):
+        return path
+    return ("journal://" if path.startswith("//") else "journal:") + path
+
+
+def _journal_path(url: str) -> str:
+    if url.lower().startswith(("journal:", "file:")):
+        path = url.split(":", 1)[1]
+        return path[2:] if path.startswith("//") else path
+    return url
+
+
+def _parse_redis(text: str) -> StorageSpec:
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # validates the port
+    except ValueError as exc:
+        raise _reject(text, f"malformed Redis URL ({exc})") from None
+    if not parts.hostname:
+        raise _reject(text, "a Redis URL needs a host, e.g. redis://127.0.0.1:6379/0")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise _reject(text, f"the Redis database must be a number, got {db!r}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    unknown = sorted({key for key, _ in query if key != "prefix"})
+    if unknown:
+        raise _reject(text, f"unsupported Redis URL parameter(s) {', '.join(unknown)} (only 'prefix')")
+    return StorageSpec(url=text, kind="journal-redis")
+
+
+def _split_redis_prefix(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((value for key, value in query if key == "prefix"), "")
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
+# --------------------------------------------------------------------------------------------------
+# Reachability
+# --------------------------------------------------------------------------------------------------
+
+
+def _db_reason(exc: BaseException, password: str | None) -> str:
+    """A short, one-line, password-free reason from a driver / SQLAlchemy / redis exception."""
+    while isinstance(exc, StorageInternalError) and exc.__cause__ is not None:
+        exc = exc.__cause__  # Optuna's wrapper says "invalid data in the commit" whatever happened
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    if len(args) >= 2 and isinstance(args[0], int) and isinstance(args[1], str):  # PyMySQL
+        text = f"{args[1]} (MySQL error {args[0]})"
+    else:
+        lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+        text = lines[0] if lines else type(orig).__name__
+    text = re.sub(r"^(FATAL|ERROR):\s*", "", text)
+    if password:
+        text = text.replace(password, "***")
+    text = _one_line(text).rstrip(".")
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _hint(reason: str, kind: str) -> str:
+    low = reason.lower()
+    if any(p in low for p in ("authentication", "access denied", "password", 'role "', "noauth")):
+        return "check the user name and password in the URL"
+    if "does not exist" in low or "unknown database" in low:
+        if kind == "postgresql":
+            return "create the database first (createdb NAME) or fix the database name in the URL"
+        return "create the database first (CREATE DATABASE name) or fix the database name in the URL"
+    if "db index is out of range" in low:
+        return "use a Redis database number the server has (usually 0-15)"
+    return "check that the server is running and that host and port in the URL are right"
+
+
+def _unreachable(spec: StorageSpec, exc: BaseException) -> StorageError:
+    reason = _db_reason(exc, _password_of(spec.url))
+    return StorageError(
+        _one_line(f"cannot open storage {spec.masked()!r}: {reason}; {_hint(reason, spec.kind)}")
+    )
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_local(spec: StorageSpec) -> None:
+    path = spec.path
+    if path is None:
+        return
+    if path.is_dir():
+        raise StorageError(
+            f"cannot open storage {spec.masked()!r}: {str(path)!r} is a directory; name a file instead"
+        )
+    target = path if path.exists() else _nearest_existing(path.parent)
+    if not target.is_dir() and target != path:
+        raise StorageError(
+            f"cannot open storage {spec.masked()!r}: {str(target)!r} is not a directory; "
+            "choose another path for the storage file"
+        )
+    directory = path.parent if path.exists() else target
+    if not os.access(directory, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise StorageError(
+            f"cannot open storage {spec.masked()!r}: {str(directory)!r} is not writable; "
+            "choose a writable location for the storage file"
+        )
+
+
+def check_reachable(spec: StorageSpec, timeout: float = 5.0) -> None:
+    """Fail fast with a one-line :class:`StorageError` when the storage cannot be used.
+
+    Servers (PostgreSQL, MySQL, Redis): one connection with a ``timeout``-second connect timeout
+    (PostgreSQL rounds up to whole seconds, minimum 2), which also detects a missing database, bad
+    credentials or a bad Redis database number.  Local files: the file, or the nearest existing
+    ancestor directory it would be created in, must be writable.  Creates nothing.
+    """
+    if spec.kind in ("sqlite", "journal-file"):
+        _check_local(spec)
+        return
+    if spec.kind == "journal-redis":
+        import redis
+
+        plain_url, _ = _split_redis_prefix(spec.url)
+        client = redis.Redis.from_url(plain_url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            client.ping()
+        except redis.exceptions.RedisError as exc:
+            raise _unreachable(spec, exc) from None
+        finally:
+            client.close()
+        return
+
+    if spec.kind == "postgresql":
+        connect_args: dict[str, Any] = {"connect_timeout": max(2, math.ceil(timeout))}
+    else:
+        connect_args = {"connect_timeout": max(0.1, timeout)}
+    try:
+        engine = sqlalchemy.create_engine(
+            spec.url, poolclass=sqlalchemy.pool.NullPool, connect_args=connect_args
+        )
+    except ImportError as exc:
+        raise StorageError(
+            _one_line(
+                f"cannot open storage {spec.masked()!r}: its database driver is not installed ({exc}); "
+                "install it or use postgresql+psycopg2:// / mysql+pymysql://"
+            )
+        ) from None
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise _unreachable(spec, exc) from None
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------------------------------
+# Transient errors and the retrying RDB storage
+# --------------------------------------------------------------------------------------------------
+
+_TRANSIENT_PATTERNS = (
+    "server closed the connection",
+    "terminating connection",
+    "connection already closed",
+    "connection was closed",
+    "connection reset",
+    "connection refused",
+    "could not connect",
+    "could not receive data",
+    "could not send data",
+    "broken pipe",
+    "ssl syscall",
+    "ssl connection has been closed",
+    "lost connection",
+    "server has gone away",
+    "can't connect to mysql",
+    "deadlock",
+    "lock wait timeout",
+    "could not serialize access",
+    "database is locked",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "cannot connect now",
+)
+_PERMANENT_PATTERNS = (
+    "no such table",
+    "no such column",
+    "does not exist",
+    "unknown database",
+    "access denied",
+    "authentication failed",
+    "readonly database",
+    "read-only",
+)
+# MySQL: 1205 lock wait timeout, 1213 deadlock, 2003 can't connect, 2006 gone away, 2013 lost.
+_MYSQL_TRANSIENT_CODES = frozenset({1205, 1213, 2003, 2006, 2013})
+
+
+def _is_storage_layer(exc: BaseException) -> bool:
+    if isinstance(exc, StorageInternalError | sqlalchemy.exc.SQLAlchemyError):
+        return True
+    module = type(exc).__module__ or ""
+    return module.split(".", 1)[0] in ("psycopg2", "pymysql", "sqlite3")
+
+
+def _is_transient_one(exc: BaseException) -> bool:
+    if isinstance(exc, sqlalchemy.exc.DisconnectionError):
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_TRANSIENT_CODES:
+        return True
+    message = str(exc).lower()
+    if any(p in message for p in _TRANSIENT_PATTERNS):
+        return True
+    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        return not any(p in message for p in _PERMANENT_PATTERNS)
+    return False
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a database error worth retrying: a dropped / invalidated connection, a
+    deadlock or lock timeout, or another SQLAlchemy ``OperationalError`` / ``InterfaceError``.
+
+    Optuna wraps SQLAlchemy errors in ``StorageInternalError``, so the cause/context chain is
+    searched.  Only storage-layer exceptions qualify: an ``UpdateFinishedTrialError``, ``KeyError``
+    etc. is never transient, whatever its context.
+    """
+    if not _is_storage_layer(exc):
+        return False
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if _is_transient_one(current):
+            return True
+        stack.extend((current.__cause__, current.__context__, getattr(current, "orig", None)))
+    return False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: attempt k (k >= 1) waits ``min(max_delay, base_delay * 2**(k-1))``
+    scaled by a random factor in [0.5, 1]; at most ``attempts`` tries in all."""
+
+    attempts: int = 5
+    base_delay: float = 0.2
+    max_delay: float = 3.0
+
+    def delay(self, retry: int) -> float:
+        return min(self.max_delay, self.base_delay * 2 ** (retry - 1)) * random.uniform(0.5, 1.0)
+
+
+def _same_values(stored: Sequence[float] | None, wanted: Sequence[float] | None) -> bool:
+    if wanted is None:
+        return True
+    if stored is None or len(stored) != len(wanted):
+        return False
+    return all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(stored, wanted, strict=True))
+
+
+class RetryingRDBStorage(RDBStorage):
+    """``RDBStorage`` that retries transient database errors (see :func:`is_transient_error`).
+
+    What is retried (up to ``retry_policy.attempts`` tries, exponential backoff with jitter), and why
+    it is safe:
+
+    * every read (study/trial getters, ``_get_trials`` behind ``get_all_trials`` and the cached
+      storage, ``_get_best_trial_id``, ``_get_stale_trial_ids``): no side effects.
+    * idempotent writes: study/trial user and system attributes and intermediate values (upserts:
+      writing the same value twice is a no-op), ``set_trial_param`` (a second insert of the same
+      param hits the unique constraint, which Optuna ignores for this method), and
+      ``record_heartbeat`` (which, once the retries are spent, logs and returns instead of raising,
+      so that the heartbeat thread survives to beat again at the next interval).
+    * ``set_trial_state_values`` is not idempotent (a retry after a commit that did reach the
+      server would raise ``UpdateFinishedTrialError``, or report a lost claim), so before each retry
+      the trial is read back: if it already has the target finished state and values, the earlier
+      attempt committed and ``True`` is returned.  For a claim (``RUNNING`` from ``WAITING``): a
+      trial still ``WAITING`` is claimed again; a trial already ``RUNNING`` may have been claimed by
+      the lost attempt or by another worker, which cannot be told apart, so ``False`` is returned
+      (never two workers on one trial) and a warning names the trial, which may stay ``RUNNING``.
+
+    Not retried here: ``create_new_trial`` (Optuna already retries it 5 times, with random sleeps,
+    on any ``StorageInternalError``; a retry after a commit that reached the server would add a
+    second trial, which nothing can detect), ``create_new_study`` (a retry after a lost commit would
+    raise ``DuplicatedStudyError``), ``delete_study`` and schema upgrades.
+    """
+
+    def __init__(self, url: str, *, retry_policy: RetryPolicy | None = None, **kwargs: Any) -> None:
+        self.retry_policy = retry_policy or RetryPolicy()
+        super().__init__(url, **kwargs)
+
+    # -- machinery ---------------------------------------------------------------------------------
+
+    def _wait_before_retry(self, what: str, retry: int, exc: BaseException) -> None:
+        delay = self.retry_policy.delay(retry)
+        _logger.warning(
+            "transient storage error in %s (try %d of %d), retrying in %.2f s: %s",
+            what,
+            retry,
+            self.retry_policy.attempts,
+            delay,
+            _db_reason(exc, _password_of(self.url)),
+        )
+        time.sleep(delay)
+
+    def _retry(self, what: str, func: Callable[[], _T]) -> _T:
+        attempt = 1
+        while True:
+            try:
+                return func()
+            except Exception as exc:
+                if attempt >= self.retry_policy.attempts or not is_transient_error(exc):
+                    raise
+                self._wait_before_retry(what, attempt, exc)
+                attempt += 1
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def get_study_id_from_name(self, study_name: str) -> int:
+        return self._retry(
+            "get_study_id_from_name", lambda: RDBStorage.get_study_id_from_name(self, study_name)
+        )
+
+    def get_study_name_from_id(self, study_id: int) -> str:
+        return self._retry(
+            "get_study_name_from_id", lambda: RDBStorage.get_study_name_from_id(self, study_id)
+        )
+
+    def get_study_directions(self, study_id: int) -> list[StudyDirection]:
+        return self._retry("get_study_directions", lambda: RDBStorage.get_study_directions(self, study_id))
+
+    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
+        return self._retry("get_study_user_attrs", lambda: RDBStorage.get_study_user_attrs(self, study_id))
+
+    def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
+        return self._retry(
+            "get_study_system_attrs", lambda: RDBStorage.get_study_system_attrs(self, study_id)
+        )
+
+    def get_all_studies(self) -> list[FrozenStudy]:
+        return self._retry("get_all_studies", lambda: RDBStorage.get_all_studies(self))
+
+    def get_trial_user_attrs(self, trial_id: int) -> dict[str, Any]:
+        return self._retry("get_trial_user_attrs", lambda: RDBStorage.get_trial_user_attrs(self, trial_id))
+
+    def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
+        return self._retry(
+            "get_trial_system_attrs", lambda: RDBStorage.get_trial_system_attrs(self, trial_id)
+        )
+
+    def get_trial_param(self, trial_id: int, param_name: str) -> float:
+        return self._retry("get_trial_param", lambda: RDBStorage.get_trial_param(self, trial_id, param_name))
+
+    def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
+        return self._retry(
+            "get_trial_id_from_study_id_trial_number",
+            lambda: RDBStorage.get_trial_id_from_study_id_trial_number(self, study_id, trial_number),
+        )
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        return self._retry("get_trial", lambda: RDBStorage.get_trial(self, trial_id))
+
+    def _get_trials(
+        self,
+        study_id: int,
+        states: Container[TrialState] | None,
+        included_trial_ids: set[int],
+        trial_id_greater_than: int,
+    ) -> list[FrozenTrial]:
+        return self._retry(
+            "get_all_trials",
+            lambda: RDBStorage._get_trials(self, study_id, states, included_trial_ids, trial_id_greater_than),
+        )
+
+    def _get_best_trial_id(self, study_id: int, direction: StudyDirection) -> int:
+        return self._retry("get_best_trial", lambda: RDBStorage._get_best_trial_id(self, study_id, direction))
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        return self._retry("get_stale_trial_ids", lambda: RDBStorage._get_stale_trial_ids(self, study_id))
+
+    # -- idempotent writes -------------------------------------------------------------------------
+
+    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
+        self._retry("set_study_user_attr", lambda: RDBStorage.set_study_user_attr(self, study_id, key, value))
+
+    def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
+        self._retry(
+            "set_study_system_attr", lambda: RDBStorage.set_study_system_attr(self, study_id, key, value)
+        )
+
+    def _set_trial_param(
+        self,
+        trial_id: int,
+        param_name: str,
+        param_value_internal: float,
+        distribution: BaseDistribution,
+        previous_distribution: BaseDistribution | None,
+    ) -> None:
+        self._retry(
+            "set_trial_param",
+            lambda: RDBStorage._set_trial_param(
+                self, trial_id, param_name, param_value_internal, distribution, previous_distribution
+            ),
+        )
+
+    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+        self._retry(
+            "set_trial_intermediate_value",
+            lambda: RDBStorage.set_trial_intermediate_value(self, trial_id, step, intermediate_value),
+        )
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._retry("set_trial_user_attr", lambda: RDBStorage.set_trial_user_attr(self, trial_id, key, value))
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._retry(
+            "set_trial_system_attr", lambda: RDBStorage.set_trial_system_attr(self, trial_id, key, value)
+        )
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            self._retry("record_heartbeat", lambda: RDBStorage.record_heartbeat(self, trial_id))
+        except Exception as exc:
+            if not is_transient_error(exc):
+                raise
+            _logger.error(
+                "could not record the heartbeat of trial id %d (will try again at the next interval): %s",
+                trial_id,
+                _db_reason(exc, _password_of(self.url)),
+            )
+
+    # -- the state transition ----------------------------------------------------------------------
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        attempt = 1
+        uncertain = False  # an earlier attempt failed transiently and may have committed
+        while True:
+            try:
+                if uncertain:
+                    current = RDBStorage.get_trial(self, trial_id)
+                    if state == TrialState.RUNNING:
+                        if current.state == TrialState.RUNNING:
+                            _logger.warning(
+                                "trial %d was claimed (WAITING -> RUNNING) but the connection was lost "
+                                "during the commit; not running it here, as another worker may have "
+                                "claimed it. If none did, it stays RUNNING: re-enqueue its parameters.",
+                                current.number,
+                            )
+                            return False
+                    elif current.state == state and _same_values(current.values, values):
+                        return True
+                return RDBStorage.set_trial_state_values(self, trial_id, state, values)
+            except Exception as exc:
+                if attempt >= self.retry_policy.attempts or not is_transient_error(exc):
+                    raise
+                self._wait_before_retry("set_trial_state_values", attempt, exc)
+                attempt += 1
+                uncertain = True
+
+
+# --------------------------------------------------------------------------------------------------
+# Opening
+# --------------------------------------------------------------------------------------------------
+
+
+def _rdb_engine_kwargs(spec: StorageSpec, workers: int) -> dict[str, Any]:
+    url = sqlalchemy.engine.make_url(spec.url)
+    query = set(url.query)
+    # Each worker thread holds one connection through its scoped session while it talks to the
+    # storage, and each running trial's heartbeat thread holds another: size the pool for both.
+    pool = {"pool_size": max(2, workers), "max_overflow": workers + 2}
+    if spec.kind == "sqlite":
+        connect_args: dict[str, Any] = {}
+        if "timeout" not in query:
+            connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_S  # wait on the file lock, don't fail
+        kwargs: dict[str, Any] = {"connect_args": connect_args}
+        if spec.path is not None:  # file database: QueuePool; :memory: uses SingletonThreadPool
+            kwargs.update(pool)
+        return kwargs
+    connect_args = {}
+    if "connect_timeout" not in query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    if spec.kind == "postgresql":
+        if "application_name" not in query:
+            connect_args["application_name"] = DEFAULT_APPLICATION_NAME
+        # TCP keepalives notice a dead server / NAT drop during long trials.
+        for key, value in (
+            ("keepalives", 1),
+            ("keepalives_idle", 30),
+            ("keepalives_interval", 10),
+            ("keepalives_count", 5),
+        ):
+            if key not in query:
+                connect_args[key] = value
+    return {
+        "pool_pre_ping": True,
+        "pool_recycle": POOL_RECYCLE_S,
+        "pool_timeout": 60,
+        "connect_args": connect_args,
+        **pool,
+    }
+
+
+def _prepare_local_file(spec: StorageSpec, create: bool) -> None:
+    path = spec.path
+    if path is None:
+        return
+    if not path.exists():
+        if not create:
+            raise StorageError(
+                f"cannot open storage {spec.masked()!r}: {str(path)!r} does not exist; "
+                "check the path, or let ablate create the storage"
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                _one_line(
+                    f"cannot open storage {spec.masked()!r}: cannot create directory "
+                    f"{str(path.parent)!r} ({exc.strerror or exc}); choose a writable location"
+                )
+            ) from None
+    _check_local(spec)
+
+
+def open_storage(
+    url: str | None,
+    *,
+    workers: int = 1,
+    heartbeat_interval: int | None = 60,
+    grace_period: int | None = None,
+    create: bool = True,
+) -> BaseStorage:
+    """Open the storage named by ``url`` (``None``: ``$OPTUNA_STORAGE``, then :data:`DEFAULT_STORAGE`).
+
+    * RDB URLs give a :class:`RetryingRDBStorage` (pool sized for ``workers`` threads, pre-ping,
+      connect timeouts; SQLite waits up to 60 s on a locked file), with heartbeats every
+      ``heartbeat_interval`` seconds (``None`` disables them; ``grace_period`` defaults to twice the
+      interval in Optuna) and ``RetryHeartbeatStaleTrialCallback(max_retry=3)``, so a trial whose
+      worker died is failed and re-queued as ``WAITING`` up to 3 times.
+    * Journal files and Redis give an ``optuna.storages.JournalStorage`` (no heartbeats: the
+      heartbeat arguments are ignored).
+    * ``create`` only concerns local files: with ``True`` a missing SQLite / journal file and its
+      parent directories are created; with ``False`` a missing file is a :class:`StorageError`.
+      Server databases are never created.
+
+    Raises :class:`StorageError` (one line, password masked) for a bad URL, an unreachable server,
+    a missing database or an unwritable location.  Pass the result to ``optuna.create_study`` /
+    ``optuna.load_study`` (``storage=``); Optuna adds its own caching layer over an RDB storage.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if heartbeat_interval is not None and heartbeat_interval <= 0:
+        raise ValueError(
+            f"heartbeat_interval must be a positive number of seconds or None, got {heartbeat_interval}"
+        )
+    if grace_period is not None and grace_period <= 0:
+        raise ValueError(f"grace_period must be a positive number of seconds or None, got {grace_period}")
+
+    spec = parse_storage(url)
+    if spec.kind in ("sqlite", "journal-file"):
+        _prepare_local_file(spec, create)
+    else:
+        check_reachable(spec)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeat & journal APIs are "experimental"
+        if spec.kind == "journal-file":
+            return _open_journal_file(spec)
+        if spec.kind == "journal-redis":
+            return _open_journal_redis(spec)
+        return _open_rdb(spec, workers, heartbeat_interval, grace_period)
+
+
+def _open_rdb(
+    spec: StorageSpec, workers: int, heartbeat_interval: int | None, grace_period: int | None
+) -> RetryingRDBStorage:
+    try:
+        return RetryingRDBStorage(
+            spec.url,
+            engine_kwargs=_rdb_engine_kwargs(spec, workers),
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=(
+                RetryHeartbeatStaleTrialCallback(max_retry=3) if heartbeat_interval is not None else None
+            ),
+        )
+    except (sqlalchemy.exc.SQLAlchemyError, StorageInternalError) as exc:
+        raise _unreachable(spec, exc) from None
+    except RuntimeError as exc:
+        if "schema" not in str(exc):
+            raise
+        raise StorageError(
+            _one_line(
+                f"cannot open storage {spec.masked()!r}: its Optuna schema does not match optuna "
+                f"{optuna.__version__}; run `optuna storage upgrade --storage URL` or update optuna"
+            )
+        ) from None
+
+
+def _open_journal_file(spec: StorageSpec) -> BaseStorage:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path = spec.path
+    assert path is not None
+    try:
+        return JournalStorage(JournalFileBackend(str(path)))
+    except (OSError, ValueError) as exc:
+        raise StorageError(
+            _one_line(
+                f"cannot open storage {spec.masked()!r}: {exc}; check that the file is an Optuna "
+                "journal and readable"
+            )
+        ) from None
+
+
+def _open_journal_redis(spec: StorageSpec) -> BaseStorage:
+    import redis
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalRedisBackend
+
+    plain_url, prefix = _split_redis_prefix(spec.url)
+    try:
+        return JournalStorage(JournalRedisBackend(plain_url, prefix=prefix))
+    except (redis.exceptions.RedisError, ValueError) as exc:
+        raise _unreachable(spec, exc) from None
+
+
+def is_heartbeat_capable(storage: BaseStorage) -> bool:
+    """Whether heartbeats run for trials on ``storage``: it implements Optuna's heartbeat protocol
+    (RDB storages, also behind Optuna's caching wrapper) *and* a heartbeat interval is set.  When
+    True, a trial whose worker died is failed after the grace period (and re-queued by the
+    callback :func:`open_storage` installs); when False, such a trial stays ``RUNNING``."""
+    return isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval() is not None

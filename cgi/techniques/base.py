@@ -1,0 +1,144 @@
+"""What every technique receives and returns, and the small pieces they share."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from crossgen.bnn import BayesianMLP
+from crossgen.config import RunConfig
+from crossgen.data import Task
+from crossgen.nets import MLP, layer_sizes
+from crossgen.seeding import torch_generator
+from crossgen.train import accuracy_bnn, accuracy_deterministic
+
+TargetEpochCallback = Callable[[int, float], None]
+"""Called with (epoch, validation accuracy) after each target epoch; may raise to stop the run (pruning)."""
+
+
+@dataclass
+class StageTimer:
+    """Wall time per named stage, accumulated (a stage entered twice adds up)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+@dataclass
+class Context:
+    """One run's inputs: configuration, the two tasks (already on the device), a timer, callbacks."""
+
+    config: RunConfig
+    source: Task
+    target: Task
+    device: torch.device
+    timer: StageTimer
+    on_target_epoch: TargetEpochCallback | None = None
+
+    def generator(self, stream: str, *, device: bool = False) -> torch.Generator:
+        """A fresh generator for ``stream``; ``device=True`` puts it where sampling noise is drawn."""
+        where = str(self.device) if device else "cpu"
+        return torch_generator(self.config.seed, stream, where)
+
+
+@dataclass
+class Outcome:
+    """A trained target model, seen through the one thing a run needs: accuracy on a split."""
+
+    accuracy: Callable[[torch.Tensor, torch.Tensor], float]
+    history: dict[str, list[float]] = field(default_factory=dict)
+    artefacts: dict[str, Any] = field(default_factory=dict)
+
+
+def new_mlp(ctx: Context, which: str, n_in: int | None = None, aux_classes: int | None = None) -> MLP:
+    """A deterministic MLP for the source or target side, initialised from that side's init stream."""
+    case = ctx.config.case_spec
+    task = ctx.source if which == "source" else ctx.target
+    model = case.source_model if which == "source" else case.target_model
+    sizes = layer_sizes(
+        model, n_in or task.n_features, task.n_classes, ctx.config.fidelity.width, bayesian=False
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ctx.generator(f"{which}_init").initial_seed())
+        net = MLP(sizes, aux_classes=aux_classes)
+    return net.to(ctx.device)
+
+
+def new_bnn(ctx: Context, which: str) -> BayesianMLP:
+    """A Bayesian MLP for the source or target side, initialised from that side's init stream."""
+    case = ctx.config.case_spec
+    task = ctx.source if which == "source" else ctx.target
+    model = case.source_model if which == "source" else case.target_model
+    sizes = layer_sizes(model, task.n_features, task.n_classes, ctx.config.fidelity.width, bayesian=True)
+    cfg = ctx.config.bnn
+    bnn = BayesianMLP(
+        sizes,
+        prior_sigma=cfg.prior_sigma,
+        init_log_sigma=cfg.init_log_sigma,
+        jitter=cfg.init_log_sigma_jitter,
+        generator=ctx.generator(f"{which}_init"),
+        name=f"{which}_bnn",
+    )
+    return bnn.to(ctx.device)
+
+
+def target_epoch_hook(ctx: Context, accuracy: Callable[[], float]) -> Callable[[int, float], None] | None:
+    """Adapt the run's (epoch, val accuracy) callback to a fit loop's (epoch, loss) callback."""
+    if ctx.on_target_epoch is None:
+        return None
+    callback = ctx.on_target_epoch
+
+    def hook(epoch: int, _loss: float) -> None:
+        callback(epoch, accuracy())
+
+    return hook
+
+
+def mlp_outcome(net: MLP, history: dict[str, list[float]], **artefacts: Any) -> Outcome:
+    return Outcome(lambda x, y: accuracy_deterministic(net, x, y), history, dict(artefacts))
+
+
+def bnn_outcome(ctx: Context, bnn: BayesianMLP, history: dict[str, list[float]], **artefacts: Any) -> Outcome:
+    def accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
+        gen = ctx.generator("eval", device=True)
+        return accuracy_bnn(bnn, x, y, samples=ctx.config.fidelity.eval_samples, generator=gen)
+
+    return Outcome(accuracy, history, dict(artefacts))
+
+
+def fit_target_bnn(ctx: Context, bnn: BayesianMLP, history: dict[str, list[float]]) -> None:
+    """Train the target BNN for the fidelity's epoch budget (shared by the benchmark and CGI)."""
+    from crossgen.train import fit_bnn
+
+    fid = ctx.config.fidelity
+    tgt = ctx.target
+    gen = ctx.generator("eval", device=True)
+
+    def val_acc() -> float:
+        return accuracy_bnn(bnn, tgt.val.x, tgt.val.y, samples=fid.eval_samples, generator=gen)
+
+    with ctx.timer("target_training"):
+        history["target"] = fit_bnn(
+            bnn,
+            tgt.train.x,
+            tgt.train.y,
+            epochs=fid.epochs,
+            lr=fid.bnn_lr,
+            batch_size=fid.batch_size,
+            generator=ctx.generator("target_train"),
+            noise=ctx.generator("target_noise", device=True),
+            on_epoch=target_epoch_hook(ctx, val_acc),
+            what="target BNN",
+        ).losses
