@@ -67,12 +67,8 @@ class BayesLinear(nn.Module):
     def sample_weights(self, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """One joint draw of (weight, bias) from the posterior, for the posterior predictive."""
         dev = self.w_loc.device
-        w = self.w_loc + self.w_log_sigma.exp() * torch.randn(
-            self.w_loc.shape, generator=generator, device=dev
-        )
-        b = self.b_loc + self.b_log_sigma.exp() * torch.randn(
-            self.b_loc.shape, generator=generator, device=dev
-        )
+        w = self.w_loc + self.w_log_sigma.exp() * torch.randn(self.w_loc.shape, generator=generator, device=dev)
+        b = self.b_loc + self.b_log_sigma.exp() * torch.randn(self.b_loc.shape, generator=generator, device=dev)
         return w, b
 
     def posterior(self) -> tuple[dist.Normal, dist.Normal]:
@@ -109,9 +105,7 @@ class BayesianMLP(nn.Module):
         zero = torch.zeros((), device=self.layers[0].w_loc.device)
         return dist.Normal(zero, zero + self.prior_sigma).expand(shape).to_event(len(shape))
 
-    def model(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, n_total: int | None = None
-    ) -> torch.Tensor:
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None, n_total: int | None = None) -> torch.Tensor:
         """p(θ) p(y | x, θ); ``n_total`` scales a minibatch's likelihood up to the whole training set."""
         h = x
         for i, layer in enumerate(self.layers):

@@ -90,13 +90,10 @@ class Split:
 
     def __post_init__(self) -> None:
         if self.x.ndim != 2 or self.x.dtype != torch.float32:
-            raise ValueError(
-                f"Split.x must be a 2-D float32 tensor, got {self.x.dtype} {tuple(self.x.shape)}"
-            )
+            raise ValueError(f"Split.x must be a 2-D float32 tensor, got {self.x.dtype} {tuple(self.x.shape)}")
         if self.y.ndim != 1 or self.y.dtype != torch.int64 or len(self.y) != len(self.x):
             raise ValueError(
-                f"Split.y must be a 1-D int64 tensor of length {len(self.x)}, "
-                f"got {self.y.dtype} {tuple(self.y.shape)}"
+                f"Split.y must be a 1-D int64 tensor of length {len(self.x)}, got {self.y.dtype} {tuple(self.y.shape)}"
             )
 
     def __len__(self) -> int:
@@ -145,9 +142,7 @@ def _parse_source(source: str) -> tuple[str, Path | None]:
         return src, None
     if src.startswith("idx:") and src[4:].strip():
         return "idx", Path(src[4:].strip()).expanduser()
-    raise ConfigError(
-        f"unknown data source {source!r}; use 'mnist', 'digits' or 'idx:DIR' (DIR holds IDX files)"
-    )
+    raise ConfigError(f"unknown data source {source!r}; use 'mnist', 'digits' or 'idx:DIR' (DIR holds IDX files)")
 
 
 def default_data_dir() -> Path:
@@ -297,9 +292,7 @@ def _validate_pickled(obj: object, name: str) -> Arrays:
             raise DataError(f"{name}: {split} has dtypes {x.dtype}/{y.dtype}, expected float/int; {fix}")
         want = (MNIST_SIZES[split], MNIST_FEATURES)
         if x.shape != want or y.shape != want[:1]:
-            raise DataError(
-                f"{name}: {split} has shapes {x.shape}/{y.shape}, expected {want}/{want[:1]}; {fix}"
-            )
+            raise DataError(f"{name}: {split} has shapes {x.shape}/{y.shape}, expected {want}/{want[:1]}; {fix}")
         out[split] = (x, y)
     return out
 
@@ -362,8 +355,7 @@ def fetch_mnist(data_dir: Path | None = None, *, quiet: bool = False) -> Path:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(
-            f"cannot create data directory {data_dir} ({_one_line(exc)}); "
-            "set ABLATE_DATA_DIR to a writable directory"
+            f"cannot create data directory {data_dir} ({_one_line(exc)}); set ABLATE_DATA_DIR to a writable directory"
         ) from exc
     raw, name = _obtain_pkl_gz(data_dir, log)
     log(f"sha256 ok; unpickling {name} (numpy arrays only) ...")
@@ -439,9 +431,7 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
         else:
             data = path.read_bytes()
     except (OSError, EOFError) as exc:  # BadGzipFile is an OSError; a cut-off gzip raises EOFError
-        raise DataError(
-            f"cannot read IDX file {path} ({_one_line(exc)}); replace it with a good copy"
-        ) from exc
+        raise DataError(f"cannot read IDX file {path} ({_one_line(exc)}); replace it with a good copy") from exc
     header = 4 + 4 * ndim
     expected_magic = 0x0800 | ndim
     if len(data) < 4 or int.from_bytes(data[:4], "big") != expected_magic:
@@ -466,9 +456,7 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
 
 def _load_idx(directory: Path) -> Arrays:
     if not directory.is_dir():
-        raise DataError(
-            f"IDX directory {directory} does not exist; pass idx:DIR with the folder of IDX files"
-        )
+        raise DataError(f"IDX directory {directory} does not exist; pass idx:DIR with the folder of IDX files")
     parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     shape: tuple[int, ...] | None = None
     for split, (img_name, lbl_name) in IDX_FILES.items():
@@ -512,9 +500,7 @@ def _load_digits() -> Arrays:
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype(np.float32)
     y = y.astype(np.int64)
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=0.2, stratify=y, random_state=DIGITS_SEED
-    )
+    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=DIGITS_SEED)
     x_train, x_val, y_train, y_val = train_test_split(
         x_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=DIGITS_SEED
     )
@@ -618,9 +604,7 @@ def load_tasks(
     _check_limit(max_eval, "max_eval")
     _parse_source(source)
     arrays = load_arrays(source, data_dir, auto_fetch=auto_fetch, log=log)
-    return {
-        name: make_task(arrays, name, source, max_train=max_train, max_eval=max_eval) for name in TASK_DIGITS
-    }
+    return {name: make_task(arrays, name, source, max_train=max_train, max_eval=max_eval) for name in TASK_DIGITS}
 
 
 def dataset_info(tasks: Mapping[str, Task]) -> list[dict]:

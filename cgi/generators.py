@@ -197,9 +197,7 @@ def _seed_from(random_state: Any) -> int:
         return int(random_state.integers(0, 2**31 - 1))
     if _is_int(random_state) and 0 <= int(random_state) < 2**32:
         return int(random_state)
-    raise ConfigError(
-        f"random_state: must be an integer in [0, 2**32) or a numpy Generator, got {random_state!r}"
-    )
+    raise ConfigError(f"random_state: must be an integer in [0, 2**32) or a numpy Generator, got {random_state!r}")
 
 
 def _as_generator(rng: Any) -> np.random.Generator:

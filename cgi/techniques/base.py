@@ -67,9 +67,7 @@ def new_mlp(ctx: Context, which: str, n_in: int | None = None, aux_classes: int 
     case = ctx.config.case_spec
     task = ctx.source if which == "source" else ctx.target
     model = case.source_model if which == "source" else case.target_model
-    sizes = layer_sizes(
-        model, n_in or task.n_features, task.n_classes, ctx.config.fidelity.width, bayesian=False
-    )
+    sizes = layer_sizes(model, n_in or task.n_features, task.n_classes, ctx.config.fidelity.width, bayesian=False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(ctx.generator(f"{which}_init").initial_seed())
         net = MLP(sizes, aux_classes=aux_classes)

@@ -88,16 +88,12 @@ def cgi(ctx: Context) -> Outcome:
             data = {g: np.concatenate([theta_bb[g], theta_s[g]]) for g in GROUPS}
         else:
             data = {"shared": np.concatenate([theta_bb[g] for g in GROUPS] + [theta_s[g] for g in GROUPS])}
-        generators = {
-            name: WeightPointGenerator(spec, random_state=fit_seed).fit(X) for name, X in data.items()
-        }
+        generators = {name: WeightPointGenerator(spec, random_state=fit_seed).fit(X) for name, X in data.items()}
 
     with ctx.timer("sampling"):
         rng = numpy_generator(seed, "cgi_sample")
         need = group_sizes(target)
-        generated = {
-            g: generators[g if cfg.scope == "separate" else "shared"].sample(need[g], rng) for g in GROUPS
-        }
+        generated = {g: generators[g if cfg.scope == "separate" else "shared"].sample(need[g], rng) for g in GROUPS}
         if not all(np.isfinite(p).all() for p in generated.values()):
             raise ValueError("the generator produced non-finite weight points")
         assign(target, generated, transfer=cfg.transfer)
