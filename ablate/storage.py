@@ -318,9 +318,7 @@ def _hint(reason: str, kind: str) -> str:
 
 def _unreachable(spec: StorageSpec, exc: BaseException) -> StorageError:
     reason = _db_reason(exc, _password_of(spec.url))
-    return StorageError(
-        _one_line(f"cannot open storage {spec.masked()!r}: {reason}; {_hint(reason, spec.kind)}")
-    )
+    return StorageError(_one_line(f"cannot open storage {spec.masked()!r}: {reason}; {_hint(reason, spec.kind)}"))
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -335,9 +333,7 @@ def _check_local(spec: StorageSpec) -> None:
     if path is None:
         return
     if path.is_dir():
-        raise StorageError(
-            f"cannot open storage {spec.masked()!r}: {str(path)!r} is a directory; name a file instead"
-        )
+        raise StorageError(f"cannot open storage {spec.masked()!r}: {str(path)!r} is a directory; name a file instead")
     target = path if path.exists() else _nearest_existing(path.parent)
     if not target.is_dir() and target != path:
         raise StorageError(
@@ -381,9 +377,7 @@ def check_reachable(spec: StorageSpec, timeout: float = 5.0) -> None:
     else:
         connect_args = {"connect_timeout": max(0.1, timeout)}
     try:
-        engine = sqlalchemy.create_engine(
-            spec.url, poolclass=sqlalchemy.pool.NullPool, connect_args=connect_args
-        )
+        engine = sqlalchemy.create_engine(spec.url, poolclass=sqlalchemy.pool.NullPool, connect_args=connect_args)
     except ImportError as exc:
         raise StorageError(
             _one_line(
@@ -568,14 +562,10 @@ class RetryingRDBStorage(RDBStorage):
     # -- reads -------------------------------------------------------------------------------------
 
     def get_study_id_from_name(self, study_name: str) -> int:
-        return self._retry(
-            "get_study_id_from_name", lambda: RDBStorage.get_study_id_from_name(self, study_name)
-        )
+        return self._retry("get_study_id_from_name", lambda: RDBStorage.get_study_id_from_name(self, study_name))
 
     def get_study_name_from_id(self, study_id: int) -> str:
-        return self._retry(
-            "get_study_name_from_id", lambda: RDBStorage.get_study_name_from_id(self, study_id)
-        )
+        return self._retry("get_study_name_from_id", lambda: RDBStorage.get_study_name_from_id(self, study_id))
 
     def get_study_directions(self, study_id: int) -> list[StudyDirection]:
         return self._retry("get_study_directions", lambda: RDBStorage.get_study_directions(self, study_id))
@@ -584,9 +574,7 @@ class RetryingRDBStorage(RDBStorage):
         return self._retry("get_study_user_attrs", lambda: RDBStorage.get_study_user_attrs(self, study_id))
 
     def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
-        return self._retry(
-            "get_study_system_attrs", lambda: RDBStorage.get_study_system_attrs(self, study_id)
-        )
+        return self._retry("get_study_system_attrs", lambda: RDBStorage.get_study_system_attrs(self, study_id))
 
     def get_all_studies(self) -> list[FrozenStudy]:
         return self._retry("get_all_studies", lambda: RDBStorage.get_all_studies(self))
@@ -595,9 +583,7 @@ class RetryingRDBStorage(RDBStorage):
         return self._retry("get_trial_user_attrs", lambda: RDBStorage.get_trial_user_attrs(self, trial_id))
 
     def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
-        return self._retry(
-            "get_trial_system_attrs", lambda: RDBStorage.get_trial_system_attrs(self, trial_id)
-        )
+        return self._retry("get_trial_system_attrs", lambda: RDBStorage.get_trial_system_attrs(self, trial_id))
 
     def get_trial_param(self, trial_id: int, param_name: str) -> float:
         return self._retry("get_trial_param", lambda: RDBStorage.get_trial_param(self, trial_id, param_name))
@@ -635,9 +621,7 @@ class RetryingRDBStorage(RDBStorage):
         self._retry("set_study_user_attr", lambda: RDBStorage.set_study_user_attr(self, study_id, key, value))
 
     def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
-        self._retry(
-            "set_study_system_attr", lambda: RDBStorage.set_study_system_attr(self, study_id, key, value)
-        )
+        self._retry("set_study_system_attr", lambda: RDBStorage.set_study_system_attr(self, study_id, key, value))
 
     def _set_trial_param(
         self,
@@ -664,9 +648,7 @@ class RetryingRDBStorage(RDBStorage):
         self._retry("set_trial_user_attr", lambda: RDBStorage.set_trial_user_attr(self, trial_id, key, value))
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._retry(
-            "set_trial_system_attr", lambda: RDBStorage.set_trial_system_attr(self, trial_id, key, value)
-        )
+        self._retry("set_trial_system_attr", lambda: RDBStorage.set_trial_system_attr(self, trial_id, key, value))
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
@@ -682,9 +664,7 @@ class RetryingRDBStorage(RDBStorage):
 
     # -- the state transition ----------------------------------------------------------------------
 
-    def set_trial_state_values(
-        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
-    ) -> bool:
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
         attempt = 1
         uncertain = False  # an earlier attempt failed transiently and may have committed
         while True:
@@ -804,9 +784,7 @@ def open_storage(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if heartbeat_interval is not None and heartbeat_interval <= 0:
-        raise ValueError(
-            f"heartbeat_interval must be a positive number of seconds or None, got {heartbeat_interval}"
-        )
+        raise ValueError(f"heartbeat_interval must be a positive number of seconds or None, got {heartbeat_interval}")
     if grace_period is not None and grace_period <= 0:
         raise ValueError(f"grace_period must be a positive number of seconds or None, got {grace_period}")
 
@@ -862,8 +840,7 @@ def _open_journal_file(spec: StorageSpec) -> BaseStorage:
     except (OSError, ValueError) as exc:
         raise StorageError(
             _one_line(
-                f"cannot open storage {spec.masked()!r}: {exc}; check that the file is an Optuna "
-                "journal and readable"
+                f"cannot open storage {spec.masked()!r}: {exc}; check that the file is an Optuna journal and readable"
             )
         ) from None
 

@@ -29,9 +29,7 @@ from ablate.errors import AblateError, StorageError
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
-POSTGRES_URL = os.environ.get(
-    "ABLATE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("ABLATE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("ABLATE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("ABLATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -385,8 +383,7 @@ def _terminate(where: str, *params: object) -> int:
     """Terminate the matching backends (waiting up to 5 s for each to exit); how many."""
     with _admin_connection() as connection, connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-            f"WHERE pid <> pg_backend_pid() AND {where}",
+            f"SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND {where}",
             params,
         )
         return sum(1 for (ok,) in cursor.fetchall() if ok)
@@ -609,3 +606,12 @@ def test_mysql_error_codes_are_transient() -> None:
     assert not st.is_transient_error(
         sqlalchemy.exc.ProgrammingError("SELECT", {}, pymysql.err.ProgrammingError(1146, "no table"))
     )
+
+
+def test_require_server_skips_normally_but_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        require_server("127.0.0.1", 1)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception):
+        require_server("127.0.0.1", 1)

@@ -1,0 +1,138 @@
+"""The benchmarks behind ``ablate bench``: every number is a ratio of timings taken in the same run.
+
+This machine is shared and noisy, so absolute seconds mean little; each measurement interleaves the
+contenders and keeps the median of several repeats, and the bars are on ratios.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from crossgen.bnn import BayesianMLP
+from crossgen.config import CGIConfig, RunConfig
+from crossgen.data import Task
+from crossgen.nets import MLP
+from crossgen.runner import CGI_OVERHEAD_STAGES, run
+from crossgen.train import fit_bnn, fit_deterministic
+from pyro.infer import SVI, Trace_ELBO
+from pyro.infer.autoguide import AutoNormal
+from pyro.nn import PyroModule, PyroSample
+from torch import nn
+
+SIZES = [784, 400, 400, 8]
+BATCH = 128
+
+
+class ReferenceBNN(PyroModule):
+    """A Pyro BNN written the way a typical user would: PyroModule + PyroSample priors (bench only)."""
+
+    def __init__(self, sizes: list[int], prior_sigma: float = 1.0) -> None:
+        super().__init__()
+        layers = []
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+            layer = PyroModule[nn.Linear](a, b)
+            layer.weight = PyroSample(dist.Normal(0.0, prior_sigma).expand([b, a]).to_event(2))
+            layer.bias = PyroSample(dist.Normal(0.0, prior_sigma).expand([b]).to_event(1))
+            layers.append(layer)
+        self.layers = PyroModule[nn.ModuleList](layers)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, n_total: int | None = None) -> torch.Tensor:
+        h = x
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i < len(self.layers) - 1:
+                h = torch.relu(h)
+        with pyro.plate("data", size=n_total or x.shape[0], subsample=torch.arange(x.shape[0], device=x.device)):
+            pyro.sample("obs", dist.Categorical(logits=h), obs=y)
+        return h
+
+
+def _reference_epoch(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> Callable[[], None]:
+    pyro.clear_param_store()
+    model = ReferenceBNN(SIZES).to(x.device)
+    guide = AutoNormal(model)
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), Trace_ELBO())
+
+    def epoch() -> None:
+        for idx in torch.randperm(x.shape[0], generator=generator).split(BATCH):
+            idx = idx.to(x.device)
+            svi.step(x[idx], y[idx], x.shape[0])
+
+    return epoch
+
+
+def _median_time(fn: Callable[[], None], repeats: int, sync: Callable[[], None]) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def epoch_benchmark(task: Task, *, device: str = "cpu", repeats: int = 3, max_examples: int | None = None) -> dict:
+    """Seconds per epoch on ``task``'s training set: deterministic MLP, our BNN, the reference Pyro BNN."""
+    dev = torch.device(device)
+    x, y = task.train.x, task.train.y
+    if max_examples is not None:
+        x, y = x[:max_examples], y[:max_examples]
+    x, y = x.to(dev), y.to(dev)
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.Generator(device=dev).manual_seed(0)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    det = MLP(SIZES).to(dev)
+    bnn = BayesianMLP(SIZES, generator=torch.Generator().manual_seed(0)).to(dev)
+    contenders: dict[str, Callable[[], None]] = {
+        "deterministic": lambda: fit_deterministic(det, x, y, epochs=1, lr=1e-3, batch_size=BATCH, generator=gen),
+        "bnn": lambda: fit_bnn(bnn, x, y, epochs=1, lr=1e-3, batch_size=BATCH, generator=gen, noise=noise),
+        "reference": _reference_epoch(x, y, gen),
+    }
+    # warm-up: one short pass of each on a slice (allocator, thread pools, lazy init)
+    for fn in contenders.values():
+        fn()
+        break
+    samples: dict[str, list[float]] = {k: [] for k in contenders}
+    for _ in range(repeats):  # interleaved, so a noisy neighbour hits every contender alike
+        for name, fn in contenders.items():
+            samples[name] += _median_time(fn, 1, sync)
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    return {
+        "deterministic_epoch_s": med["deterministic"],
+        "bnn_epoch_s": med["bnn"],
+        "reference_epoch_s": med["reference"],
+        "bnn_over_deterministic": med["bnn"] / med["deterministic"],
+        "reference_over_bnn": med["reference"] / med["bnn"],
+        "examples": int(x.shape[0]),
+        "repeats": repeats,
+        "samples": samples,
+    }
+
+
+def cgi_overhead(tasks: dict[str, Task], config: RunConfig) -> dict[str, Any]:
+    """Fraction of a whole CGI run spent in what CGI adds: bootstrap, generator fit, sampling, init."""
+    cfg = config.with_(technique="cgi", cgi=config.cgi if config.cgi else CGIConfig())
+    result = run(cfg, tasks=tasks, log=lambda *_: None)
+    overhead = sum(result.stages.get(s, 0.0) for s in CGI_OVERHEAD_STAGES)
+    return {
+        "cgi_overhead_fraction": overhead / result.seconds,
+        "cgi_overhead_s": overhead,
+        "cgi_run_s": result.seconds,
+        "cgi_stages": result.stages,
+    }
+
+
+def environment(device: str) -> dict[str, Any]:
+    return {"torch_threads": torch.get_num_threads(), "device": device, "torch": torch.__version__}
+
+
+__all__ = ["F", "cgi_overhead", "environment", "epoch_benchmark"]
