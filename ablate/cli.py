@@ -240,6 +240,291 @@ def bench_cmd(
             out.print(f"{key:>24}: {value:.4g}" if isinstance(value, float) else f"{key:>24}: {value}")
 
 
+# ---------------------------------------------------------------------------------------------- studies
+StorageOpt = Annotated[
+    str | None, typer.Option("--storage", help="Optuna storage URL (default $OPTUNA_STORAGE, else SQLite).")
+]
+WorkersOpt = Annotated[int, typer.Option(help="Worker processes on this machine (0: only fill the queue).")]
+FidelityOpt = Annotated[str, typer.Option(help="Preset in studies/fidelity.toml: smoke, quick, paper.")]
+
+
+def _storage_url(storage: str | None) -> str:
+    from ablate.storage import check_reachable, parse_storage, resolve_url
+
+    url = resolve_url(storage)
+    check_reachable(parse_storage(url))
+    return url
+
+
+def _check_counts(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and value < 1:
+            _fail(f"--{name.replace('_', '-')} {value} must be >= 1")
+
+
+def _execute(plan: Any, label: str) -> Any:
+    """Run a plan with a rich progress bar (trials finished / total, failures, best value, ETA)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from ablate import studies
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(label, total=plan.total, info="")
+
+        def update(c: dict[str, int]) -> None:
+            done = c["COMPLETE"] + c["PRUNED"]
+            info = f"running {c['RUNNING']} failed {c['FAIL']}"
+            progress.update(task, completed=min(done, plan.total), info=info)
+
+        outcome = studies.execute(plan, on_progress=update, log=err.print)
+        update(outcome.counts)
+    return outcome
+
+
+def _summary(outcome: Any) -> None:
+    from rich.table import Table
+
+    c = outcome.counts
+    table = Table(title=f"study {outcome.study.study_name}")
+    for col in ("complete", "pruned", "failed", "running", "waiting", "best value", "seconds"):
+        table.add_column(col)
+    try:
+        best = f"{outcome.study.best_value:.4f}"
+    except ValueError:
+        best = "-"
+    table.add_row(
+        str(c["COMPLETE"]), str(c["PRUNED"]), str(c["FAIL"]), str(c["RUNNING"]), str(c["WAITING"]), best,
+        f"{outcome.seconds:.0f}",
+    )
+    out.print(table)
+
+
+@app.command("reproduce")
+def reproduce_cmd(
+    table: Annotated[str, typer.Argument(help="table1 (Experiment 1) or table2 (Experiment 2).")],
+    seeds: Annotated[int, typer.Option(help="Seeds per technique and case (the paper used 10).")] = 10,
+    fidelity: FidelityOpt = "quick",
+    storage: StorageOpt = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Report directory.")] = None,
+    workers: WorkersOpt = 1,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Reproduce Table 1 or Table 2: every technique x case x seed is one enqueued Optuna trial.
+
+    Resumable (rerun the same command), visible in `ablate dashboard`, and written as .md/.tex/.csv/.json.
+
+    Examples:
+      ablate reproduce table1 --seeds 10 --fidelity quick
+      ablate reproduce table2 --seeds 5 --fidelity quick --out studies/runs/table2
+    """
+    from crossgen.config import CASES
+
+    from ablate import reproduce
+    from ablate.designs import load_table_design
+    from ablate.studies import StudyPlan
+
+    _choice("table", table, ("table1", "table2"))
+    _check_counts(seeds=seeds)
+    if workers < 0:
+        _fail(f"--workers {workers} must be >= 0")
+    fid = presets.load_fidelity(fidelity)
+    design = load_table_design(table)
+    out_path = out_dir or presets.runs_dir() / f"{table}-{fidelity}"
+    reproduce.check_out_dir(out_path)
+    url = _storage_url(storage)
+    plan = StudyPlan(
+        name=f"{table}-{fidelity}", storage=url, fidelity=fid, kind="design", design=design, cases=CASES,
+        seeds=seeds, workers=workers, device=device,
+    )
+    outcome = _execute(plan, f"{table} ({fidelity}, {seeds} seeds)")
+    _summary(outcome)
+    paths, terminal = reproduce.write_table_report(outcome.study, plan, out_path)
+    out.print(terminal)
+    out.print(f"written: {', '.join(str(p) for p in paths)}")
+
+
+@app.command("study")
+def study_cmd(
+    case: Annotated[str, typer.Option(help="A transfer case, or all (one study per case).")],
+    trials: Annotated[int, typer.Option(help="Finished trials the study should hold in total.")] = 200,
+    seeds: Annotated[int, typer.Option(help="Seeds per trial (mean is the objective).")] = 1,
+    fidelity: FidelityOpt = "quick",
+    sampler: Annotated[str, typer.Option(help="tpe, random, qmc or grid.")] = "tpe",
+    pruner: Annotated[str | None, typer.Option(help="none, median, wilcoxon, hyperband (default: wilcoxon if --seeds > 1, else median).")] = None,
+    space: Annotated[Path | None, typer.Option(help="Search space file (default studies/space.toml).")] = None,
+    storage: StorageOpt = None,
+    study_name: Annotated[str | None, typer.Option(help="Override the derived study name.")] = None,
+    workers: WorkersOpt = 1,
+    join: Annotated[bool, typer.Option(help="Only work on an existing study's queue (extra machines).")] = False,
+    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
+    sampler_seed: Annotated[int, typer.Option(help="Sampler seed (worker i uses seed + i).")] = 0,
+    heartbeat: Annotated[int, typer.Option(help="Heartbeat interval in seconds (RDB storages).")] = 60,
+    grace: Annotated[int | None, typer.Option(help="Seconds without heartbeat before a trial is stale.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Sensitivity study: sample CGI configurations, optimise target validation accuracy.
+
+    Examples:
+      ablate study --case T2M1_T1M2 --trials 200
+      ablate study --case all --trials 50 --seeds 3 --workers 2 --storage postgresql://user@db/ablate
+    """
+    from ablate.designs import expand_cases
+    from ablate.space import load_space
+    from ablate.studies import PRUNERS, SAMPLERS, StudyPlan
+
+    cases = expand_cases(case)
+    _check_counts(trials=trials, seeds=seeds, heartbeat=heartbeat)
+    if workers < 0:
+        _fail(f"--workers {workers} must be >= 0")
+    if timeout is not None and timeout <= 0:
+        _fail(f"--timeout {timeout} must be > 0")
+    _choice("--sampler", sampler, SAMPLERS)
+    pruner = pruner or ("wilcoxon" if seeds > 1 else "median")
+    _choice("--pruner", pruner, PRUNERS)
+    if pruner == "wilcoxon" and seeds < 2:
+        _fail("--pruner wilcoxon compares seeds: it needs --seeds >= 2")
+    fid = presets.load_fidelity(fidelity)
+    sp = load_space(space)
+    if sampler == "grid":
+        grid = sp.grid()
+        size = 1
+        for values in grid.values():
+            size *= len(values)
+        if trials > size:
+            err.print(f"grid has {size} points: --trials lowered from {trials} to {size}")
+            trials = size
+    url = _storage_url(storage)
+    for c in cases:
+        name = study_name if study_name and len(cases) == 1 else None
+        name = name or (f"{study_name}-{c}" if study_name else f"sensitivity-{c}-{fidelity}")
+        plan = StudyPlan(
+            name=name, storage=url, fidelity=fid, kind="sensitivity", case=c, space=sp, trials=trials, seeds=seeds,
+            sampler=sampler, pruner=pruner, sampler_seed=sampler_seed, workers=workers, join=join, timeout=timeout,
+            heartbeat_interval=heartbeat, grace_period=grace, device=device,
+        )
+        outcome = _execute(plan, name)
+        _summary(outcome)
+
+
+@app.command("ablation")
+def ablation_cmd(
+    case: Annotated[str, typer.Option(help="A transfer case, or all (one study per case).")],
+    seeds: Annotated[int, typer.Option(help="Seeds per variant (paired across variants).")] = 10,
+    design: Annotated[str, typer.Option(help="ofat (one factor at a time) or factorial.")] = "ofat",
+    fidelity: FidelityOpt = "quick",
+    storage: StorageOpt = None,
+    study_name: Annotated[str | None, typer.Option(help="Override the derived study name.")] = None,
+    workers: WorkersOpt = 1,
+    join: Annotated[bool, typer.Option(help="Only work on an existing study's queue (extra machines).")] = False,
+    heartbeat: Annotated[int, typer.Option(help="Heartbeat interval in seconds (RDB storages).")] = 60,
+    grace: Annotated[int | None, typer.Option(help="Seconds without heartbeat before a trial is stale.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Designed ablation: every variant of the full method, and the no-transfer benchmark, on the same seeds.
+
+    Examples:
+      ablate ablation --case T2M2_T1M1 --seeds 10 --design ofat
+      ablate ablation --case all --seeds 5 --design factorial --workers 2
+    """
+    from ablate.designs import expand_cases, load_ablation_design
+    from ablate.studies import StudyPlan
+
+    cases = expand_cases(case)
+    _check_counts(seeds=seeds, heartbeat=heartbeat)
+    if workers < 0:
+        _fail(f"--workers {workers} must be >= 0")
+    fid = presets.load_fidelity(fidelity)
+    dsg = load_ablation_design(design)
+    url = _storage_url(storage)
+    for c in cases:
+        name = (f"{study_name}-{c}" if len(cases) > 1 else study_name) if study_name else f"{dsg.name}-{c}-{fidelity}"
+        plan = StudyPlan(
+            name=name, storage=url, fidelity=fid, kind="design", design=dsg, cases=(c,), seeds=seeds,
+            workers=workers, join=join, heartbeat_interval=heartbeat, grace_period=grace, device=device,
+        )
+        outcome = _execute(plan, name)
+        _summary(outcome)
+
+
+@app.command("studies")
+def studies_cmd(storage: StorageOpt = None) -> None:
+    """List the studies in a storage with trial counts by state and best value.
+
+    Example: ablate studies --storage sqlite:///studies/runs/ablate.db
+    """
+    from rich.table import Table
+
+    from ablate.studies import list_studies
+
+    url = _storage_url(storage)
+    table = Table(title=f"studies in {url}")
+    cols = ("study", "kind", "COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING", "best_value")
+    for col in cols:
+        table.add_column(col.lower())
+    for row in list_studies(url):
+        best = row["best_value"]
+        table.add_row(*[str(row[c] if c != "best_value" else (f"{best:.4f}" if best is not None else "-")) for c in cols])
+    out.print(table)
+
+
+@app.command("recover")
+def recover_cmd(
+    stale_after: Annotated[float, typer.Option(help="Fail RUNNING trials older than this many seconds.")],
+    study_name: Annotated[str | None, typer.Option(help="Only this study (default: every study).")] = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Repair a storage without heartbeats (journal file / Redis) after a worker was killed.
+
+    Stuck RUNNING trials older than --stale-after are failed and re-queued with the same parameters.
+    Example: ablate recover --stale-after 600 --storage studies/runs/journal.log
+    """
+    import optuna
+
+    from ablate.queue import recover
+    from ablate.storage import open_storage
+
+    if stale_after <= 0:
+        _fail(f"--stale-after {stale_after} must be > 0")
+    url = _storage_url(storage)
+    st = open_storage(url, heartbeat_interval=None, create=False)
+    names = [study_name] if study_name else [s.study_name for s in optuna.get_all_study_summaries(st)]
+    for name in names:
+        try:
+            study = optuna.load_study(study_name=name, storage=st)
+        except KeyError:
+            _fail(f"--study-name {name!r}: no such study in {url}")
+        repaired = recover(study, stale_after=stale_after)
+        out.print(f"{name}: re-queued {len(repaired)} stale trial(s) {repaired if repaired else ''}")
+
+
+@app.command("dashboard")
+def dashboard_cmd(
+    storage: StorageOpt = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
+    host: Annotated[str, typer.Option(help="Bind address (default loopback only).")] = "127.0.0.1",
+) -> None:
+    """Launch optuna-dashboard on the same storage (reports appear as study notes and artifacts).
+
+    Example: ablate dashboard --port 8080
+    """
+    from ablate import dashboard
+
+    if not 1 <= port <= 65535:
+        _fail(f"--port {port} must be in 1..65535")
+    url = _storage_url(storage)
+    out.print(f"optuna-dashboard on http://{host}:{port}/ (Ctrl-C to stop)")
+    dashboard.serve(url, host=host, port=port)
+
+
 # ---------------------------------------------------------------------------------------------- entry
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the typer app and turn every user error into one line and exit 2."""

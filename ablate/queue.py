@@ -1,0 +1,211 @@
+"""The trial queue: every trial a worker runs was enqueued first, so totals are exact with any worker count.
+
+Optuna's ``study.optimize(n_trials=N)`` counts per process and creates a fresh trial whenever the queue is
+empty, so N workers overshoot and a designed study can run a point twice. Here the coordinator enqueues
+exactly what must run — design points, or for a sampled study N empty *tickets* whose parameters the
+sampler fills in when a worker pops them — and workers only ever pop from that queue (Optuna's atomic
+WAITING → RUNNING transition), never create trials. A failed sampled trial is replaced by a fresh ticket,
+a stale one (killed worker) is failed and re-queued by Optuna's ``RetryHeartbeatStaleTrialCallback``, so a
+study ends with exactly its total of finished trials.
+
+This is the one module that touches Optuna internals (``Study._pop_waiting_trial_id`` and the heartbeat
+thread); they have been stable since Optuna 3 and are pinned by tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
+from optuna.trial import FrozenTrial, TrialState
+
+from ablate.designs import DesignPoint
+
+log = logging.getLogger("ablate.queue")
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+PENDING = (TrialState.WAITING, TrialState.RUNNING)
+TICKET_ATTR = "ticket"
+FAIL_REASON = "fail_reason"
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    """Trials per state name (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``, ``WAITING``)."""
+    out = {s.name: 0 for s in TrialState}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] += 1
+    return out
+
+
+def enqueue_points(study: optuna.Study, points: Iterable[DesignPoint], params: Callable[[DesignPoint], dict]) -> int:
+    """Enqueue every design point not already finished, running or waiting; return how many were added."""
+    present = {
+        t.user_attrs.get("design_key")
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, *PENDING))
+    }
+    added = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # enqueue_trial warns about fixed params it has not seen
+        for point in points:
+            if point.key in present:
+                continue
+            study.enqueue_trial(params(point), user_attrs=point.to_attrs(), skip_if_exists=False)
+            present.add(point.key)
+            added += 1
+    return added
+
+
+def top_up_tickets(study: optuna.Study, total: int) -> int:
+    """Enqueue empty tickets until finished + pending trials reach ``total``; return how many were added."""
+    c = counts(study)
+    need = total - sum(c[s.name] for s in FINISHED + PENDING)
+    for _ in range(max(0, need)):
+        study.enqueue_trial({}, user_attrs={TICKET_ATTR: True})
+    return max(0, need)
+
+
+@dataclass
+class WorkerStats:
+    completed: int = 0
+    pruned: int = 0
+    failed: int = 0
+    replaced: int = 0
+    skipped_duplicates: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    if is_heartbeat_enabled(study._storage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            fail_stale_trials(study)
+
+
+def _is_duplicate(study: optuna.Study, trial: optuna.Trial) -> bool:
+    key = trial.user_attrs.get("design_key")
+    if key is None:
+        return False
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return any(t.user_attrs.get("design_key") == key for t in done)
+
+
+def work(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    *,
+    deadline: float | None = None,
+    replace_failed: bool = False,
+    max_replacements: int = 50,
+    poll_s: float = 1.0,
+    on_trial: Callable[[FrozenTrial], None] | None = None,
+) -> WorkerStats:
+    """Pop and run queued trials until the queue is empty (and no trial it could inherit is running).
+
+    ``replace_failed`` (sampled studies) enqueues a fresh ticket for every failed trial, so failures do not
+    eat into the total; designed points are deterministic and are not re-run after a genuine failure.
+    KeyboardInterrupt (Ctrl-C, or SIGTERM turned into it) fails the running trial with its reason and
+    re-raises: the storage stays consistent and rerunning the command resumes.
+    """
+    stats = WorkerStats()
+    heartbeat = is_heartbeat_enabled(study._storage)
+    while deadline is None or time.time() < deadline:
+        _fail_stale(study)
+        trial_id = study._pop_waiting_trial_id()
+        if trial_id is None:
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if heartbeat and running:
+                time.sleep(poll_s)  # a stale one will be failed and re-queued; a live one will finish
+                continue
+            break
+        trial = optuna.Trial(study, trial_id)
+        if _is_duplicate(study, trial):
+            trial.set_user_attr(FAIL_REASON, "duplicate design point: already complete in this study")
+            study.tell(trial, state=TrialState.FAIL)
+            stats.skipped_duplicates += 1
+            continue
+        state, value, reason = TrialState.COMPLETE, None, None
+        with get_heartbeat_thread(trial_id, study._storage):
+            try:
+                value = objective(trial)
+                if value is None or not math.isfinite(value):
+                    state, reason = TrialState.FAIL, f"objective returned a non-finite value ({value})"
+            except optuna.TrialPruned:
+                state = TrialState.PRUNED
+            except KeyboardInterrupt:
+                trial.set_user_attr(FAIL_REASON, "interrupted (Ctrl-C / SIGTERM)")
+                study.tell(trial, state=TrialState.FAIL)
+                raise
+            except Exception as exc:  # a failed run must not end the study: record why and go on
+                state, reason = TrialState.FAIL, _one_line(exc)
+        if reason is not None:
+            trial.set_user_attr(FAIL_REASON, reason)
+            stats.reasons.append(reason)
+            log.warning("trial %d failed: %s", trial.number, reason)
+        if state == TrialState.COMPLETE:
+            study.tell(trial, value)
+            stats.completed += 1
+        else:
+            study.tell(trial, state=state)
+            if state == TrialState.PRUNED:
+                stats.pruned += 1
+            else:
+                stats.failed += 1
+                if replace_failed and stats.replaced < max_replacements:
+                    study.enqueue_trial({}, user_attrs={TICKET_ATTR: True, "replaces": trial.number})
+                    stats.replaced += 1
+        if on_trial is not None:
+            on_trial(study._storage.get_trial(trial_id))
+    return stats
+
+
+def recover(study: optuna.Study, *, stale_after: float, now: dt.datetime | None = None) -> list[int]:
+    """Fail RUNNING trials started more than ``stale_after`` seconds ago and re-queue a copy of each.
+
+    For storages without heartbeats (journal file / Redis) a killed worker's trial stays RUNNING forever;
+    this is the manual repair. It re-queues through Optuna's own RetryHeartbeatStaleTrialCallback, so the
+    copy carries the same parameters and design attributes. Returns the numbers of the repaired trials.
+    """
+    now = now or dt.datetime.now()
+    repaired = []
+    retry = RetryHeartbeatStaleTrialCallback()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = t.datetime_start or now
+        if (now - started).total_seconds() < stale_after:
+            continue
+        try:
+            if not study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        study._storage.set_trial_user_attr(t._trial_id, FAIL_REASON, f"stale: recovered after {stale_after:g} s")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            retry(study, copy.deepcopy(study._storage.get_trial(t._trial_id)))
+        repaired.append(t.number)
+    return repaired
+
+
+def design_params(point: DesignPoint) -> dict[str, Any]:
+    """Parameters recorded on a design trial (shown in the dashboard; the objective reads the attrs)."""
+    params: dict[str, Any] = {"case": point.case, "technique": point.variant.technique, "seed": point.seed}
+    if point.variant.technique == "cgi":
+        cfg = point.variant.cgi_config()
+        for name in ("init", "generator", "scope", "bootstrap", "transfer", "M", "K"):
+            params[name] = getattr(cfg, name)
+    return params

@@ -1,0 +1,310 @@
+"""Tests for crossgen.bnn and the variational fit loop in crossgen.train.
+
+The lean objective (:meth:`BayesianMLP.negative_elbo`: local reparameterisation + a fused closed-form KL
+with a hand-written backward) is checked against three references: torch.distributions' KL, an all-autograd
+re-implementation, and Pyro's own ``TraceMeanField_ELBO`` on the model/guide pair.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyro
+import pytest
+import torch
+import torch.nn.functional as F
+from pyro.poutine.util import site_is_subsample
+from torch.distributions import Normal, kl_divergence
+
+from crossgen.bnn import BayesianMLP, BayesLinear, _VarianceKL
+from crossgen.data import Task, load_tasks
+from crossgen.train import DivergenceError, accuracy_bnn, fit_bnn
+
+
+@pytest.fixture(scope="module")
+def tasks() -> dict[str, Task]:
+    return load_tasks("digits", log=lambda *_: None)
+
+
+def make_bnn(
+    sizes: list[int], *, seed: int = 0, init_log_sigma: float = -5.0, prior_sigma: float = 1.0, jitter: float = 0.1
+) -> BayesianMLP:
+    return BayesianMLP(
+        sizes,
+        prior_sigma=prior_sigma,
+        init_log_sigma=init_log_sigma,
+        jitter=jitter,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def torch_kl(bnn: BayesianMLP) -> torch.Tensor:
+    """KL(q || p) built from torch.distributions alone, summed over every weight and bias."""
+    total = torch.zeros((), dtype=bnn.layers[0].w_loc.dtype)
+    for layer in bnn.layers:
+        prior = Normal(torch.zeros_like(layer.w_loc[0, 0]), torch.full_like(layer.w_loc[0, 0], bnn.prior_sigma))
+        for loc, log_sigma in ((layer.w_loc, layer.w_log_sigma), (layer.b_loc, layer.b_log_sigma)):
+            total = total + kl_divergence(Normal(loc, log_sigma.exp()), prior).sum()
+    return total
+
+
+def reference_negative_elbo(bnn: BayesianMLP, x: torch.Tensor, y: torch.Tensor, n_total: int, g: torch.Generator):
+    """-ELBO/N with plain autograd everywhere: LRT logits (same noise order) + torch.distributions KL / N."""
+    return F.cross_entropy(bnn.logits_lrt(x, g), y) + torch_kl(bnn) / n_total
+
+
+# ------------------------------------------------------------------------------------------------- init
+
+
+def test_bayes_linear_init_scale_and_shapes() -> None:
+    layer = BayesLinear(64, 16, init_log_sigma=-5.0, jitter=0.1, generator=gen(0))
+    assert layer.scale == pytest.approx(64**-0.5)
+    assert layer.w_loc.shape == layer.w_log_sigma.shape == (16, 64)
+    assert layer.b_loc.shape == layer.b_log_sigma.shape == (16,)
+    for loc in (layer.w_loc, layer.b_loc):
+        assert loc.abs().max() <= layer.scale
+        assert loc.abs().max() > 0.8 * layer.scale  # uniform over the whole [-s, s], not a narrower range
+    ls = torch.cat([layer.w_log_sigma.reshape(-1), layer.b_log_sigma])
+    assert ls.mean().item() == pytest.approx(-5.0, abs=0.03)
+    assert ls.std().item() == pytest.approx(0.1, rel=0.2)
+
+
+def test_bnn_init_is_a_function_of_the_generator() -> None:
+    a, b, c = make_bnn([8, 5, 3], seed=1), make_bnn([8, 5, 3], seed=1), make_bnn([8, 5, 3], seed=2)
+    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+        assert not torch.equal(pa, pc)
+
+
+# ------------------------------------------------------------------------------------------------- KL
+
+
+@pytest.mark.parametrize("prior_sigma", [1.0, 0.3, 2.5])
+def test_kl_matches_torch_distributions(prior_sigma: float) -> None:
+    bnn = make_bnn([7, 5, 4, 3], init_log_sigma=-1.0, jitter=0.5, prior_sigma=prior_sigma)
+    with torch.no_grad():  # move the locs away from the narrow init so μ² matters
+        for layer in bnn.layers:
+            layer.w_loc.mul_(3.0)
+            layer.b_loc.add_(0.5)
+    torch.testing.assert_close(bnn.kl(), torch_kl(bnn), rtol=1e-5, atol=1e-4)
+
+
+def test_kl_closed_form_by_hand() -> None:
+    # one weight layer 1 -> 1: KL = Σ log σp - log σ + (σ² + μ²)/(2σp²) - 1/2 over weight and bias
+    bnn = make_bnn([1, 1], prior_sigma=2.0)
+    with torch.no_grad():
+        layer = bnn.layers[0]
+        layer.w_loc.fill_(0.5)
+        layer.w_log_sigma.fill_(math.log(0.1))
+        layer.b_loc.fill_(-1.0)
+        layer.b_log_sigma.fill_(math.log(3.0))
+
+    def kl1(mu: float, s: float, sp: float = 2.0) -> float:
+        return math.log(sp / s) + (s * s + mu * mu) / (2 * sp * sp) - 0.5
+
+    assert bnn.kl().item() == pytest.approx(kl1(0.5, 0.1) + kl1(-1.0, 3.0), rel=1e-5)
+
+
+def test_fused_kl_inside_negative_elbo_equals_reference_kl() -> None:
+    """Isolate the KL part of negative_elbo: same noise, two n_total values, the difference is KL·(1/N1 - 1/N2)."""
+    tasks = load_tasks("digits", log=lambda *_: None)
+    x, y = tasks["T2"].train.x[:32].double(), tasks["T2"].train.y[:32]
+    bnn = make_bnn([64, 6, 5, 2], init_log_sigma=-2.0, jitter=0.3, prior_sigma=0.7).double()
+    n1, n2 = 50, 5000
+    with torch.no_grad():
+        a = bnn.negative_elbo(x, y, n1, gen(7))
+        b = bnn.negative_elbo(x, y, n2, gen(7))
+        kl_fused = (a - b) / (1 / n1 - 1 / n2)
+        assert kl_fused.item() == pytest.approx(torch_kl(bnn).item(), rel=1e-9)
+        # kl() builds its prior in float32, hence the looser match against it
+        assert kl_fused.item() == pytest.approx(bnn.kl().item(), rel=1e-6)
+
+
+def test_negative_elbo_kl_is_scaled_by_n_examples_not_by_weight_count(tasks: dict[str, Task]) -> None:
+    x, y = tasks["T1"].train.x[:64], tasks["T1"].train.y[:64]
+    bnn = make_bnn([64, 16, 8])
+    n_total = len(tasks["T1"].train)
+    with torch.no_grad():
+        ce = F.cross_entropy(bnn.logits_lrt(x, gen(3)), y)
+        got = bnn.negative_elbo(x, y, n_total, gen(3))
+        kl = bnn.kl()
+    n_weights = sum(p.numel() for p in bnn.parameters()) // 2
+    assert n_weights != n_total
+    torch.testing.assert_close(got, ce + kl / n_total, rtol=1e-5, atol=1e-5)
+    # the KL term is not negligible here, so dividing by the element count instead would be caught
+    assert abs((kl / n_weights - kl / n_total).item()) > 1e-2
+
+
+def test_negative_elbo_value_and_gradients_match_autograd_reference(tasks: dict[str, Task]) -> None:
+    x, y = tasks["T1"].train.x[:40].double(), tasks["T1"].train.y[:40]
+    bnn = make_bnn([64, 6, 5, 8], init_log_sigma=-1.5, jitter=0.4, prior_sigma=0.8).double()
+    ours = bnn.negative_elbo(x, y, 700, gen(11))
+    ours_grads = torch.autograd.grad(ours, list(bnn.parameters()))
+    ref = reference_negative_elbo(bnn, x, y, 700, gen(11))
+    ref_grads = torch.autograd.grad(ref, list(bnn.parameters()))
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-10)
+    for (name, _), g_ours, g_ref in zip(bnn.named_parameters(), ours_grads, ref_grads, strict=True):
+        torch.testing.assert_close(g_ours, g_ref, rtol=1e-8, atol=1e-10, msg=f"gradient of {name}")
+
+
+def test_variance_kl_gradcheck() -> None:
+    g = gen(0)
+    loc = torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    log_sigma = (torch.randn(4, 3, generator=g, dtype=torch.float64) * 0.5 - 1.0).requires_grad_()
+    assert torch.autograd.gradcheck(lambda m, s: _VarianceKL.apply(m, s, 0.37), (loc, log_sigma))
+    bias_loc = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
+    bias_ls = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda m, s: _VarianceKL.apply(m, s, 2.0), (bias_loc, bias_ls))
+
+
+def test_variance_kl_forward_and_gradients_match_torch_distributions() -> None:
+    g = gen(1)
+    sp = 0.6
+    c = 0.5 / sp**2
+    loc = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    log_sigma = (torch.randn(6, 5, generator=g, dtype=torch.float64) - 1).requires_grad_()
+    var, kl_part = _VarianceKL.apply(loc, log_sigma, c)
+    torch.testing.assert_close(var, torch.exp(2 * log_sigma))
+    full = kl_part + loc.numel() * (math.log(sp) - 0.5)  # the constant negative_elbo adds back
+    ref = kl_divergence(Normal(loc, log_sigma.exp()), Normal(0.0, sp)).sum()
+    torch.testing.assert_close(full, ref)
+    g_ours = torch.autograd.grad(kl_part, (loc, log_sigma))
+    g_ref = torch.autograd.grad(ref, (loc, log_sigma))
+    for a, b in zip(g_ours, g_ref, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+# ------------------------------------------------------------------------------------------------ Pyro
+
+
+def test_objective_agrees_with_pyro_trace_mean_field_elbo(tasks: dict[str, Task]) -> None:
+    """E[Pyro's -ELBO] == N·E[our -ELBO/N] (different estimators of one quantity; averaged over draws)."""
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    x, y = tasks["T2"].train.x[:16], tasks["T2"].train.y[:16]
+    n_total = 200
+    bnn = make_bnn([64, 8, 2], init_log_sigma=-1.5)
+    elbo = pyro.infer.TraceMeanField_ELBO()
+    draws = 200
+    g = gen(1)
+    with torch.no_grad():
+        theirs = np.array([elbo.differentiable_loss(bnn.model, bnn.guide, x, y, n_total).item() for _ in range(draws)])
+        ours = np.array([n_total * bnn.negative_elbo(x, y, n_total, g).item() for _ in range(draws)])
+        kl = bnn.kl().item()
+    pyro.clear_param_store()
+    assert theirs.mean() == pytest.approx(ours.mean(), rel=0.03)
+    # the likelihood parts on their own (the KL is exact in both, so this is where a scaling bug would hide)
+    nll_theirs, nll_ours = theirs.mean() - kl, ours.mean() - kl
+    se = math.sqrt(theirs.var() / draws + ours.var() / draws)
+    assert nll_ours > 0
+    assert abs(nll_theirs - nll_ours) < 4 * se + 0.02 * nll_ours
+
+
+def test_pyro_model_and_guide_trace_the_same_sites() -> None:
+    bnn = make_bnn([5, 4, 3])
+    x, y = torch.rand(6, 5), torch.randint(0, 3, (6,))
+    pyro.clear_param_store()
+    guide_trace = pyro.poutine.trace(bnn.guide).get_trace(x, y, 6)
+    model_trace = pyro.poutine.trace(pyro.poutine.replay(bnn.model, trace=guide_trace)).get_trace(x, y, 6)
+    latent = {
+        n
+        for n, s in model_trace.nodes.items()
+        if s["type"] == "sample" and not s["is_observed"] and not site_is_subsample(s)
+    }
+    assert latent == {"0.weight", "0.bias", "1.weight", "1.bias"}
+    assert {n for n, s in guide_trace.nodes.items() if s["type"] == "sample"} == latent
+    assert model_trace.nodes["data"]["fn"].size == 6
+    assert model_trace.nodes["y"]["is_observed"]
+    pyro.clear_param_store()
+
+
+# -------------------------------------------------------------------------------------------- training
+
+
+def test_fit_bnn_elbo_falls_and_accuracy_beats_chance(tasks: dict[str, Task]) -> None:
+    t1 = tasks["T1"]
+    bnn = make_bnn([64, 16, 16, t1.n_classes])
+    before = accuracy_bnn(bnn, t1.val.x, t1.val.y, samples=4, generator=gen(2))
+    history = fit_bnn(bnn, t1.train.x, t1.train.y, epochs=5, lr=1e-2, batch_size=64, generator=gen(1))
+    assert len(history.losses) == 5
+    assert all(math.isfinite(v) for v in history.losses)
+    assert history.losses[-1] < history.losses[0]
+    assert history.losses[-1] < 0.9 * history.losses[0]
+    after = accuracy_bnn(bnn, t1.val.x, t1.val.y, samples=4, generator=gen(2))
+    chance = 1 / t1.n_classes
+    assert after > 0.6 > 3 * chance
+    assert after > before
+
+
+def test_fit_bnn_is_reproducible_and_calls_on_epoch(tasks: dict[str, Task]) -> None:
+    t2 = tasks["T2"]
+    seen: list[tuple[int, float]] = []
+    runs = []
+    for callback in (None, lambda e, loss: seen.append((e, loss))):
+        bnn = make_bnn([64, 8, 2])
+        h = fit_bnn(bnn, t2.train.x, t2.train.y, epochs=2, lr=1e-2, batch_size=32, generator=gen(4), on_epoch=callback)
+        runs.append((h.losses, [p.detach().clone() for p in bnn.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
+    assert [e for e, _ in seen] == [0, 1]
+    assert [v for _, v in seen] == runs[1][0]
+
+
+def test_fit_bnn_noise_generator_changes_the_fit(tasks: dict[str, Task]) -> None:
+    t2 = tasks["T2"]
+    losses = []
+    for noise_seed in (5, 6):
+        bnn = make_bnn([64, 8, 2], init_log_sigma=-1.0)
+        fit = fit_bnn(
+            bnn, t2.train.x, t2.train.y, epochs=1, lr=1e-2, batch_size=32, generator=gen(4), noise=gen(noise_seed)
+        )
+        losses.append(fit.losses)
+    assert losses[0] != losses[1]
+
+
+def test_predict_proba_rows_sum_to_one(tasks: dict[str, Task]) -> None:
+    bnn = make_bnn([64, 8, 8], init_log_sigma=-1.0)
+    x = tasks["T1"].val.x[:50]
+    probs = bnn.predict_proba(x, samples=3, generator=gen(0), chunk=16)  # chunking across a ragged edge
+    assert probs.shape == (50, 8)
+    assert (probs >= 0).all()
+    torch.testing.assert_close(probs.sum(-1), torch.ones(50), rtol=0, atol=1e-5)
+    # same generator seed -> same predictive; the chunk size does not change it
+    torch.testing.assert_close(probs, bnn.predict_proba(x, samples=3, generator=gen(0), chunk=8192))
+
+
+def test_predict_proba_with_tiny_sigma_is_the_mean_network(tasks: dict[str, Task]) -> None:
+    bnn = make_bnn([64, 8, 3], init_log_sigma=-30.0, jitter=0.0)
+    x = tasks["T1"].val.x[:20]
+    h = x
+    for i, layer in enumerate(bnn.layers):
+        h = F.linear(h, layer.w_loc, layer.b_loc)
+        if i < len(bnn.layers) - 1:
+            h = torch.relu(h)
+    torch.testing.assert_close(bnn.predict_proba(x, samples=2, generator=gen(0)), torch.softmax(h.detach(), -1))
+
+
+@pytest.mark.parametrize("param", ["w_loc", "w_log_sigma", "b_loc", "b_log_sigma"])
+def test_nan_parameters_raise_divergence_error(tasks: dict[str, Task], param: str) -> None:
+    t2 = tasks["T2"]
+    bnn = make_bnn([64, 8, 2])
+    with torch.no_grad():
+        getattr(bnn.layers[0], param).view(-1)[0] = float("nan")
+    with pytest.raises(DivergenceError, match="non-finite"):
+        fit_bnn(bnn, t2.train.x, t2.train.y, epochs=2, lr=1e-2, batch_size=64, generator=gen(0), what="probe")
+
+
+def test_divergence_error_stops_before_calling_on_epoch(tasks: dict[str, Task]) -> None:
+    t2 = tasks["T2"]
+    bnn = make_bnn([64, 8, 2])
+    with torch.no_grad():
+        bnn.layers[1].w_loc.fill_(float("inf"))
+    calls: list[int] = []
+    with pytest.raises(DivergenceError, match="epoch 0"):
+        fit_bnn(bnn, t2.train.x, t2.train.y, epochs=3, lr=1e-2, batch_size=64, generator=gen(0), on_epoch=calls.append)
+    assert calls == []

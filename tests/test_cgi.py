@@ -1,0 +1,454 @@
+"""Tests for cross generative initialisation (Algorithm 1): weight points and every CGI switch.
+
+Run-level tests spy on the technique's calls (``fit_bnn``, ``assign``) to see the source and target BNNs at
+the moment their training starts, and rebuild the untouched inits with the public ``new_bnn`` helper.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import torch
+
+import crossgen.train as train_mod
+from crossgen import CASES, CGIConfig, ConfigError, Fidelity, RunConfig, RunResult, run
+from crossgen.bnn import BayesianMLP
+from crossgen.data import Task, load_tasks
+from crossgen.nets import layer_sizes
+from crossgen.techniques.base import Context, StageTimer, new_bnn
+from crossgen.weightpoints import (
+    GROUPS,
+    assign,
+    bayesian_bootstrap_weights,
+    bootstrap,
+    extract,
+    group_sizes,
+    layer_group,
+    subsample,
+)
+
+cgi_mod = importlib.import_module("crossgen.techniques.cgi")  # the package re-exports a function of that name
+
+WIDTH = 16
+FID = Fidelity(name="t", data="digits", width=WIDTH, epochs=1, source_epochs=1, eval_samples=2)
+
+
+@pytest.fixture(scope="module")
+def tasks() -> dict[str, Task]:
+    return load_tasks("digits", log=lambda *_: None)
+
+
+def config(case: str = "T1M1_T2M2", seed: int = 0, **cgi: object) -> RunConfig:
+    values: dict = {"M": 40, "K": 2} | cgi
+    return RunConfig(case=case, technique="cgi", seed=seed, fidelity=FID, cgi=CGIConfig(**values))
+
+
+def go(cfg: RunConfig, tasks: dict[str, Task]) -> RunResult:
+    return run(cfg, tasks=tasks, log=lambda *_: None)
+
+
+def context(cfg: RunConfig, tasks: dict[str, Task]) -> Context:
+    case = cfg.case_spec
+    return Context(cfg, tasks[case.source_task], tasks[case.target_task], torch.device("cpu"), StageTimer())
+
+
+def make_bnn(sizes: list[int], seed: int = 0, init_log_sigma: float = -5.0) -> BayesianMLP:
+    return BayesianMLP(sizes, init_log_sigma=init_log_sigma, jitter=0.1, generator=torch.Generator().manual_seed(seed))
+
+
+def contained(points: np.ndarray, pool: np.ndarray, tol: float = 1e-5) -> bool:
+    """Every row of ``points`` is (up to float32 round-off) a row of ``pool``."""
+    pool_t = torch.as_tensor(pool)
+    for chunk in torch.as_tensor(points).split(512):
+        if torch.cdist(chunk, pool_t, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values.max().item() > tol:
+            return False
+    return True
+
+
+@dataclass
+class Spy:
+    """What the CGI technique did: the source/target weight points as training starts, and every assign."""
+
+    source_start: dict[str, np.ndarray] | None = None
+    target_start: dict[str, np.ndarray] | None = None
+    target_streams: tuple[int, int] | None = None
+    assigned: list[tuple[dict[str, int], dict[str, np.ndarray], str]] = field(default_factory=list)
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
+    record = Spy()
+    fit_in_cgi, fit_in_train, real_assign = cgi_mod.fit_bnn, train_mod.fit_bnn, cgi_mod.assign
+
+    def source_fit(bnn, *args, **kwargs):
+        if kwargs.get("what") == "source BNN":
+            record.source_start = extract(bnn)
+        return fit_in_cgi(bnn, *args, **kwargs)
+
+    def target_fit(bnn, *args, **kwargs):
+        if kwargs.get("what") == "target BNN":
+            record.target_start = extract(bnn)
+            record.target_streams = (kwargs["generator"].initial_seed(), kwargs["noise"].initial_seed())
+        return fit_in_train(bnn, *args, **kwargs)
+
+    def spy_assign(bnn, points, *, transfer="mu_sigma"):
+        record.assigned.append((group_sizes(bnn), {g: np.array(p) for g, p in points.items()}, transfer))
+        return real_assign(bnn, points, transfer=transfer)
+
+    monkeypatch.setattr(cgi_mod, "fit_bnn", source_fit)
+    monkeypatch.setattr(train_mod, "fit_bnn", target_fit)  # fit_target_bnn imports it at call time
+    monkeypatch.setattr(cgi_mod, "assign", spy_assign)
+    return record
+
+
+# ---------------------------------------------------------------------------------------- weight points
+
+
+def test_group_sizes_and_layer_groups() -> None:
+    bnn = make_bnn([64, 16, 16, 2])
+    assert group_sizes(bnn) == {"middle": 64 * 16 + 16 + 16 * 16 + 16, "classification": 16 * 2 + 2}
+    assert [layer_group(i, 3) for i in range(3)] == ["middle", "middle", "classification"]
+    assert group_sizes(make_bnn([5, 3])) == {"middle": 0, "classification": 18}
+
+
+def test_extract_standardises_by_fan_in_and_keeps_layer_order() -> None:
+    bnn = make_bnn([64, 16, 9, 2])
+    pts = extract(bnn)
+    assert set(pts) == set(GROUPS)
+    expected: dict[str, list[np.ndarray]] = {g: [] for g in GROUPS}
+    for i, layer in enumerate(bnn.layers):
+        s = layer.n_in**-0.5  # s = fan_in^-1/2
+        assert layer.scale == pytest.approx(s)
+        g = layer_group(i, len(bnn.layers))
+        for loc, ls in ((layer.w_loc, layer.w_log_sigma), (layer.b_loc, layer.b_log_sigma)):
+            mu = loc.detach().reshape(-1).double().numpy() * math.sqrt(layer.n_in)
+            expected[g].append(np.stack([mu, ls.detach().reshape(-1).double().numpy()], axis=1))
+    for g in GROUPS:
+        assert pts[g].shape == (group_sizes(bnn)[g], 2)
+        np.testing.assert_allclose(pts[g], np.concatenate(expected[g]), rtol=1e-6, atol=1e-7)
+
+
+def test_standardised_init_is_width_free() -> None:
+    """At init every layer's μ/s is U(-1, 1), whatever its fan-in: the point of standardising."""
+    bnn = make_bnn([64, 40, 7, 8])
+    for i, layer in enumerate(bnn.layers):
+        mu = torch.cat([layer.w_loc.reshape(-1), layer.b_loc]).detach() / layer.scale
+        assert mu.abs().max().item() <= 1.0 + 1e-6, f"layer {i}"
+        assert mu.abs().max().item() > 0.8, f"layer {i}"
+    pts = extract(bnn)
+    for g in GROUPS:
+        assert np.abs(pts[g][:, 0]).max() <= 1.0 + 1e-6
+        assert np.allclose(pts[g][:, 1].mean(), -5.0, atol=0.05)
+
+
+def test_weight_points_round_trip() -> None:
+    a, b = make_bnn([64, 16, 16, 8], seed=1), make_bnn([64, 16, 16, 8], seed=2, init_log_sigma=-1.0)
+    pts = extract(a)
+    assign(b, pts)
+    back = extract(b)
+    for g in GROUPS:
+        np.testing.assert_allclose(back[g], pts[g], rtol=1e-6, atol=1e-7)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb)
+
+
+def test_assign_across_widths_rescales_by_the_target_fan_in() -> None:
+    # a standardised point μ/s = 0.5 becomes loc = 0.5 / sqrt(fan_in) in whichever layer receives it
+    bnn = make_bnn([36, 4, 2])
+    sizes = group_sizes(bnn)
+    pts = {g: np.tile([[0.5, -2.0]], (n, 1)) for g, n in sizes.items()}
+    assign(bnn, pts)
+    torch.testing.assert_close(bnn.layers[0].w_loc, torch.full((4, 36), 0.5 / 6))
+    torch.testing.assert_close(bnn.layers[1].b_loc, torch.full((2,), 0.25))
+    torch.testing.assert_close(bnn.layers[1].w_log_sigma, torch.full((2, 4), -2.0))
+
+
+def test_assign_transfer_mu_keeps_sigma() -> None:
+    a, b = make_bnn([64, 16, 8], seed=1, init_log_sigma=-1.0), make_bnn([64, 16, 8], seed=2)
+    sigma_before = [layer.w_log_sigma.detach().clone() for layer in b.layers] + [
+        layer.b_log_sigma.detach().clone() for layer in b.layers
+    ]
+    loc_before = [layer.w_loc.detach().clone() for layer in b.layers]
+    assign(b, extract(a), transfer="mu")
+    sigma_after = [layer.w_log_sigma for layer in b.layers] + [layer.b_log_sigma for layer in b.layers]
+    for before, after in zip(sigma_before, sigma_after, strict=True):
+        assert torch.equal(before, after)
+    for before, layer_a, layer_b in zip(loc_before, a.layers, b.layers, strict=True):
+        assert not torch.equal(before, layer_b.w_loc)
+        torch.testing.assert_close(layer_b.w_loc, layer_a.w_loc)
+    # and mu_sigma does write σ
+    assign(b, extract(a), transfer="mu_sigma")
+    torch.testing.assert_close(b.layers[0].w_log_sigma, a.layers[0].w_log_sigma)
+
+
+def test_assign_rejects_wrong_sizes_and_unknown_transfer() -> None:
+    bnn = make_bnn([64, 16, 2])
+    pts = extract(bnn)
+    with pytest.raises(ValueError, match="middle"):
+        assign(bnn, {"middle": pts["middle"][:-1], "classification": pts["classification"]})
+    with pytest.raises(ValueError, match="classification"):
+        assign(bnn, {"middle": pts["middle"], "classification": np.zeros((3, 2))})
+    with pytest.raises(ConfigError, match="transfer="):
+        assign(bnn, pts, transfer="sigma")
+
+
+@pytest.mark.parametrize("method", ["uniform", "bayesian"])
+@pytest.mark.parametrize("m", [1, 7, 500])
+def test_bootstrap_draws_m_existing_points(method: str, m: int) -> None:
+    points = np.random.default_rng(0).normal(size=(30, 2))
+    out = bootstrap(points, m, np.random.default_rng(1), method=method)
+    assert out.shape == (m, 2)
+    assert contained(out, points, tol=0.0)
+    again = bootstrap(points, m, np.random.default_rng(1), method=method)
+    np.testing.assert_array_equal(out, again)
+
+
+def test_bootstrap_rejects_unknown_method_and_empty_input() -> None:
+    with pytest.raises(ConfigError, match="bootstrap="):
+        bootstrap(np.zeros((3, 2)), 2, np.random.default_rng(0), method="parametric")
+    with pytest.raises(ValueError, match="empty"):
+        bootstrap(np.zeros((0, 2)), 2, np.random.default_rng(0))
+
+
+def test_bayesian_bootstrap_weights_sum_to_one() -> None:
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 10, 1000):
+        w = bayesian_bootstrap_weights(n, rng)
+        assert w.shape == (n,)
+        assert (w >= 0).all()
+        assert w.sum() == pytest.approx(1.0, abs=1e-12)
+    w = bayesian_bootstrap_weights(1000, rng)
+    assert w.std() > 0.5 / 1000  # Dirichlet(1,…,1) weights vary (sd ≈ 1/n), they are not all 1/n
+
+
+def test_bayesian_bootstrap_resamples_by_dirichlet_weights_uniform_does_not() -> None:
+    points = np.arange(5, dtype=float)[:, None].repeat(2, axis=1)
+    freq = {}
+    for method in ("uniform", "bayesian"):
+        out = bootstrap(points, 20000, np.random.default_rng(3), method=method)
+        freq[method] = np.bincount(out[:, 0].astype(int), minlength=5) / 20000
+    assert np.abs(freq["uniform"] - 0.2).max() < 0.02
+    assert np.abs(freq["bayesian"] - 0.2).max() > 0.05
+
+
+def test_subsample() -> None:
+    points = np.random.default_rng(0).normal(size=(100, 2))
+    rng = np.random.default_rng(1)
+    assert subsample(points, 100, rng) is points
+    assert subsample(points, 500, rng) is points
+    sub = subsample(points, 30, rng)
+    assert sub.shape == (30, 2)
+    assert len(np.unique(sub, axis=0)) == 30  # without replacement
+    assert contained(sub, points, tol=0.0)
+
+
+# ---------------------------------------------------------------------------------------------- switches
+
+
+def test_init_random_leaves_source_at_its_own_init(tasks: dict[str, Task], spy: Spy) -> None:
+    cfg = config(init="random")
+    result = go(cfg, tasks)
+    assert "initialisation" not in result.stages
+    fresh = extract(new_bnn(context(cfg, tasks), "source"))
+    assert spy.source_start is not None
+    for g in GROUPS:
+        np.testing.assert_array_equal(spy.source_start[g], fresh[g])
+    assert len(spy.assigned) == 1  # only the target gets generated points
+
+
+def test_init_cross_draws_source_from_target_bootstrap(tasks: dict[str, Task], spy: Spy) -> None:
+    m = 5
+    cfg = config(init="cross", M=m)
+    result = go(cfg, tasks)
+    assert "initialisation" in result.stages
+    ctx = context(cfg, tasks)
+    target_init = extract(new_bnn(ctx, "target"))
+    source_init = extract(new_bnn(ctx, "source"))
+    assert spy.source_start is not None
+    for g in GROUPS:
+        start = spy.source_start[g]
+        assert start.shape == source_init[g].shape
+        # line 8: θ_init_s ← θ_bb_t, group by group, out of the M bootstrapped target points
+        assert contained(start, target_init[g])
+        other = "classification" if g == "middle" else "middle"
+        assert not contained(start[:1], target_init[other])
+        assert 1 <= len(np.unique(start.round(5), axis=0)) <= m
+        assert not contained(start, source_init[g])
+    source_sizes, _, transfer = spy.assigned[0]
+    assert source_sizes == group_sizes(new_bnn(ctx, "source"))
+    assert transfer == "mu_sigma"
+
+
+@pytest.mark.parametrize(("scope", "names"), [("shared", {"shared"}), ("separate", {"middle", "classification"})])
+def test_scope_controls_the_number_of_generators(tasks: dict[str, Task], scope: str, names: set[str]) -> None:
+    m = 30
+    cfg = config(scope=scope, M=m)
+    art = go(cfg, tasks).artefacts
+    assert art["n_generators"] == len(names)
+    assert set(art["generators"]) == names
+    assert set(art["fit_points"]) == names
+    source = group_sizes(new_bnn(context(cfg, tasks), "source"))
+    if scope == "shared":
+        assert art["fit_points"]["shared"] == 2 * m + sum(source.values())
+    else:
+        assert art["fit_points"] == {g: m + source[g] for g in GROUPS}
+    for name in names:
+        assert art["generators"][name]["n_fit_points"] == art["fit_points"][name]
+
+
+@pytest.mark.parametrize(("generator", "k", "expected"), [("gmm", 1, 1), ("gmm", 3, 3), ("gaussian", 3, 1)])
+def test_k_components_are_used(tasks: dict[str, Task], generator: str, k: int, expected: int) -> None:
+    art = go(config(generator=generator, K=k), tasks).artefacts
+    for summary in art["generators"].values():
+        assert summary["kind"] == generator
+        assert summary["n_components"] == expected
+        assert len(summary["weights"]) == expected
+        assert np.array(summary["means"]).shape == (expected, 2)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "tied", "spherical"])
+def test_covariance_type_reaches_the_generator(tasks: dict[str, Task], covariance_type: str) -> None:
+    art = go(config(covariance_type=covariance_type), tasks).artefacts
+    assert {s["covariance_type"] for s in art["generators"].values()} == {covariance_type}
+
+
+def test_m_points_are_drawn_and_fit_points_capped(tasks: dict[str, Task]) -> None:
+    m, cap = 25, 30
+    cfg = config(M=m, max_fit_points=cap)
+    art = go(cfg, tasks).artefacts
+    source = group_sizes(new_bnn(context(cfg, tasks), "source"))
+    assert source["middle"] > cap  # so the cap bites on the middle group
+    assert art["fit_points"] == {g: m + min(source[g], cap) for g in GROUPS}
+    for g in GROUPS:
+        assert len(art["points"][g]["target_bootstrap"]) == m  # θ_bb_t has M rows (all kept for the figure)
+        assert len(art["points"][g]["source_posterior"]) == min(source[g], cap)
+
+
+def test_generated_points_are_what_the_target_starts_from(tasks: dict[str, Task], spy: Spy) -> None:
+    cfg = config()
+    art = go(cfg, tasks).artefacts
+    assert spy.target_start is not None
+    for g in GROUPS:
+        generated = np.array(art["points"][g]["generated"])
+        assert len(generated) == min(1000, group_sizes(new_bnn(context(cfg, tasks), "target"))[g])
+        assert contained(generated, spy.target_start[g], tol=1e-4)  # artefacts are rounded to 5 decimals
+
+
+@pytest.mark.parametrize("transfer", ["mu", "mu_sigma"])
+def test_transfer_mu_leaves_sigma_at_init(tasks: dict[str, Task], spy: Spy, transfer: str) -> None:
+    cfg = config(transfer=transfer)
+    go(cfg, tasks)
+    ctx = context(cfg, tasks)
+    target_init, source_init = extract(new_bnn(ctx, "target")), extract(new_bnn(ctx, "source"))
+    assert spy.target_start is not None and spy.source_start is not None
+    assert all(t == transfer for _, _, t in spy.assigned) and len(spy.assigned) == 2
+    for g in GROUPS:
+        assert not np.allclose(spy.target_start[g][:, 0], target_init[g][:, 0])  # μ always transferred
+        assert not np.allclose(spy.source_start[g][:, 0], source_init[g][:, 0])
+        same_target_sigma = np.array_equal(spy.target_start[g][:, 1], target_init[g][:, 1])
+        same_source_sigma = np.array_equal(spy.source_start[g][:, 1], source_init[g][:, 1])
+        assert same_target_sigma == same_source_sigma == (transfer == "mu")
+
+
+def test_target_warmup(tasks: dict[str, Task]) -> None:
+    result = go(config(target_warmup_epochs=2), tasks)
+    assert "target_warmup" in result.stages
+    assert len(result.history["target_warmup"]) == 2
+    assert "target_warmup" not in go(config(), tasks).stages
+
+
+def test_record_generators_off(tasks: dict[str, Task]) -> None:
+    result = go(config().with_(record_generators=False), tasks)
+    assert "generators" not in result.artefacts and "points" not in result.artefacts
+    assert result.artefacts["n_generators"] == 2
+
+
+# ------------------------------------------------------------------------------------------------ shapes
+
+
+def _expected_groups(model: str, n_classes: int) -> dict[str, int]:
+    sizes = layer_sizes(model, 64, n_classes, WIDTH, bayesian=True)
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    middle = sum(a * b + b for a, b in pairs[:-1])
+    a, b = pairs[-1]
+    return {"middle": middle, "classification": a * b + b}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_generated_shapes_match_every_architecture_pair(tasks: dict[str, Task], spy: Spy, case: str) -> None:
+    cfg = config(case=case)
+    result = go(cfg, tasks)
+    spec = cfg.case_spec
+    (src_sizes, src_points, _), (tgt_sizes, tgt_points, _) = spy.assigned
+    assert src_sizes == _expected_groups(spec.source_model, tasks[spec.source_task].n_classes)
+    assert tgt_sizes == _expected_groups(spec.target_model, tasks[spec.target_task].n_classes)
+    for g in GROUPS:
+        assert src_points[g].shape == (src_sizes[g], 2)
+        assert tgt_points[g].shape == (tgt_sizes[g], 2)
+        assert np.isfinite(tgt_points[g]).all()
+    assert 0.0 <= result.val_accuracy <= 1.0 and 0.0 <= result.test_accuracy <= 1.0
+
+
+# ------------------------------------------------------------------------------------------- degenerate
+
+
+@pytest.mark.parametrize(("generator", "k"), [("gmm", 1), ("gaussian", 1), ("gaussian", 4)])
+def test_single_bootstrap_point_does_not_crash(tasks: dict[str, Task], spy: Spy, generator: str, k: int) -> None:
+    result = go(config(M=1, K=k, generator=generator), tasks)
+    assert math.isfinite(result.val_accuracy) and math.isfinite(result.test_accuracy)
+    # with M = 1 every source weight point of a group starts from the same bootstrapped point
+    assert spy.source_start is not None
+    for g in GROUPS:
+        assert len(np.unique(spy.source_start[g], axis=0)) == 1
+        assert len(result.artefacts["points"][g]["target_bootstrap"]) == 1
+
+
+def test_m_smaller_than_k_is_rejected_at_construction() -> None:
+    with pytest.raises(ConfigError, match="M=2 is smaller than K=5"):
+        CGIConfig(M=2, K=5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"K": 0}, "K="),
+        ({"M": 0}, "M="),
+        ({"init": "warm"}, "init="),
+        ({"generator": "flow"}, "generator="),
+        ({"scope": "per_layer"}, "scope="),
+        ({"bootstrap": "parametric"}, "bootstrap="),
+        ({"transfer": "sigma"}, "transfer="),
+    ],
+)
+def test_invalid_cgi_config_names_the_field(kwargs: dict, field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        CGIConfig(**kwargs)
+
+
+# ----------------------------------------------------------------------------------------- determinism
+
+
+def test_same_seed_same_result_other_seed_differs(tasks: dict[str, Task]) -> None:
+    a, b = go(config(seed=3), tasks), go(config(seed=3), tasks)
+    assert (a.val_accuracy, a.test_accuracy) == (b.val_accuracy, b.test_accuracy)
+    assert a.history == b.history
+    assert a.artefacts["generators"] == b.artefacts["generators"]
+    assert a.artefacts["points"] == b.artefacts["points"]
+    c = go(config(seed=4), tasks)
+    assert c.history != a.history
+    assert c.artefacts["generators"]["middle"]["means"] != a.artefacts["generators"]["middle"]["means"]
+
+
+@pytest.mark.parametrize(
+    "switch", [{"init": "random"}, {"bootstrap": "bayesian"}, {"transfer": "mu"}, {"scope": "shared"}]
+)
+def test_switches_do_not_shift_other_streams(tasks: dict[str, Task], spy: Spy, switch: dict) -> None:
+    """Each stage draws from its own named stream: the target's minibatch order and noise never move."""
+    go(config(), tasks)
+    base_streams = spy.target_streams
+    go(config(**switch), tasks)
+    assert spy.target_streams == base_streams
