@@ -227,7 +227,9 @@ def bench_cmd(
     results: dict[str, Any] = bench.environment(device)
     err.print("timing epochs on T1's training set (784-400-400-8, batch 128) ...")
     results.update(
-        bench.epoch_benchmark(tasks["T1"], device=device, repeats=2 if quick else 3, max_examples=8000 if quick else None)
+        bench.epoch_benchmark(
+            tasks["T1"], device=device, repeats=2 if quick else 3, max_examples=8000 if quick else None
+        )
     )
     if not skip_cgi:
         err.print("timing a CGI run at quick fidelity ...")
@@ -246,6 +248,9 @@ StorageOpt = Annotated[
 ]
 WorkersOpt = Annotated[int, typer.Option(help="Worker processes on this machine (0: only fill the queue).")]
 FidelityOpt = Annotated[str, typer.Option(help="Preset in studies/fidelity.toml: smoke, quick, paper.")]
+ThreadsOpt = Annotated[
+    int, typer.Option("--threads", help="torch threads per worker (1 is fastest for these small MLPs on a busy CPU).")
+]
 
 
 def _storage_url(storage: str | None) -> str:
@@ -264,7 +269,14 @@ def _check_counts(**values: int | None) -> None:
 
 def _execute(plan: Any, label: str) -> Any:
     """Run a plan with a rich progress bar (trials finished / total, failures, best value, ETA)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from ablate import studies
 
@@ -302,7 +314,12 @@ def _summary(outcome: Any) -> None:
     except ValueError:
         best = "-"
     table.add_row(
-        str(c["COMPLETE"]), str(c["PRUNED"]), str(c["FAIL"]), str(c["RUNNING"]), str(c["WAITING"]), best,
+        str(c["COMPLETE"]),
+        str(c["PRUNED"]),
+        str(c["FAIL"]),
+        str(c["RUNNING"]),
+        str(c["WAITING"]),
+        best,
         f"{outcome.seconds:.0f}",
     )
     out.print(table)
@@ -316,6 +333,7 @@ def reproduce_cmd(
     storage: StorageOpt = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Report directory.")] = None,
     workers: WorkersOpt = 1,
+    threads: ThreadsOpt = 1,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Reproduce Table 1 or Table 2: every technique x case x seed is one enqueued Optuna trial.
@@ -333,7 +351,7 @@ def reproduce_cmd(
     from ablate.studies import StudyPlan
 
     _choice("table", table, ("table1", "table2"))
-    _check_counts(seeds=seeds)
+    _check_counts(seeds=seeds, threads=threads)
     if workers < 0:
         _fail(f"--workers {workers} must be >= 0")
     fid = presets.load_fidelity(fidelity)
@@ -342,8 +360,16 @@ def reproduce_cmd(
     reproduce.check_out_dir(out_path)
     url = _storage_url(storage)
     plan = StudyPlan(
-        name=f"{table}-{fidelity}", storage=url, fidelity=fid, kind="design", design=design, cases=CASES,
-        seeds=seeds, workers=workers, device=device,
+        name=f"{table}-{fidelity}",
+        storage=url,
+        fidelity=fid,
+        kind="design",
+        design=design,
+        cases=CASES,
+        seeds=seeds,
+        workers=workers,
+        device=device,
+        threads=threads,
     )
     outcome = _execute(plan, f"{table} ({fidelity}, {seeds} seeds)")
     _summary(outcome)
@@ -359,7 +385,10 @@ def study_cmd(
     seeds: Annotated[int, typer.Option(help="Seeds per trial (mean is the objective).")] = 1,
     fidelity: FidelityOpt = "quick",
     sampler: Annotated[str, typer.Option(help="tpe, random, qmc or grid.")] = "tpe",
-    pruner: Annotated[str | None, typer.Option(help="none, median, wilcoxon, hyperband (default: wilcoxon if --seeds > 1, else median).")] = None,
+    pruner: Annotated[
+        str | None,
+        typer.Option(help="none, median, wilcoxon, hyperband (default: wilcoxon if --seeds > 1, else median)."),
+    ] = None,
     space: Annotated[Path | None, typer.Option(help="Search space file (default studies/space.toml).")] = None,
     storage: StorageOpt = None,
     study_name: Annotated[str | None, typer.Option(help="Override the derived study name.")] = None,
@@ -369,6 +398,7 @@ def study_cmd(
     sampler_seed: Annotated[int, typer.Option(help="Sampler seed (worker i uses seed + i).")] = 0,
     heartbeat: Annotated[int, typer.Option(help="Heartbeat interval in seconds (RDB storages).")] = 60,
     grace: Annotated[int | None, typer.Option(help="Seconds without heartbeat before a trial is stale.")] = None,
+    threads: ThreadsOpt = 1,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Sensitivity study: sample CGI configurations, optimise target validation accuracy.
@@ -382,7 +412,7 @@ def study_cmd(
     from ablate.studies import PRUNERS, SAMPLERS, StudyPlan
 
     cases = expand_cases(case)
-    _check_counts(trials=trials, seeds=seeds, heartbeat=heartbeat)
+    _check_counts(trials=trials, seeds=seeds, heartbeat=heartbeat, threads=threads)
     if workers < 0:
         _fail(f"--workers {workers} must be >= 0")
     if timeout is not None and timeout <= 0:
@@ -407,9 +437,24 @@ def study_cmd(
         name = study_name if study_name and len(cases) == 1 else None
         name = name or (f"{study_name}-{c}" if study_name else f"sensitivity-{c}-{fidelity}")
         plan = StudyPlan(
-            name=name, storage=url, fidelity=fid, kind="sensitivity", case=c, space=sp, trials=trials, seeds=seeds,
-            sampler=sampler, pruner=pruner, sampler_seed=sampler_seed, workers=workers, join=join, timeout=timeout,
-            heartbeat_interval=heartbeat, grace_period=grace, device=device,
+            name=name,
+            storage=url,
+            fidelity=fid,
+            kind="sensitivity",
+            case=c,
+            space=sp,
+            trials=trials,
+            seeds=seeds,
+            sampler=sampler,
+            pruner=pruner,
+            sampler_seed=sampler_seed,
+            workers=workers,
+            join=join,
+            timeout=timeout,
+            heartbeat_interval=heartbeat,
+            grace_period=grace,
+            device=device,
+            threads=threads,
         )
         outcome = _execute(plan, name)
         _summary(outcome)
@@ -427,6 +472,7 @@ def ablation_cmd(
     join: Annotated[bool, typer.Option(help="Only work on an existing study's queue (extra machines).")] = False,
     heartbeat: Annotated[int, typer.Option(help="Heartbeat interval in seconds (RDB storages).")] = 60,
     grace: Annotated[int | None, typer.Option(help="Seconds without heartbeat before a trial is stale.")] = None,
+    threads: ThreadsOpt = 1,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Designed ablation: every variant of the full method, and the no-transfer benchmark, on the same seeds.
@@ -439,7 +485,7 @@ def ablation_cmd(
     from ablate.studies import StudyPlan
 
     cases = expand_cases(case)
-    _check_counts(seeds=seeds, heartbeat=heartbeat)
+    _check_counts(seeds=seeds, heartbeat=heartbeat, threads=threads)
     if workers < 0:
         _fail(f"--workers {workers} must be >= 0")
     fid = presets.load_fidelity(fidelity)
@@ -448,8 +494,19 @@ def ablation_cmd(
     for c in cases:
         name = (f"{study_name}-{c}" if len(cases) > 1 else study_name) if study_name else f"{dsg.name}-{c}-{fidelity}"
         plan = StudyPlan(
-            name=name, storage=url, fidelity=fid, kind="design", design=dsg, cases=(c,), seeds=seeds,
-            workers=workers, join=join, heartbeat_interval=heartbeat, grace_period=grace, device=device,
+            name=name,
+            storage=url,
+            fidelity=fid,
+            kind="design",
+            design=dsg,
+            cases=(c,),
+            seeds=seeds,
+            workers=workers,
+            join=join,
+            heartbeat_interval=heartbeat,
+            grace_period=grace,
+            device=device,
+            threads=threads,
         )
         outcome = _execute(plan, name)
         _summary(outcome)
@@ -472,7 +529,9 @@ def studies_cmd(storage: StorageOpt = None) -> None:
         table.add_column(col.lower())
     for row in list_studies(url):
         best = row["best_value"]
-        table.add_row(*[str(row[c] if c != "best_value" else (f"{best:.4f}" if best is not None else "-")) for c in cols])
+        table.add_row(
+            *[str(row[c] if c != "best_value" else (f"{best:.4f}" if best is not None else "-")) for c in cols]
+        )
     out.print(table)
 
 

@@ -67,12 +67,7 @@ class Design:
 
     def points(self, cases: list[str], seeds: int) -> list[DesignPoint]:
         """Every (case, variant, seed), seed-major so a partial run already holds complete pairs."""
-        return [
-            DesignPoint(case, v, s)
-            for case in cases
-            for s in range(seeds)
-            for v in self.variants
-        ]
+        return [DesignPoint(case, v, s) for case in cases for s in range(seeds) for v in self.variants]
 
 
 def _validated(label: str, technique: str, cgi: dict[str, Any], where: str) -> Variant:

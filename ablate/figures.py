@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from matplotlib import MatplotlibDeprecationWarning
 from matplotlib.figure import Figure
 
 from ablate.errors import AblateError
@@ -37,6 +39,7 @@ __all__ = [
     "cd_diagram",
     "forest",
     "importance_bars",
+    "importance_frame",
     "mk_heatmap",
     "weight_points_scatter",
 ]
@@ -79,7 +82,9 @@ def _save(fig: Figure, stem: str | Path) -> FigurePaths:
 def _require(df: pd.DataFrame, *cols: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise AblateError(f"column(s) {', '.join(map(repr, missing))} not found (columns: {', '.join(map(str, df.columns))})")
+        raise AblateError(
+            f"column(s) {', '.join(map(repr, missing))} not found (columns: {', '.join(map(str, df.columns))})"
+        )
 
 
 def _scale(percent: bool) -> float:
@@ -122,7 +127,9 @@ def box_strip(
     levels = [lv for lv in levels if lv in set(data[by])]
     fig = Figure(figsize=(7.0, 0.55 * len(levels) + 1.3))
     ax = fig.subplots()
-    sns.boxplot(data=data, x=value, y=by, order=levels, ax=ax, showfliers=False, color="#dbe6f3", width=0.6)
+    with warnings.catch_warnings():  # seaborn 0.13 passes boxplot(vert=...), deprecated in Matplotlib 3.11
+        warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
+        sns.boxplot(data=data, x=value, y=by, order=levels, ax=ax, showfliers=False, color="#dbe6f3", width=0.6)
     sns.stripplot(data=data, x=value, y=by, order=levels, ax=ax, color="#1f3b5c", size=3.5, jitter=0.18, alpha=0.8)
     ax.set_xlabel(_label(value, percent))
     ax.set_ylabel("")
@@ -217,15 +224,15 @@ def cd_diagram(
     n_left = math.ceil(k / 2)
     cliques = _cliques(vals, cd)
     rows = max(n_left, k - n_left)
-    height = 1.4 + 0.28 * rows + 0.12 * len(cliques)
-    fig = Figure(figsize=(7.5, height))
+    # data coordinates: x in rank units (with margins for the labels), y in inches downwards from the axis
+    label_top = 0.18 + 0.12 * len(cliques) + 0.15
+    top, bottom = (-1.0 if title else -0.75), label_top + 0.28 * (rows - 1) + 0.25
+    fig = Figure(figsize=(7.5, bottom - top))
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
     ax.set_axis_off()
-    # data coordinates: x in rank units (with margins for the labels), y downwards from the axis at 0
     margin = 0.32 * (hi_r - lo_r) + 0.6
     ax.set_xlim(lo_r - margin, hi_r + margin)
-    bottom = 0.9 + 0.28 * rows + 0.12 * len(cliques)
-    ax.set_ylim(bottom, -0.75)
+    ax.set_ylim(bottom, top)
     ax.plot([lo_r, hi_r], [0, 0], color="black", lw=1.2)
     for t in range(1, int(hi_r) + 1):
         ax.plot([t, t], [0, -0.08], color="black", lw=1.0)
@@ -244,7 +251,6 @@ def cd_diagram(
     for c, (i, j) in enumerate(cliques):
         yy = y0 + 0.12 * c
         ax.plot([vals[i] - 0.03, vals[j] + 0.03], [yy, yy], color="#c62828", lw=3.0, solid_capstyle="round")
-    label_top = y0 + 0.12 * len(cliques) + 0.15
     for idx, (name, v) in enumerate(zip(names, vals, strict=True)):
         if idx < n_left:
             yy, x_text, ha = label_top + 0.28 * idx, lo_r - 0.15, "right"
@@ -253,7 +259,7 @@ def cd_diagram(
         ax.plot([v, v, x_text], [0, yy, yy], color="black", lw=0.8)
         ax.text(x_text + (-0.05 if ha == "right" else 0.05), yy, f"{name} ({v:.2f})", ha=ha, va="center", fontsize=9)
     if title:
-        ax.text((lo_r + hi_r) / 2, -0.72, title, ha="center", va="top", fontsize=10, weight="bold")
+        ax.text((lo_r + hi_r) / 2, top + 0.08, title, ha="center", va="top", fontsize=10, weight="bold")
     return _save(fig, stem)
 
 
@@ -322,7 +328,10 @@ def _axis_bins(s: pd.Series, max_levels: int, n_bins: int) -> tuple[pd.Series, s
     else:
         edges, how = np.linspace(lo, hi, n_bins + 1), "bins"
     edges[0], edges[-1] = lo, hi
-    labels = [f"[{a:.3g}, {b:.3g}{']' if i == n_bins - 1 else ')'}" for i, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True))]
+    labels = [
+        f"[{a:.3g}, {b:.3g}{']' if i == n_bins - 1 else ')'}"
+        for i, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True))
+    ]
     binned = pd.cut(s, bins=edges, labels=labels, include_lowest=True, right=False)
     binned[s == hi] = labels[-1]
     return binned, how
@@ -362,7 +371,9 @@ def mk_heatmap(
         for j in range(means.shape[1]):
             m = means.iat[i, j]
             if np.isfinite(m):
-                annot[i, j] = f"{m:.1f}\nn={int(counts.iat[i, j])}" if percent else f"{m:.3g}\nn={int(counts.iat[i, j])}"
+                annot[i, j] = (
+                    f"{m:.1f}\nn={int(counts.iat[i, j])}" if percent else f"{m:.3g}\nn={int(counts.iat[i, j])}"
+                )
     fig = Figure(figsize=(1.0 * means.shape[1] + 2.5, 0.7 * means.shape[0] + 1.6))
     ax = fig.subplots()
     sns.heatmap(
@@ -383,10 +394,24 @@ def mk_heatmap(
 # ---------------------------------------------------------------------------------------- weight points
 
 
-_POINT_STYLES = {
-    "source_posterior": {"color": "#1f5fa8", "marker": "o", "s": 14, "alpha": 0.7, "label": "source posterior"},
-    "target_bootstrap": {"color": "#e07b00", "marker": "x", "s": 16, "alpha": 0.8, "label": "target bootstrap"},
-    "generated": {"color": "#1a7f37", "marker": ".", "s": 10, "alpha": 0.5, "label": "generated"},
+_POINT_STYLES = {  # drawn in this order: the (many) generated points underneath
+    "generated": {"color": "#1a7f37", "marker": ".", "s": 10, "alpha": 0.45, "label": "generated", "zorder": 1},
+    "target_bootstrap": {
+        "color": "#e07b00",
+        "marker": "x",
+        "s": 18,
+        "alpha": 0.9,
+        "label": "target bootstrap",
+        "zorder": 2,
+    },
+    "source_posterior": {
+        "color": "#1f5fa8",
+        "marker": "o",
+        "s": 16,
+        "alpha": 0.8,
+        "label": "source posterior",
+        "zorder": 3,
+    },
 }
 
 
@@ -406,13 +431,15 @@ def weight_points_scatter(
     groups = list(points)
     ncol = min(4, len(groups))
     nrow = math.ceil(len(groups) / ncol)
-    fig = Figure(figsize=(3.4 * ncol, 3.0 * nrow + 0.5))
+    fig = Figure(figsize=(3.4 * ncol, 3.0 * nrow + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
     for ax, group in zip(axes, groups, strict=False):
         kinds = points[group]
         unknown = set(kinds) - set(_POINT_STYLES)
         if unknown:
-            raise AblateError(f"group {group!r}: unknown point kind(s) {sorted(unknown)}; expected {list(_POINT_STYLES)}")
+            raise AblateError(
+                f"group {group!r}: unknown point kind(s) {sorted(unknown)}; expected {list(_POINT_STYLES)}"
+            )
         for kind, style in _POINT_STYLES.items():
             if kind not in kinds or kinds[kind] is None:
                 continue
@@ -420,7 +447,9 @@ def weight_points_scatter(
             if arr.size == 0:
                 continue
             if arr.ndim != 2 or arr.shape[1] != 2:
-                raise AblateError(f"group {group!r}, {kind}: expected an (n, 2) array of (μ/s, log σ), got shape {arr.shape}")
+                raise AblateError(
+                    f"group {group!r}, {kind}: expected an (n, 2) array of (μ/s, log σ), got shape {arr.shape}"
+                )
             ax.scatter(arr[:, 0], arr[:, 1], **style)
         ax.set_title(str(group), fontsize=9)
         ax.set_xlabel("μ / s")
@@ -435,8 +464,7 @@ def weight_points_scatter(
                 handles.append(h)
                 labels.append(lab)
     if handles:
-        fig.legend(handles, labels, loc="upper center", ncol=len(handles), frameon=False, fontsize=8)
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=8)
     if title:
-        fig.suptitle(title, y=1.04)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+        fig.suptitle(title)
     return _save(fig, stem)

@@ -118,9 +118,7 @@ class SensitivityObjective:
         key = f"benchmark:{self.case}:{seed}"
         cached = trial.study.user_attrs.get(key)
         if cached is None:
-            config = RunConfig(
-                case=self.case, technique="bnn", seed=seed, fidelity=self.fidelity, device=self.device
-            )
+            config = RunConfig(case=self.case, technique="bnn", seed=seed, fidelity=self.fidelity, device=self.device)
             result = run(config, tasks=self.cache.get(self.fidelity), log=self.cache.log)
             cached = {"val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy}
             trial.study.set_user_attr(key, cached)  # deterministic: a concurrent duplicate writes the same

@@ -51,8 +51,7 @@ def counts(study: optuna.Study) -> dict[str, int]:
 def enqueue_points(study: optuna.Study, points: Iterable[DesignPoint], params: Callable[[DesignPoint], dict]) -> int:
     """Enqueue every design point not already finished, running or waiting; return how many were added."""
     present = {
-        t.user_attrs.get("design_key")
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, *PENDING))
+        t.user_attrs.get("design_key") for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, *PENDING))
     }
     added = 0
     with warnings.catch_warnings():

@@ -54,10 +54,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from crossgen.config import CASES
 
 from ablate import stats
 from ablate.errors import AblateError
+from crossgen.config import CASES
 
 __all__ = [
     "CASES",
@@ -109,6 +109,10 @@ class Table:
     warnings: list[str] = field(default_factory=list)
     slug: str | None = None
 
+    def __post_init__(self) -> None:
+        if not self.warnings:  # a DataFrame from ablate.stats carries its table-level warnings in attrs
+            self.warnings = [str(w) for w in self.data.attrs.get("warnings", [])]
+
 
 @dataclass(eq=False)
 class Section:
@@ -126,11 +130,7 @@ def as_table(obj: Table | pd.DataFrame) -> Table:
     if isinstance(obj, Table):
         return obj
     if isinstance(obj, pd.DataFrame):
-        return Table(
-            data=obj,
-            title=str(obj.attrs.get("title", "")),
-            warnings=[str(w) for w in obj.attrs.get("warnings", [])],
-        )
+        return Table(data=obj, title=str(obj.attrs.get("title", "")))
     raise AblateError(f"a report table must be a DataFrame or Table, got {type(obj).__name__}")
 
 
@@ -193,7 +193,7 @@ def _cell(v: Any) -> str:
         return f"{float(v):.4g}" if math.isfinite(v) else DASH
     if isinstance(v, list | tuple | np.ndarray):
         return "; ".join(_cell(x) for x in v)
-    if isinstance(v, float) or v is pd.NA or v is pd.NaT:
+    if v is pd.NA or v is pd.NaT:
         return DASH
     return str(v)
 
@@ -373,7 +373,11 @@ def paper_table_block(
     caption = (
         f"Mean ± sample standard deviation (ddof=1) over seeds of {value}{unit}; bold: best mean per case "
         "(at the shown precision)"
-        + (f"; {DAGGER}: significantly different from the benchmark after Holm correction" if dagger is not None else "")
+        + (
+            f"; {DAGGER}: significantly different from the benchmark after Holm correction"
+            if dagger is not None
+            else ""
+        )
         + "."
     )
     return Table(
@@ -442,7 +446,11 @@ def significance_rows(
         )
         frames.append(per_case)
         summaries[m] = summary
-    out = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) else pd.DataFrame()
+    out = (
+        pd.concat([f for f in frames if not f.empty], ignore_index=True)
+        if any(not f.empty for f in frames)
+        else pd.DataFrame()
+    )
     if not out.empty:
         for col in ("delta", "ci_low", "ci_high"):
             out[f"{col}_pp"] = out[col].astype(float) * 100.0
@@ -471,6 +479,7 @@ def format_comparisons(
     title: str = "",
     caption: str | None = None,
     slug: str | None = None,
+    rope: float | None = None,
 ) -> Table:
     """Human columns for rows of ablate.stats (ablation_table / transfer_verdicts): n, mean ± SD of each
     side, median [IQR], Δ [95% CI] (pp when ``percent``), p, p (Holm), p (t), d_z and A12 with labels,
@@ -492,7 +501,9 @@ def format_comparisons(
         {
             label: [str(x) for x in tab[label]],
             "n": [int(x) for x in tab["n"]],
-            "mean ± SD": [fmt_mean_sd(m * s, sd * s, d) for m, sd in zip(tab["variant_mean"], tab["variant_sd"], strict=True)],
+            "mean ± SD": [
+                fmt_mean_sd(m * s, sd * s, d) for m, sd in zip(tab["variant_mean"], tab["variant_sd"], strict=True)
+            ],
             f"{ref} mean ± SD": [
                 fmt_mean_sd(m * s, sd * s, d) for m, sd in zip(tab["reference_mean"], tab["reference_sd"], strict=True)
             ],
@@ -507,8 +518,12 @@ def format_comparisons(
             "p": [fmt_p(p) for p in tab["p"]],
             "p (Holm)": [fmt_p(p) for p in tab["p_holm"]],
             "p (t)": [fmt_p(p) for p in tab["p_t"]],
-            "d_z": [f"{x:.2f} ({lab})" if _finite(x) else DASH for x, lab in zip(tab["d_z"], tab["d_z_label"], strict=True)],
-            "A12": [f"{x:.2f} ({lab})" if _finite(x) else DASH for x, lab in zip(tab["a12"], tab["a12_label"], strict=True)],
+            "d_z": [
+                f"{x:.2f} ({lab})" if _finite(x) else DASH for x, lab in zip(tab["d_z"], tab["d_z_label"], strict=True)
+            ],
+            "A12": [
+                f"{x:.2f} ({lab})" if _finite(x) else DASH for x, lab in zip(tab["a12"], tab["a12_label"], strict=True)
+            ],
             "verdict": verdicts,
             "warnings": cells,
         }
@@ -522,7 +537,9 @@ def format_comparisons(
             f"Δ = {label if label == 'variant' else 'method'} − {ref}, paired by seed"
             + (" (percentage points)" if percent else "")
             + "; p: exact sign-flip permutation test; p (Holm): Holm-adjusted over the rows of this table; "
-            "p (t): paired t-test (sensitivity check); mean ± sample SD over the paired seeds."
+            "p (t): paired t-test (sensitivity check); mean ± sample SD over the paired seeds"
+            + (f"; ROPE ±{rope * s:g} {unit} (rope={rope:g} in value units, as in the warnings)" if rope else "")
+            + "."
         )
     return Table(
         data=shown,
@@ -599,12 +616,10 @@ def _grid(table: Table, esc: Callable[[str], str], bold: Callable[[str], str], d
     b, dg = mask(table.bold), mask(table.dagger)
     offset = 1 if show_index else 0
     rows, right = [], []
-    for j, col in enumerate(columns):
+    for col in columns:
         texts = [_cell(v) for v in col]
         right.append(
-            bool(texts)
-            and all(t == DASH or _NUMERIC_CELL.match(t) for t in texts)
-            and any(t != DASH for t in texts)
+            bool(texts) and all(t == DASH or _NUMERIC_CELL.match(t) for t in texts) and any(t != DASH for t in texts)
         )
     for i in range(nrow):
         cells = []
@@ -641,8 +656,8 @@ def table_latex(
     if t.data.shape[1] == 0:
         return r"\emph{(empty table)}"
     header, rows, right = _grid(t, tex_escape, lambda s: rf"\textbf{{{s}}}", r"$^{\dagger}$")
-    header = [h.replace("$$", "") for h in header]
-    rows = [[re.sub(r"(?<!\\)\$\$", "", c) for c in r] for r in rows]
+    header = [_tex_cell(h) for h in header]
+    rows = [[_tex_cell(c) for c in r] for r in rows]
     spec = "".join("r" if r else "l" for r in right)
     body = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
     body += [" & ".join(r) + r" \\" for r in rows]
@@ -671,7 +686,9 @@ def table_html(table: Table | pd.DataFrame) -> str:
     out.append("<thead><tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr></thead><tbody>")
     for r in rows:
         out.append(
-            "<tr>" + "".join(f'<td class="num">{c}</td>' if right[j] else f"<td>{c}</td>" for j, c in enumerate(r)) + "</tr>"
+            "<tr>"
+            + "".join(f'<td class="num">{c}</td>' if right[j] else f"<td>{c}</td>" for j, c in enumerate(r))
+            + "</tr>"
         )
     out.append("</tbody></table>")
     return "\n".join(out)
@@ -697,10 +714,7 @@ def table_csv(table: Table | pd.DataFrame, *, numeric: bool = True) -> str:
 
 
 def _png_pdf(fig: str | Path | tuple[Path, Path]) -> tuple[Path, Path]:
-    if isinstance(fig, tuple):
-        p = Path(fig[0])
-    else:
-        p = Path(fig)
+    p = Path(fig[0]) if isinstance(fig, tuple) else Path(fig)
     base = p.with_suffix("") if p.suffix.lower() in (".png", ".pdf") else p
     return Path(f"{base}.png"), Path(f"{base}.pdf")
 
@@ -803,8 +817,15 @@ def render_latex(
     return "\n".join(head) + "\n\n" + text + "\n" + r"\end{document}" + "\n"
 
 
+def _tex_cell(text: str) -> str:
+    r"""Merge math made adjacent by marks (``$\pm$$^{\dagger}$``), and put ``{}`` before a leading ``[`` so
+    that ``\\`` / ``\item`` do not read it as an optional argument."""
+    text = re.sub(r"(?<!\\)\$\$", "", text)
+    return "{}" + text if text.startswith("[") else text
+
+
 def _tex_warnings(ws: Sequence[str]) -> str:
-    items = "\n".join(rf"\item {tex_escape(w)}" for w in ws)
+    items = "\n".join(rf"\item {_tex_cell(tex_escape(w))}" for w in ws)
     return "\n".join(
         [r"{\footnotesize\textbf{Warnings}", r"\begin{itemize}\setlength\itemsep{0pt}", items, r"\end{itemize}}", ""]
     )
@@ -1048,7 +1069,9 @@ def write_report(
         formats = (formats,)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
-        raise AblateError(f"unknown report format(s) {', '.join(map(repr, unknown))} (choose from {', '.join(FORMATS)})")
+        raise AblateError(
+            f"unknown report format(s) {', '.join(map(repr, unknown))} (choose from {', '.join(FORMATS)})"
+        )
     formats = list(dict.fromkeys(formats))
     if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
         raise AblateError(f"report name must be a plain file name without a folder, got {name!r}")
@@ -1057,8 +1080,10 @@ def write_report(
     for s in secs:
         for fig in s.figures:
             png, pdf = _png_pdf(fig)
-            if not png.exists() and not ("tex" in formats and pdf.exists() and formats == ["tex"]):
+            if set(formats) & {"md", "html", "json"} and not png.exists():
                 raise AblateError(f"figure {png} of section {s.title!r} does not exist")
+            if "tex" in formats and not (pdf.exists() or png.exists()):
+                raise AblateError(f"figure {pdf} of section {s.title!r} does not exist")
     title = title if title is not None else name
     payloads: dict[Path, str] = {}
     for fmt in formats:
@@ -1155,8 +1180,9 @@ def ablation_report_sections(
                 tab,
                 label="variant",
                 percent=percent,
+                rope=rope,
                 title=f"Variants vs {reference!r}" + (f" ({case})" if case is not None else ""),
-                slug=_slug(f"ablation-{case}" if case is not None else "ablation"),
+                slug=_slug(str(case) if case is not None else "ablation"),
             )
         )
         order = [reference] + [n for n in names if n != reference]
@@ -1189,7 +1215,9 @@ def ablation_report_sections(
             ranks = fr["ranks"].sort_values()
             sec.tables.append(
                 Table(
-                    data=pd.DataFrame({"variant": [str(i) for i in ranks.index], "average rank": [f"{r:.2f}" for r in ranks]}),
+                    data=pd.DataFrame(
+                        {"variant": [str(i) for i in ranks.index], "average rank": [f"{r:.2f}" for r in ranks]}
+                    ),
                     title="Friedman average ranks" + (f" ({case})" if case is not None else ""),
                     caption=(
                         f"Friedman test over k={fr['k']} variants on N={fr['n']} complete seeds: "
@@ -1218,8 +1246,17 @@ def ablation_report_sections(
             sec.warnings.append("Friedman test skipped: fewer than 2 seeds have runs of every variant")
         sections.append(sec)
     if ns:
-        sections.append(_methods_section(ns, alpha, rope, n_resamples, seed, f"the {m_max} variant-vs-{reference!r} "
-                                         "comparisons within each case", friedman_used=friedman_used))
+        sections.append(
+            _methods_section(
+                ns,
+                alpha,
+                rope,
+                n_resamples,
+                seed,
+                f"the {m_max} variant-vs-{reference!r} comparisons within each case",
+                friedman_used=friedman_used,
+            )
+        )
     return sections
 
 
@@ -1333,7 +1370,12 @@ def transfer_report_sections(
         if not rows_m.empty:
             sec.tables.append(
                 format_comparisons(
-                    rows_m, label="case", percent=percent, title=f"{m} vs {baseline} per case", slug=_slug(f"transfer-{m}")
+                    rows_m,
+                    label="case",
+                    percent=percent,
+                    title=f"{m} vs {baseline} per case",
+                    slug=_slug(m),
+                    rope=rope,
                 )
             )
             if fig_dir is not None:
@@ -1356,7 +1398,7 @@ def transfer_report_sections(
                 rope,
                 n_resamples,
                 seed,
-                "the transfer cases of each technique (one family per technique)",
+                "the transfer cases of each technique separately",
                 wilcoxon_used=True,
             )
         )
@@ -1440,13 +1482,18 @@ def sensitivity_report_sections(
                     "p Welch (Holm)": [fmt_p(p) for p in tab["p_welch_holm"]],
                     "p MWU": [fmt_p(p) for p in tab["p_mwu"]],
                     "p MWU (Holm)": [fmt_p(p) for p in tab["p_mwu_holm"]],
-                    "A12": [f"{a:.2f} ({lab})" if _finite(a) else DASH for a, lab in zip(tab["a12"], tab["a12_label"], strict=True)],
+                    "A12": [
+                        f"{a:.2f} ({lab})" if _finite(a) else DASH
+                        for a, lab in zip(tab["a12"], tab["a12_label"], strict=True)
+                    ],
                     "warnings": cells,
                 }
             )
             numeric = tab.copy()
             numeric["warnings"] = ["; ".join(w) for w in tab["warnings"]]
-            extra = sorted({w for f in frames for w in f.attrs.get("warnings", []) if w != stats.TPE_CONFOUNDING_WARNING})
+            extra = sorted(
+                {w for f in frames for w in f.attrs.get("warnings", []) if w != stats.TPE_CONFOUNDING_WARNING}
+            )
             sec = Section(
                 "Marginal tests" + (f": {case}" if case is not None else ""),
                 text=f"{value} per level of each categorical parameter ({mode}); Welch t and Mann–Whitney U, "
@@ -1483,5 +1530,7 @@ def sensitivity_report_sections(
                 )
             )
     if not params:
-        sections.append(Section("Marginal tests", warnings=["no categorical parameter columns found: no marginal tests"]))
+        sections.append(
+            Section("Marginal tests", warnings=["no categorical parameter columns found: no marginal tests"])
+        )
     return sections

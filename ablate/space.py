@@ -79,7 +79,7 @@ def _param(path: str, name: str, raw: Any) -> Param:
         raise AblateError(f"{where} type must be categorical, int or float, not {kind!r}")
     when = raw.get("when", {})
     if not isinstance(when, dict):
-        raise AblateError(f"{where} `when` must be a table like {{ generator = \"gmm\" }}")
+        raise AblateError(f'{where} `when` must be a table like {{ generator = "gmm" }}')
     grid = raw.get("grid", [])
     if not isinstance(grid, list):
         raise AblateError(f"{where} `grid` must be a list")

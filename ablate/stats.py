@@ -148,8 +148,7 @@ def paired(
         dup = rows[key][rows[key].duplicated()].unique()
         if len(dup):
             raise StatsError(
-                f"variant {name!r} has several rows for {key}={list(dup)}: "
-                "aggregate or deduplicate them first"
+                f"variant {name!r} has several rows for {key}={list(dup)}: aggregate or deduplicate them first"
             )
         ok = rows.dropna(subset=[key, value])
         sides[name] = ok
@@ -438,9 +437,7 @@ def _compare_row(pairs: Paired, *, alpha: float, seed: int, n_resamples: int) ->
         p_t = paired_t(d)
         notes.extend(ci.warnings)
         if n > MAX_EXACT:
-            notes.append(
-                f"n={n} > {MAX_EXACT}: sign-flip p is Monte Carlo (99,999 sign patterns, seed {seed})"
-            )
+            notes.append(f"n={n} > {MAX_EXACT}: sign-flip p is Monte Carlo (99,999 sign patterns, seed {seed})")
         if np.isfinite(p_t) and (p < alpha) != (p_t < alpha):
             notes.append(f"unadjusted sign-flip p={p:.3g} and paired t p={p_t:.3g} disagree at alpha={alpha}")
     else:
@@ -489,9 +486,7 @@ def _finalize(row: dict[str, Any], ci: CI, p_adj: float, m: int, *, alpha: float
     threshold = alpha / max(m, 1)
     if row["min_p"] >= threshold and row["n"] > row["n_zero_diffs"]:
         where = (
-            f"after Holm over {m} comparisons the first step needs p < {threshold:.3g}"
-            if m > 1
-            else f"alpha={alpha}"
+            f"after Holm over {m} comparisons the first step needs p < {threshold:.3g}" if m > 1 else f"alpha={alpha}"
         )
         row["warnings"].append(
             f"with {row['n'] - row['n_zero_diffs']} non-zero pairs the smallest attainable p is "
@@ -499,8 +494,7 @@ def _finalize(row: dict[str, Any], ci: CI, p_adj: float, m: int, *, alpha: float
         )
     if rope is not None and row["verdict"] in ("better", "worse") and -rope <= ci.low and ci.high <= rope:
         row["warnings"].append(
-            f"significant, but the whole CI lies inside the ROPE [-{rope:g}, {rope:g}]: "
-            "practically negligible"
+            f"significant, but the whole CI lies inside the ROPE [-{rope:g}, {rope:g}]: practically negligible"
         )
 
 
@@ -642,9 +636,7 @@ def transfer_verdicts(
         )
     small = [str(r["case"]) for r in rows if r["n"] < MIN_N_TESTS]
     if small:
-        notes.append(
-            f"cases with fewer than {MIN_N_TESTS} paired seeds (descriptives only): {', '.join(small)}"
-        )
+        notes.append(f"cases with fewer than {MIN_N_TESTS} paired seeds (descriptives only): {', '.join(small)}")
     summary: dict[str, Any] = {
         "method": method,
         "baseline": baseline,
@@ -679,9 +671,7 @@ def friedman(df_wide: pd.DataFrame, *, alpha: float = 0.05) -> dict[str, Any]:
     notes: list[str] = []
     data = df_wide.dropna()
     if len(data) < len(df_wide):
-        notes.append(
-            f"{len(df_wide) - len(data)} seeds with a missing variant were dropped (complete blocks)"
-        )
+        notes.append(f"{len(df_wide) - len(data)} seeds with a missing variant were dropped (complete blocks)")
     n = len(data)
     if n < 2:
         raise StatsError(f"Friedman needs at least 2 complete seeds (rows), got {n}")
@@ -700,8 +690,7 @@ def friedman(df_wide: pd.DataFrame, *, alpha: float = 0.05) -> dict[str, Any]:
     p = float(res.pvalue)
     if not np.isfinite(p) or p >= alpha:
         notes.append(
-            "Friedman test not significant (or undefined): "
-            "do not interpret Nemenyi (CD) differences between ranks"
+            "Friedman test not significant (or undefined): do not interpret Nemenyi (CD) differences between ranks"
         )
     return {
         "ranks": pd.Series(ranks, index=data.columns, name="average_rank"),
@@ -736,10 +725,7 @@ def marginal_tests(
     levels = list(pd.unique(data[param]))
     groups = {lv: data.loc[data[param] == lv, value].to_numpy(dtype=float) for lv in levels}
     if mode == "one-vs-rest":
-        specs = [
-            (lv, "rest", groups[lv], data.loc[data[param] != lv, value].to_numpy(dtype=float))
-            for lv in levels
-        ]
+        specs = [(lv, "rest", groups[lv], data.loc[data[param] != lv, value].to_numpy(dtype=float)) for lv in levels]
     elif mode == "pairwise":
         specs = [(u, v, groups[u], groups[v]) for u, v in itertools.combinations(levels, 2)]
     else:
@@ -802,11 +788,7 @@ def methods_paragraph(
 ) -> str:
     """A paste-ready Methods paragraph, so the paper states exactly the procedure that made the numbers."""
     min_p = min_attainable_p(n_seeds)
-    exact = (
-        f"all 2^{n_seeds} = {2**n_seeds:,} sign patterns"
-        if n_seeds <= MAX_EXACT
-        else "99,999 random sign patterns"
-    )
+    exact = f"all 2^{n_seeds} = {2**n_seeds:,} sign patterns" if n_seeds <= MAX_EXACT else "99,999 random sign patterns"
     ci_kind = (
         "bias-corrected and accelerated (BCa) bootstrap (Efron, 1987)"
         if n_seeds >= MIN_N_BCA

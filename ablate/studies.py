@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
-import os
 import signal
 import time
 import warnings
@@ -63,6 +62,7 @@ class StudyPlan:
     grace_period: int | None = None
     device: str = "cpu"
     data_dir: str | None = None
+    threads: int = 1
 
     @property
     def total(self) -> int:
@@ -77,7 +77,10 @@ class StudyPlan:
 
     def identity(self) -> dict[str, Any]:
         """What must match when a study is resumed (mixing fidelities in one study would be dishonest)."""
-        ident: dict[str, Any] = {"ablate_kind": self.kind, "fidelity": json.dumps(asdict(self.fidelity), sort_keys=True)}
+        ident: dict[str, Any] = {
+            "ablate_kind": self.kind,
+            "fidelity": json.dumps(asdict(self.fidelity), sort_keys=True),
+        }
         if self.kind == "sensitivity":
             ident["case"] = self.case
             ident["seeds"] = self.seeds
@@ -123,7 +126,11 @@ def open_study(plan: StudyPlan, *, worker: int = 0, create: bool = True) -> optu
     sampler, pruner = make_sampler(plan, worker), make_pruner(plan)
     if create:
         study = optuna.create_study(
-            study_name=plan.name, storage=storage, direction="maximize", sampler=sampler, pruner=pruner,
+            study_name=plan.name,
+            storage=storage,
+            direction="maximize",
+            sampler=sampler,
+            pruner=pruner,
             load_if_exists=True,
         )
     else:
@@ -138,9 +145,7 @@ def prepare(plan: StudyPlan) -> tuple[optuna.Study, int]:
     existing = study.user_attrs
     for key, value in ident.items():
         if key in existing and existing[key] != value:
-            raise AblateError(
-                f"study {plan.name!r} already exists with a different {key}; choose another --study-name"
-            )
+            raise AblateError(f"study {plan.name!r} already exists with a different {key}; choose another --study-name")
     for key, value in ident.items():
         if key not in existing:
             study.set_user_attr(key, value)
@@ -198,10 +203,6 @@ class Outcome:
     stats: list[queue.WorkerStats] = field(default_factory=list)
 
 
-def threads_per_worker(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
-
-
 def execute(
     plan: StudyPlan,
     *,
@@ -221,7 +222,7 @@ def execute(
 
         study.sampler = make_sampler(plan, 0)
         objective = build_objective(plan, log=log)
-        torch.set_num_threads(threads_per_worker(1))
+        torch.set_num_threads(plan.threads)
         stats.append(
             queue.work(
                 study,
@@ -234,7 +235,7 @@ def execute(
     else:
         ctx = mp.get_context("spawn")
         procs = [
-            ctx.Process(target=worker_main, args=(plan, i, threads_per_worker(plan.workers)), daemon=False)
+            ctx.Process(target=worker_main, args=(plan, i, plan.threads), daemon=False)
             for i in range(plan.workers)
         ]
         for p in procs:

@@ -1,0 +1,339 @@
+"""Tests for ablate.report and ablate.figures: formatting by hand computation, markup validity, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ablate import figures, report
+from ablate.errors import AblateError
+from ablate.report import Section, Table
+
+CASES = ["T1M1_T2M2", "T2M1_T1M2"]
+
+
+def runs(effects: dict[str, float], *, cases=CASES, n: int = 10, sd: float = 0.002, seed: int = 0) -> pd.DataFrame:
+    """Tidy runs: 'full' plus variants shifted by `effects` (fractions), shared per-seed noise (paired)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for case in cases:
+        base = 0.90 + rng.normal(0, 0.01, n)
+        for variant, eff in {"full": 0.0, **effects}.items():
+            noise = rng.normal(0, sd, n)
+            for s in range(n):
+                v = float(base[s] + eff + noise[s])
+                rows.append(
+                    {"case": case, "variant": variant, "seed": s, "val_accuracy": v - 0.001, "test_accuracy": v}
+                )
+    return pd.DataFrame(rows)
+
+
+def fixed() -> pd.DataFrame:
+    """Two variants, two cases, three seeds with hand-checkable means and SDs."""
+    vals = {
+        ("A", "T1M1_T2M2"): [0.9700, 0.9703, 0.9706],  # mean 97.03, sd 0.03
+        ("B", "T1M1_T2M2"): [0.9600, 0.9610, 0.9620],  # mean 96.10, sd 0.10
+        ("A", "T2M1_T1M2"): [0.5000, 0.5000, 0.5000],  # mean 50.00, sd 0.00
+        ("B", "T2M1_T1M2"): [0.6000, 0.6200, 0.6400],  # mean 62.00, sd 2.00
+    }
+    rows = [
+        {"case": c, "variant": v, "seed": s, "test_accuracy": x}
+        for (v, c), xs in vals.items()
+        for s, x in enumerate(xs)
+    ]
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------- paper table
+
+
+def test_paper_table_hand_computed_mean_sd():
+    t = report.paper_table(fixed(), rows=["A", "B"], cases=CASES)
+    assert list(t.index) == ["A", "B"] and list(t.columns) == CASES
+    assert t.loc["A", "T1M1_T2M2"] == "97.03±0.03"
+    assert t.loc["B", "T1M1_T2M2"] == "96.10±0.10"
+    assert t.loc["A", "T2M1_T1M2"] == "50.00±0.00"
+    assert t.loc["B", "T2M1_T1M2"] == "62.00±2.00"
+    num = report.paper_table(fixed(), rows=["B", "A"], cases=CASES, formatted=False)
+    assert list(num.index) == ["B", "A"]
+    assert num.loc["B", "T2M1_T1M2_sd"] == pytest.approx(2.0)  # ddof=1: sqrt(((-2)^2 + 0 + 2^2) / 2)
+    assert num.loc["A", "T1M1_T2M2_mean"] == pytest.approx(97.03)
+    assert num.loc["A", "T1M1_T2M2_n"] == 3
+
+
+def test_paper_table_missing_cells_and_bad_input():
+    df = fixed()
+    t = report.paper_table(df[df["seed"] == 0], rows=["A"], cases=[*CASES, "T1M2_T2M1"])
+    assert t.loc["A", "T1M1_T2M2"] == "97.00"  # one run: mean alone
+    assert t.loc["A", "T1M2_T2M1"] == report.DASH
+    assert any("T1M2_T2M1" in w for w in t.attrs["warnings"])
+    assert any("SD undefined" in w for w in t.attrs["warnings"])
+    with pytest.raises(AblateError, match="'C'"):
+        report.paper_table(df, rows=["A", "C"], cases=CASES)
+    with pytest.raises(AblateError, match="several runs"):
+        report.paper_table(pd.concat([df, df.iloc[:1]]), rows=["A"], cases=CASES)
+    pct = df.assign(test_accuracy=df["test_accuracy"] * 100)
+    with pytest.raises(AblateError, match="percent=False"):
+        report.paper_table(pct, rows=["A"], cases=CASES)
+    assert report.paper_table(pct, rows=["A"], cases=CASES, percent=False, decimals=2).loc["A", "T1M1_T2M2"] == (
+        "97.03±0.03"
+    )
+
+
+def test_latex_bold_best_dagger_and_escaping():
+    sig = pd.DataFrame({"T1M1_T2M2": [False, True], "T2M1_T1M2": [False, False]}, index=["A", "B"])
+    block = report.paper_table_block(fixed(), rows=["A", "B"], cases=CASES, significant=sig)
+    tex = report.table_latex(block)
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
+        assert rule in tex
+    assert r"\textbf{97.03$\pm$0.03}" in tex  # best of column 1 is A
+    assert r"\textbf{62.00$\pm$2.00}" in tex  # best of column 2 is B
+    assert r"96.10$\pm$0.10$^{\dagger}$" in tex  # B significant in case 1, not bold
+    assert "50.00$\\pm$0.00 " in tex or "50.00$\\pm$0.00 \\\\" in tex
+    assert r"T1M1\_T2M2" in tex and "±" not in tex and "T1M1_T2M2" not in tex
+    assert tex.count(r"\textbf") == 2 and tex.count(r"\dagger") == 1
+    assert report.tex_escape("5% & a_b #1 $x$ ±†") == r"5\% \& a\_b \#1 \$x\$ $\pm^{\dagger}$"
+    bins = report.table_latex(pd.DataFrame({"M": ["[1, 3)", "[3, 9]"]}))
+    assert "\\\\\n{}[3, 9]" in bins  # a row starting with "[" is not read as \\[dimen]
+    md = report.table_markdown(block)
+    assert "**97.03±0.03**" in md and "96.10±0.10†" in md
+
+
+def test_markdown_table_parses():
+    md = report.table_markdown(report.paper_table_block(fixed(), rows=["A", "B"], cases=CASES))
+    lines = md.splitlines()
+    assert len(lines) == 4
+    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+    assert cells[0] == ["variant", *CASES]
+    assert all(re.fullmatch(r":?-{3,}:?", c) for c in cells[1])
+    assert all(len(r) == 3 for r in cells)
+    assert cells[2][0] == "A" and cells[3][0] == "B"
+    odd = pd.DataFrame({"a|b": ["x|y"]})
+    assert report.table_markdown(odd).splitlines()[2] == r"| x\|y |"
+
+
+# ------------------------------------------------------------------------------------------- significance
+
+
+def test_significance_rows_and_mask():
+    df = runs({"cgi": 0.02, "feat": 0.0}, n=8)
+    sig, summ = report.significance_rows(df, method=None, baseline="full", n_resamples=999)
+    assert set(summ) == {"cgi", "feat"}
+    cgi = sig[sig["variant"] == "cgi"]
+    assert list(cgi["case"]) == CASES and (cgi["verdict"] == "better").all()
+    assert cgi["delta_pp"].to_numpy() == pytest.approx(cgi["delta"].to_numpy() * 100)
+    assert summ["cgi"]["wins"] == 2
+    mask = report.significance_mask(sig, rows=["full", "cgi", "feat"], cases=CASES)
+    assert mask.loc["cgi"].all() and not mask.loc["full"].any()
+
+
+# ------------------------------------------------------------------------------------------- documents
+
+
+def sections_with_figure(tmp_path: Path) -> list[Section]:
+    fig = figures.box_strip(fixed(), tmp_path / "figs" / "box", case="T1M1_T2M2")
+    block = report.paper_table_block(fixed(), rows=["A", "B"], cases=CASES, title="Main results")
+    other = pd.DataFrame({"x": [1, 2], "y": [0.5, float("nan")]})
+    other.attrs["warnings"] = ["a table warning"]
+    return [
+        Section("Results", text="Some text with 50% & under_scores.", tables=[block], figures=[fig]),
+        Section("Extra", tables=[Table(other, title="Second table")], warnings=["a section warning"]),
+    ]
+
+
+def test_html_self_contained_with_embedded_figure(tmp_path):
+    page = report.render_html(sections_with_figure(tmp_path), title="T")
+    assert "data:image/png;base64," in page
+    assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:|//)", page, re.I)
+    assert "http" not in page.lower()
+    assert "<style>" in page and "<link" not in page and "<script" not in page
+    assert "a table warning" in page and "a section warning" in page
+
+
+def test_write_report_all_formats_and_json_round_trip(tmp_path):
+    out = tmp_path / "out" / "nested"
+    secs = sections_with_figure(tmp_path)
+    written = report.write_report(out, "rep", secs, metadata={"study": "s1", "n": 3})
+    names = sorted(p.name for p in written)
+    assert names == ["rep-second-table.csv", "rep.csv", "rep.html", "rep.json", "rep.md", "rep.tex"]
+    assert sorted(os.listdir(out)) == names  # no temp files left
+    doc = json.loads((out / "rep.json").read_text())
+    assert doc["metadata"] == {"study": "s1", "n": 3}
+    main = doc["sections"][0]["tables"][0]
+    assert main["rows"][0] == {"variant": "A", "T1M1_T2M2": "97.03±0.03", "T2M1_T1M2": "50.00±0.00"}
+    assert main["numeric"][1]["T2M1_T1M2_sd"] == pytest.approx(2.0)
+    assert ["A", "T1M1_T2M2"] in main["bold"]
+    second = doc["sections"][1]["tables"][0]
+    assert second["rows"][1]["y"] is None  # NaN -> null
+    assert {w["text"] for w in doc["warnings"]} == {"a table warning", "a section warning"}
+    assert json.loads(json.dumps(doc)) == doc
+    csv = pd.read_csv(out / "rep.csv", index_col="variant")
+    assert csv.loc["B", "T2M1_T1M2_mean"] == pytest.approx(62.0)
+    md = (out / "rep.md").read_text()
+    assert "![box](../../figs/box.png)" in md
+    assert "**Warnings**" in md and "- a table warning" in md
+    tex = (out / "rep.tex").read_text()
+    assert r"\includegraphics" in tex and "figs/box.pdf" in tex
+    assert r"50\% \& under\_scores" in tex and r"\begin{document}" in tex and r"\end{document}" in tex
+
+
+def test_write_report_unwritable_dir_raises_before_work(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+
+    def boom(*a, **k):
+        raise AssertionError("rendered although the folder is unusable")
+
+    monkeypatch.setattr(report, "render_markdown", boom)
+    with pytest.raises(AblateError, match="not a folder"):
+        report.write_report(blocker / "sub", "rep", [Section("s")])
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+    with pytest.raises(AblateError, match="'pdf'"):
+        report.write_report(tmp_path / "o", "rep", [Section("s")], formats=("md", "pdf"))
+    with pytest.raises(AblateError, match="plain file name"):
+        report.write_report(tmp_path / "o", "a/b", [Section("s")], formats=("json",))
+
+
+def test_failure_while_rendering_leaves_old_files_only(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rep.md").write_text("old")
+    secs = [Section("s", tables=[report.paper_table_block(fixed(), rows=["A"], cases=CASES)])]
+
+    def boom(*a, **k):
+        raise RuntimeError("renderer crashed")
+
+    monkeypatch.setattr(report, "render_html", boom)  # md, tex, csv, json already rendered by then
+    with pytest.raises(RuntimeError, match="renderer crashed"):
+        report.write_report(out, "rep", secs)
+    assert sorted(os.listdir(out)) == ["rep.md"]
+    assert (out / "rep.md").read_text() == "old"
+
+
+def test_failure_while_writing_removes_temp_files(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rep.json").write_text("{}")
+    secs = [Section("s", tables=[report.paper_table_block(fixed(), rows=["A"], cases=CASES)])]
+    real_fsync, calls = os.fsync, []
+
+    def disk_full(fd):
+        calls.append(fd)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(AblateError, match="No space left"):
+        report.write_report(out, "rep", secs)
+    assert sorted(os.listdir(out)) == ["rep.json"]
+    assert (out / "rep.json").read_text() == "{}"
+
+
+# ------------------------------------------------------------------------------------------- figures
+
+
+def _ok(paths):
+    png, pdf = paths
+    assert png.suffix == ".png" and pdf.suffix == ".pdf"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000
+    assert not [f for f in os.listdir(png.parent) if f.endswith(".tmp")]
+
+
+def test_figures_write_png_and_pdf(tmp_path):
+    df = runs({"a": 0.01, "b": -0.005}, n=6)
+    _ok(figures.box_strip(df, tmp_path / "box", value="test_accuracy", case="T1M1_T2M2"))
+    tab = pd.DataFrame(
+        {
+            "variant": ["a", "b", "c"],
+            "delta": [0.01, -0.005, 0.0],
+            "ci_low": [0.005, -0.01, np.nan],
+            "ci_high": [0.015, 0.0, np.nan],
+            "verdict": ["better", "inconclusive", "descriptives only"],
+        }
+    )
+    _ok(figures.forest(tab, tmp_path / "forest", rope=0.002))
+    ranks = pd.Series({"full": 1.4, "a": 2.1, "b": 2.6, "c": 3.9})
+    _ok(figures.cd_diagram(ranks, 1.48, tmp_path / "cd.png", title="CD"))
+    assert figures._cliques(np.array([1.4, 2.1, 2.6, 3.9]), 1.48) == [
+        (0, 2),
+        (2, 3),
+    ]  # 2.6-1.4 <= CD; 3.9-2.6 <= CD < 3.9-2.1
+    _ok(figures.importance_bars({"PED-ANOVA": {"M": 0.5, "K": 0.3}, "fANOVA": {"M": 0.4, "K": 0.6}}, tmp_path / "imp"))
+    rng = np.random.default_rng(1)
+    sens = pd.DataFrame(
+        {"M": np.exp(rng.uniform(0, 6, 60)), "K": rng.integers(1, 4, 60), "val_accuracy": rng.uniform(0.8, 0.9, 60)}
+    )
+    _ok(figures.mk_heatmap(sens, tmp_path / "mk"))
+    pts = {
+        g: {k: rng.normal(size=(20, 2)).tolist() for k in ("source_posterior", "target_bootstrap", "generated")}
+        for g in ("layer1", "layer2")
+    }
+    _ok(figures.weight_points_scatter(pts, tmp_path / "wp"))
+    with pytest.raises(AblateError, match="shape"):
+        figures.weight_points_scatter({"g": {"generated": [1, 2, 3]}}, tmp_path / "bad")
+
+
+# ------------------------------------------------------------------------------------------- sections
+
+
+def test_ablation_report_sections_detects_known_effect(tmp_path):
+    df = runs({"init=random": 0.02, "generator=gaussian": 0.0})
+    secs = report.ablation_report_sections(df, reference="full", fig_dir=tmp_path / "figs", n_resamples=999)
+    titles = [s.title for s in secs]
+    assert titles == ["Ablation: T1M1_T2M2", "Ablation: T2M1_T1M2", "Methods"]
+    for sec in secs[:2]:
+        table = report.as_table(sec.tables[0])
+        shown = table.data.set_index("variant")
+        assert shown.loc["init=random", "verdict"] == "better"
+        null_delta = table.numeric.set_index("variant").loc["generator=gaussian", "delta_pp"]
+        assert abs(null_delta) < 0.5  # no true effect (its verdict may be a chance false positive)
+        assert shown.loc["init=random", "Δ pp [95% CI]"].startswith("+2.")
+        assert table.numeric.set_index("variant").loc["init=random", "delta_pp"] == pytest.approx(2.0, abs=0.3)
+        assert len(sec.tables) == 2  # ablation + Friedman (3 variants share 10 seeds)
+        assert len(sec.figures) == 3  # forest, box+strip, CD
+        for fig in sec.figures:
+            _ok(fig)
+    assert "sign-flip" in secs[-1].text
+    paths = report.write_report(tmp_path / "rep", "ablation", secs)
+    md = (tmp_path / "rep" / "ablation.md").read_text()
+    assert "better" in md and "**Warnings**" in md  # at least the Friedman chi-square caveat
+    assert len([p for p in paths if p.suffix == ".csv"]) == 4
+
+
+def test_transfer_and_sensitivity_sections(tmp_path):
+    df = runs({"CGI": 0.02}, n=8).replace({"variant": {"full": "Without Transfer Benchmark"}})
+    secs = report.transfer_report_sections(
+        df, method="CGI", baseline="Without Transfer Benchmark", cases=CASES, n_resamples=999
+    )
+    block = secs[0].tables[0]
+    assert block.dagger.loc["CGI"].all() and block.bold.loc["CGI"].all()
+    assert "2 win(s)" in secs[1].text and "Wilcoxon" in secs[1].text
+    assert any("cannot be significant" in w for w in secs[1].warnings)
+    assert "\\dagger" in report.render_latex(secs)
+
+    rng = np.random.default_rng(0)
+    sens = pd.DataFrame(
+        {
+            "case": "T1M1_T2M2",
+            "generator": rng.choice(["gmm", "gaussian"], 40),
+            "M": rng.integers(1, 50, 40),
+            "K": rng.integers(1, 4, 40),
+            "val_accuracy": rng.uniform(0.8, 0.9, 40),
+        }
+    )
+    imp = {"PED-ANOVA": {"M": 0.6, "K": 0.1, "generator": 0.3}, "fANOVA": {"M": 0.5, "K": 0.2, "generator": 0.3}}
+    ss = report.sensitivity_report_sections(sens, imp, fig_dir=tmp_path / "f")
+    assert [s.title for s in ss] == ["Parameter importances", "Marginal tests: T1M1_T2M2", "M × K: T1M1_T2M2"]
+    assert list(report.as_table(ss[0].tables[0]).data.columns) == ["PED-ANOVA", "fANOVA"]
+    assert report.stats.TPE_CONFOUNDING_WARNING in ss[1].warnings
+    assert set(report.as_table(ss[1].tables[0]).data["level"]) == {"gmm", "gaussian"}
+    report.write_report(tmp_path / "r", "sens", ss, formats=("md", "html"))
+    assert "Trials were sampled adaptively" in (tmp_path / "r" / "sens.md").read_text()
