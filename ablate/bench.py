@@ -15,16 +15,17 @@ import pyro
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
+from pyro.infer import SVI, Trace_ELBO
+from pyro.infer.autoguide import AutoNormal
+from pyro.nn import PyroModule, PyroSample
+from torch import nn
+
 from crossgen.bnn import BayesianMLP
 from crossgen.config import CGIConfig, RunConfig
 from crossgen.data import Task
 from crossgen.nets import MLP
 from crossgen.runner import CGI_OVERHEAD_STAGES, run
 from crossgen.train import fit_bnn, fit_deterministic
-from pyro.infer import SVI, Trace_ELBO
-from pyro.infer.autoguide import AutoNormal
-from pyro.nn import PyroModule, PyroSample
-from torch import nn
 
 SIZES = [784, 400, 400, 8]
 BATCH = 128

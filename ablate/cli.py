@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from crossgen.config import CASES, TECHNIQUES, BNNConfig, CGIConfig, DistillConfig, Fidelity, RunConfig
-from crossgen.errors import CrossgenError
 from rich.console import Console
 
 from ablate import presets
+from crossgen.config import CASES, TECHNIQUES, BNNConfig, CGIConfig, DistillConfig, Fidelity, RunConfig
+from crossgen.errors import CrossgenError
 
 app = typer.Typer(
     help="Optuna-driven ablation and sensitivity studies of Cross Generative Initialisation (CGI).",
@@ -76,8 +76,9 @@ def data_info(
 
     Example: ablate data info --source digits
     """
-    from crossgen.data import dataset_info, load_tasks
     from rich.table import Table
+
+    from crossgen.data import dataset_info, load_tasks
 
     tasks = load_tasks(source, data_dir, max_train=max_train, max_eval=max_eval, log=err.print)
     table = Table(title=f"{source}: T1 = digits 0-7, T2 = digits 8-9")
@@ -212,9 +213,9 @@ def bench_cmd(
     Example: ablate bench --quick --json
     """
     import torch
-    from crossgen.runner import load_run_tasks
 
     from ablate import bench
+    from crossgen.runner import load_run_tasks
 
     _threads(threads)
     _choice("--device", device, ("cpu", "cuda"))
@@ -344,11 +345,10 @@ def reproduce_cmd(
       ablate reproduce table1 --seeds 10 --fidelity quick
       ablate reproduce table2 --seeds 5 --fidelity quick --out studies/runs/table2
     """
-    from crossgen.config import CASES
-
     from ablate import reproduce
     from ablate.designs import load_table_design
     from ablate.studies import StudyPlan
+    from crossgen.config import CASES
 
     _choice("table", table, ("table1", "table2"))
     _check_counts(seeds=seeds, threads=threads)
@@ -512,6 +512,80 @@ def ablation_cmd(
         _summary(outcome)
 
 
+@app.command("report")
+def report_cmd(
+    studies: Annotated[
+        list[str] | None, typer.Argument(help="Study names (default: every ablate study of --case).")
+    ] = None,
+    case: Annotated[str | None, typer.Option(help="Report every study of this case (or all).")] = None,
+    storage: StorageOpt = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Report directory (default studies/runs/report-STUDY).")
+    ] = None,
+    formats: Annotated[
+        str, typer.Option("--format", help="Comma-separated: md,tex,csv,json,html.")
+    ] = "md,tex,csv,json,html",
+    metric: Annotated[
+        str, typer.Option(help="test_accuracy (reported) or val_accuracy (optimised).")
+    ] = "test_accuracy",
+    alpha: Annotated[float, typer.Option(help="Family-wise significance level (Holm).")] = 0.05,
+    rope: Annotated[
+        float | None, typer.Option(help="Region of practical equivalence, accuracy units (0.005 = 0.5 pp).")
+    ] = None,
+    no_dashboard: Annotated[
+        bool, typer.Option("--no-dashboard", help="Do not save the note and figures to the study.")
+    ] = False,
+) -> None:
+    """Statistics report of finished studies: significance tables, effect sizes, figures, methods paragraph.
+
+    Examples:
+      ablate report ablation-ofat-T2M2_T1M1-quick
+      ablate report --case all --format md,html --rope 0.005
+    """
+    import optuna
+
+    from ablate.report import FORMATS
+    from ablate.storage import open_storage
+    from ablate.study_report import write_study_report
+
+    fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
+    for f in fmts:
+        _choice("--format", f, FORMATS)
+    _choice("--metric", metric, ("test_accuracy", "val_accuracy"))
+    if not 0 < alpha < 1:
+        _fail(f"--alpha {alpha} must be in (0, 1)")
+    if rope is not None and rope <= 0:
+        _fail(f"--rope {rope} must be > 0")
+    if not studies and not case:
+        _fail("name one or more studies, or pass --case CASE|all")
+    url = _storage_url(storage)
+    st = open_storage(url, heartbeat_interval=None, create=False)
+    names = list(studies or [])
+    if case:
+        from ablate.designs import expand_cases
+
+        wanted = expand_cases(case)
+        names += [n for n in optuna.get_all_study_names(st) if any(c in n for c in wanted) and n not in names]
+    if not names:
+        _fail(f"no studies found for --case {case} in {url}")
+    from ablate.reproduce import check_out_dir
+
+    targets = {
+        n: (out_dir / n if out_dir and len(names) > 1 else out_dir) or presets.runs_dir() / f"report-{n}" for n in names
+    }
+    for target in targets.values():
+        check_out_dir(target)
+    for name in names:
+        try:
+            study = optuna.load_study(study_name=name, storage=st)
+        except KeyError:
+            _fail(f"no study named {name!r} in {url}")
+        result = write_study_report(
+            study, targets[name], formats=fmts, metric=metric, alpha=alpha, rope=rope, publish=not no_dashboard
+        )
+        out.print(f"[bold]{name}[/] ({result.kind}, {result.runs} runs): {', '.join(str(p) for p in result.paths)}")
+
+
 @app.command("studies")
 def studies_cmd(storage: StorageOpt = None) -> None:
     """List the studies in a storage with trial counts by state and best value.
@@ -587,6 +661,9 @@ def dashboard_cmd(
 # ---------------------------------------------------------------------------------------------- entry
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the typer app and turn every user error into one line and exit 2."""
+    import logging
+
+    logging.getLogger("optuna").setLevel(logging.WARNING)
     command = typer.main.get_command(app)
     try:
         rc = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="ablate", standalone_mode=False)

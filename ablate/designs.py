@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crossgen.config import CASES, TECHNIQUES, CGIConfig
-from crossgen.errors import ConfigError
-
 from ablate.errors import AblateError
 from ablate.presets import read_toml, studies_dir
+from crossgen.config import CASES, TECHNIQUES, CGIConfig
+from crossgen.errors import ConfigError
 
 DESIGNS = ("ofat", "factorial")
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+
+from ablate.space import Space
 from crossgen.config import CASES, CGI_CHOICES, TECHNIQUES, CGIConfig, Fidelity, RunConfig
 from crossgen.data import Task
 from crossgen.runner import RunResult, load_run_tasks, run
-
-from ablate.space import Space
 
 RESULT_ATTRS = ("val_accuracy", "test_accuracy", "seconds")
 

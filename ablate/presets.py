@@ -7,10 +7,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from ablate.errors import AblateError
 from crossgen.config import Fidelity
 from crossgen.errors import ConfigError
-
-from ablate.errors import AblateError
 
 
 def studies_dir() -> Path:

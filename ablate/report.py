@@ -713,7 +713,7 @@ def table_csv(table: Table | pd.DataFrame, *, numeric: bool = True) -> str:
 # ---------------------------------------------------------------------------------------- documents
 
 
-def _png_pdf(fig: str | Path | tuple[Path, Path]) -> tuple[Path, Path]:
+def png_pdf(fig: str | Path | tuple[Path, Path]) -> tuple[Path, Path]:
     p = Path(fig[0]) if isinstance(fig, tuple) else Path(fig)
     base = p.with_suffix("") if p.suffix.lower() in (".png", ".pdf") else p
     return Path(f"{base}.png"), Path(f"{base}.pdf")
@@ -752,7 +752,7 @@ def render_markdown(
             if tb.warnings:
                 out += ["**Warnings**", ""] + [f"- {_md_escape(w)}" for w in _table_warnings(tb)] + [""]
         for fig in s.figures:
-            png, _ = _png_pdf(fig)
+            png, _ = png_pdf(fig)
             rel = _rel(png, base_dir)
             out += [f"![{png.stem}]({'<' + rel + '>' if ' ' in rel else rel})", ""]
         if s.warnings:
@@ -789,7 +789,7 @@ def render_latex(
             if tb.warnings:
                 body += [_tex_warnings(_table_warnings(tb))]
         for fig in s.figures:
-            png, pdf = _png_pdf(fig)
+            png, pdf = png_pdf(fig)
             use = pdf if pdf.exists() or not png.exists() else png
             body += [
                 r"\begin{center}",
@@ -876,7 +876,7 @@ def render_html(sections: Section | Iterable[Section], *, title: str | None = No
             if tb.warnings:
                 out.append(_html_warnings(_table_warnings(tb)))
         for fig in s.figures:
-            png, _ = _png_pdf(fig)
+            png, _ = png_pdf(fig)
             try:
                 b64 = base64.b64encode(png.read_bytes()).decode("ascii")
             except OSError as exc:
@@ -968,7 +968,7 @@ def render_json(
                 "title": s.title,
                 "text": s.text,
                 "tables": tables,
-                "figures": [_rel(_png_pdf(f)[0], base_dir) for f in s.figures],
+                "figures": [_rel(png_pdf(f)[0], base_dir) for f in s.figures],
                 "warnings": list(s.warnings),
             }
         )
@@ -1027,7 +1027,7 @@ def _cleanup(temps: list[tuple[str, Path]]) -> None:
             os.unlink(tmp)
 
 
-def _check_out_dir(out_dir: str | Path) -> Path:
+def check_out_dir(out_dir: str | Path) -> Path:
     """Fail before any work when ``out_dir`` cannot be created or written (one-line AblateError)."""
     out = Path(out_dir)
     probe = out
@@ -1075,11 +1075,11 @@ def write_report(
     formats = list(dict.fromkeys(formats))
     if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
         raise AblateError(f"report name must be a plain file name without a folder, got {name!r}")
-    out = _check_out_dir(out_dir)
+    out = check_out_dir(out_dir)
     secs = _as_sections(sections)
     for s in secs:
         for fig in s.figures:
-            png, pdf = _png_pdf(fig)
+            png, pdf = png_pdf(fig)
             if set(formats) & {"md", "html", "json"} and not png.exists():
                 raise AblateError(f"figure {png} of section {s.title!r} does not exist")
             if "tex" in formats and not (pdf.exists() or png.exists()):
@@ -1321,7 +1321,7 @@ def transfer_report_sections(
         variant_col=variant_col,
     )
     methods = list(summaries)
-    rows = [baseline, *methods]
+    rows = [*methods, baseline]  # the paper puts the benchmark last
     block = paper_table_block(
         df,
         rows=rows,

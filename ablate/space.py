@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from crossgen.config import CGI_CHOICES, CGIConfig
 
 from ablate.errors import AblateError
 from ablate.presets import read_toml, studies_dir
+from crossgen.config import CGI_CHOICES, CGIConfig
 
 CGI_FIELDS = {f for f in CGIConfig.__dataclass_fields__}
 

@@ -10,6 +10,7 @@ the same study. Names are derived from what the study measures, so the same comm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -21,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
-from crossgen.config import Fidelity
 from optuna.exceptions import ExperimentalWarning
 
 from ablate import queue
@@ -30,6 +30,7 @@ from ablate.errors import AblateError
 from ablate.objective import DesignObjective, SensitivityObjective, TaskCache
 from ablate.space import Space
 from ablate.storage import open_storage, parse_storage
+from crossgen.config import Fidelity
 
 SAMPLERS = ("tpe", "random", "qmc", "grid")
 PRUNERS = ("none", "median", "wilcoxon", "hyperband")
@@ -183,15 +184,13 @@ def worker_main(plan: StudyPlan, worker: int, threads: int) -> None:
     logging.basicConfig(level=logging.WARNING, format=f"[worker {worker}] %(message)s")
     study = open_study(plan, worker=worker, create=False)
     deadline = time.time() + plan.timeout if plan.timeout else None
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         queue.work(
             study,
             build_objective(plan, log=lambda *a, **k: None),
             deadline=deadline,
             replace_failed=plan.kind == "sensitivity",
         )
-    except KeyboardInterrupt:
-        pass
 
 
 @dataclass
@@ -235,8 +234,7 @@ def execute(
     else:
         ctx = mp.get_context("spawn")
         procs = [
-            ctx.Process(target=worker_main, args=(plan, i, plan.threads), daemon=False)
-            for i in range(plan.workers)
+            ctx.Process(target=worker_main, args=(plan, i, plan.threads), daemon=False) for i in range(plan.workers)
         ]
         for p in procs:
             p.start()
@@ -261,9 +259,7 @@ def list_studies(storage_url: str) -> list[dict[str, Any]]:
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         c = queue.counts(study)
         best = None
-        try:
+        with contextlib.suppress(ValueError):
             best = study.best_value
-        except ValueError:
-            pass
         rows.append({"study": summary.study_name, **c, "best_value": best, "kind": study.user_attrs.get("ablate_kind")})
     return rows

@@ -2,26 +2,37 @@
 
 The folder is ``cgi/`` but the import name is ``crossgen``: ``import cgi`` is the standard library's
 module on Python 3.11 and 3.12. Nothing here imports Optuna or the ``ablate`` toolkit.
+
+The public names below are resolved lazily (PEP 562) so that ``import crossgen.errors`` or
+``crossgen.config`` stays free of torch and Pyro: the statistics layer depends on the errors alone.
 """
 
-from crossgen.config import CASES, TECHNIQUES, BNNConfig, CGIConfig, DistillConfig, Fidelity, RunConfig
-from crossgen.errors import ConfigError, CrossgenError, DataError
-from crossgen.runner import RunResult, load_run_tasks, run
-from crossgen.train import DivergenceError
+from __future__ import annotations
 
-__all__ = [
-    "CASES",
-    "TECHNIQUES",
-    "BNNConfig",
-    "CGIConfig",
-    "ConfigError",
-    "CrossgenError",
-    "DataError",
-    "DistillConfig",
-    "DivergenceError",
-    "Fidelity",
-    "RunConfig",
-    "RunResult",
-    "load_run_tasks",
-    "run",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CASES": "crossgen.config",
+    "TECHNIQUES": "crossgen.config",
+    "BNNConfig": "crossgen.config",
+    "CGIConfig": "crossgen.config",
+    "DistillConfig": "crossgen.config",
+    "Fidelity": "crossgen.config",
+    "RunConfig": "crossgen.config",
+    "ConfigError": "crossgen.errors",
+    "CrossgenError": "crossgen.errors",
+    "DataError": "crossgen.errors",
+    "RunResult": "crossgen.runner",
+    "load_run_tasks": "crossgen.runner",
+    "run": "crossgen.runner",
+    "DivergenceError": "crossgen.train",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'crossgen' has no attribute {name!r}")

@@ -104,12 +104,13 @@ def fit_bnn(
         batches = _batches(n_total, batch_size, generator)
         for idx in batches:
             idx = idx.to(x.device)
-            loss = bnn.negative_elbo(x[idx], y[idx], n_total, noise)
+            loss = bnn.training_loss(x[idx], y[idx], n_total, noise)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += loss.detach()
-        mean = (total / len(batches)).item()
+        with torch.no_grad():  # -ELBO/N ≈ mean minibatch NLL over the epoch + KL at its end / N
+            mean = (total / len(batches)).item() + bnn.kl().item() / n_total
         if not math.isfinite(mean):
             raise DivergenceError(f"{what}: non-finite ELBO ({mean}) in epoch {epoch}")
         history.losses.append(mean)

@@ -7,6 +7,7 @@ re-implementation, and Pyro's own ``TraceMeanField_ELBO`` on the model/guide pai
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import Normal, kl_divergence
 
-from crossgen.bnn import BayesianMLP, BayesLinear, _VarianceKL
+from crossgen.bnn import BayesianMLP, BayesLinear
 from crossgen.data import Task, load_tasks
 from crossgen.train import DivergenceError, accuracy_bnn, fit_bnn
 
@@ -110,22 +111,12 @@ def test_kl_closed_form_by_hand() -> None:
     assert bnn.kl().item() == pytest.approx(kl1(0.5, 0.1) + kl1(-1.0, 3.0), rel=1e-5)
 
 
-def test_fused_kl_inside_negative_elbo_equals_reference_kl() -> None:
-    """Isolate the KL part of negative_elbo: same noise, two n_total values, the difference is KL·(1/N1 - 1/N2)."""
-    tasks = load_tasks("digits", log=lambda *_: None)
-    x, y = tasks["T2"].train.x[:32].double(), tasks["T2"].train.y[:32]
-    bnn = make_bnn([64, 6, 5, 2], init_log_sigma=-2.0, jitter=0.3, prior_sigma=0.7).double()
-    n1, n2 = 50, 5000
-    with torch.no_grad():
-        a = bnn.negative_elbo(x, y, n1, gen(7))
-        b = bnn.negative_elbo(x, y, n2, gen(7))
-        kl_fused = (a - b) / (1 / n1 - 1 / n2)
-        assert kl_fused.item() == pytest.approx(torch_kl(bnn).item(), rel=1e-9)
-        # kl() builds its prior in float32, hence the looser match against it
-        assert kl_fused.item() == pytest.approx(bnn.kl().item(), rel=1e-6)
+def _grads(loss: torch.Tensor, bnn: BayesianMLP) -> list[torch.Tensor]:
+    return list(torch.autograd.grad(loss, list(bnn.parameters())))
 
 
-def test_negative_elbo_kl_is_scaled_by_n_examples_not_by_weight_count(tasks: dict[str, Task]) -> None:
+def test_negative_elbo_value_is_nll_plus_kl_over_n(tasks: dict[str, Task]) -> None:
+    """KL is scaled by the number of training examples N, not by the number of weight elements."""
     x, y = tasks["T1"].train.x[:64], tasks["T1"].train.y[:64]
     bnn = make_bnn([64, 16, 8])
     n_total = len(tasks["T1"].train)
@@ -138,45 +129,101 @@ def test_negative_elbo_kl_is_scaled_by_n_examples_not_by_weight_count(tasks: dic
     torch.testing.assert_close(got, ce + kl / n_total, rtol=1e-5, atol=1e-5)
     # the KL term is not negligible here, so dividing by the element count instead would be caught
     assert abs((kl / n_weights - kl / n_total).item()) > 1e-2
+    # isolate the KL part of the value: same noise, two N, the difference is KL·(1/N1 - 1/N2)
+    with torch.no_grad():
+        a, b = bnn.negative_elbo(x, y, 50, gen(7)), bnn.negative_elbo(x, y, 5000, gen(7))
+    assert ((a - b) / (1 / 50 - 1 / 5000)).item() == pytest.approx(torch_kl(bnn).item(), rel=1e-4)
 
 
 def test_negative_elbo_value_and_gradients_match_autograd_reference(tasks: dict[str, Task]) -> None:
+    """Our objective == CE(LRT logits, same noise) + torch.distributions KL / N, in value and in gradient."""
     x, y = tasks["T1"].train.x[:40].double(), tasks["T1"].train.y[:40]
     bnn = make_bnn([64, 6, 5, 8], init_log_sigma=-1.5, jitter=0.4, prior_sigma=0.8).double()
     ours = bnn.negative_elbo(x, y, 700, gen(11))
-    ours_grads = torch.autograd.grad(ours, list(bnn.parameters()))
     ref = reference_negative_elbo(bnn, x, y, 700, gen(11))
-    ref_grads = torch.autograd.grad(ref, list(bnn.parameters()))
-    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-10)
-    for (name, _), g_ours, g_ref in zip(bnn.named_parameters(), ours_grads, ref_grads, strict=True):
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)  # kl() builds its prior in float32
+    for (name, _), g_ours, g_ref in zip(bnn.named_parameters(), _grads(ours, bnn), _grads(ref, bnn), strict=True):
         torch.testing.assert_close(g_ours, g_ref, rtol=1e-8, atol=1e-10, msg=f"gradient of {name}")
 
 
-def test_variance_kl_gradcheck() -> None:
-    g = gen(0)
-    loc = torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True)
-    log_sigma = (torch.randn(4, 3, generator=g, dtype=torch.float64) * 0.5 - 1.0).requires_grad_()
-    assert torch.autograd.gradcheck(lambda m, s: _VarianceKL.apply(m, s, 0.37), (loc, log_sigma))
-    bias_loc = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
-    bias_ls = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda m, s: _VarianceKL.apply(m, s, 2.0), (bias_loc, bias_ls))
+def test_fused_kl_gradient_equals_reference_kl_gradient(tasks: dict[str, Task]) -> None:
+    """Isolate the fused KL's gradient: with the same noise, ∇loss(N1) - ∇loss(N2) = ∇KL · (1/N1 - 1/N2)."""
+    x, y = tasks["T2"].train.x[:32].double(), tasks["T2"].train.y[:32]
+    bnn = make_bnn([64, 6, 5, 2], init_log_sigma=-2.0, jitter=0.3, prior_sigma=0.7).double()
+    n1, n2 = 50, 5000
+    g1 = _grads(bnn.negative_elbo(x, y, n1, gen(7)), bnn)
+    g2 = _grads(bnn.negative_elbo(x, y, n2, gen(7)), bnn)
+    g_kl = _grads(torch_kl(bnn), bnn)
+    g_pyro_kl = _grads(bnn.kl(), bnn)
+    for (name, _), a, b, ref, ref_pyro in zip(bnn.named_parameters(), g1, g2, g_kl, g_pyro_kl, strict=True):
+        fused = (a - b) / (1 / n1 - 1 / n2)
+        torch.testing.assert_close(fused, ref, rtol=1e-7, atol=1e-8, msg=f"KL gradient of {name}")
+        torch.testing.assert_close(fused, ref_pyro, rtol=1e-5, atol=1e-6, msg=f"Pyro KL gradient of {name}")
 
 
-def test_variance_kl_forward_and_gradients_match_torch_distributions() -> None:
-    g = gen(1)
-    sp = 0.6
-    c = 0.5 / sp**2
-    loc = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
-    log_sigma = (torch.randn(6, 5, generator=g, dtype=torch.float64) - 1).requires_grad_()
-    var, kl_part = _VarianceKL.apply(loc, log_sigma, c)
-    torch.testing.assert_close(var, torch.exp(2 * log_sigma))
-    full = kl_part + loc.numel() * (math.log(sp) - 0.5)  # the constant negative_elbo adds back
-    ref = kl_divergence(Normal(loc, log_sigma.exp()), Normal(0.0, sp)).sum()
-    torch.testing.assert_close(full, ref)
-    g_ours = torch.autograd.grad(kl_part, (loc, log_sigma))
-    g_ref = torch.autograd.grad(ref, (loc, log_sigma))
+def test_training_loss_value_is_nll_and_gradient_is_full_objective(tasks: dict[str, Task]) -> None:
+    x, y = tasks["T1"].train.x[:24].double(), tasks["T1"].train.y[:24]
+    bnn = make_bnn([64, 5, 8], init_log_sigma=-1.0, jitter=0.2).double()
+    loss = bnn.training_loss(x, y, 300, gen(2))
+    ce = F.cross_entropy(bnn.logits_lrt(x, gen(2)), y)
+    torch.testing.assert_close(loss, ce, rtol=1e-10, atol=1e-10)
+    ref = reference_negative_elbo(bnn, x, y, 300, gen(2))
+    for a, b in zip(_grads(loss, bnn), _grads(ref, bnn), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+def _lrt_case(seed: int, needs_h_grad: bool = True):
+    g = gen(seed)
+    kw = {"generator": g, "dtype": torch.float64}
+    h = torch.rand(5, 4, **kw).requires_grad_(needs_h_grad)
+    w_loc = torch.randn(3, 4, **kw).requires_grad_()
+    w_ls = (torch.randn(3, 4, **kw) * 0.3 - 1.0).requires_grad_()
+    b_loc = torch.randn(3, **kw).requires_grad_()
+    b_ls = (torch.randn(3, **kw) * 0.3 - 1.0).requires_grad_()
+    eps = torch.randn(5, 3, **kw)
+    return h, w_loc, w_ls, b_loc, b_ls, eps
+
+
+def _layer_kl(w_loc, w_ls, b_loc, b_ls, prior_sigma: float) -> torch.Tensor:
+    prior = Normal(torch.zeros((), dtype=torch.float64), torch.full((), prior_sigma, dtype=torch.float64))
+    return kl_divergence(Normal(w_loc, w_ls.exp()), prior).sum() + kl_divergence(Normal(b_loc, b_ls.exp()), prior).sum()
+
+
+@pytest.mark.parametrize("needs_h_grad", [True, False])
+def test_lrt_layer_backward_matches_autograd(needs_h_grad: bool) -> None:
+    """The hand-written backward of the fused LRT layer == autograd on forward_lrt's maths + scale·KL."""
+    fn = importlib.import_module("crossgen.bnn")._BayesLinearLRT
+    h, w_loc, w_ls, b_loc, b_ls, eps = _lrt_case(0, needs_h_grad)
+    prior_sigma, scale = 0.7, 1 / 37
+    c = 0.5 / prior_sigma**2
+    upstream = torch.randn(5, 3, generator=gen(9), dtype=torch.float64)
+    inputs = [t for t in (h, w_loc, w_ls, b_loc, b_ls) if t.requires_grad]
+
+    out = fn.apply(h, w_loc, w_ls, b_loc, b_ls, eps, c, scale)
+    mean = F.linear(h, w_loc, b_loc)
+    var = F.linear(h * h, torch.exp(2 * w_ls), torch.exp(2 * b_ls))
+    ref = mean + var.sqrt() * eps
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    g_ours = torch.autograd.grad((out * upstream).sum(), inputs)
+    ref_loss = (ref * upstream).sum() + scale * _layer_kl(w_loc, w_ls, b_loc, b_ls, prior_sigma)
+    g_ref = torch.autograd.grad(ref_loss, inputs)
     for a, b in zip(g_ours, g_ref, strict=True):
-        torch.testing.assert_close(a, b)
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_lrt_layer_gradcheck() -> None:
+    """gradcheck of out + scale·KL: the backward carries ∇(scale·KL) for every output, so the numerical
+    Jacobian of that sum must equal the analytic one."""
+    fn = importlib.import_module("crossgen.bnn")._BayesLinearLRT
+    h, w_loc, w_ls, b_loc, b_ls, eps = _lrt_case(1)
+    prior_sigma, scale = 1.3, 0.05
+    c = 0.5 / prior_sigma**2
+
+    def f(h, w_loc, w_ls, b_loc, b_ls):
+        kl = _layer_kl(w_loc.detach(), w_ls.detach(), b_loc.detach(), b_ls.detach(), prior_sigma)
+        return fn.apply(h, w_loc, w_ls, b_loc, b_ls, eps, c, scale) + scale * kl
+
+    assert torch.autograd.gradcheck(f, (h, w_loc, w_ls, b_loc, b_ls), check_undefined_grad=False)
 
 
 # ------------------------------------------------------------------------------------------------ Pyro

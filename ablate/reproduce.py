@@ -1,0 +1,65 @@
+"""Tables 1 and 2 of the paper, from the trials of a designed study (never by re-running anything)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from rich.table import Table as RichTable
+
+from ablate import report, tidy
+from ablate.errors import AblateError
+
+
+def check_out_dir(path: Path) -> Path:
+    return report.check_out_dir(path)
+
+
+def design_runs(study: optuna.Study, plan: Any) -> pd.DataFrame:
+    """The study's finished runs restricted to this plan's design points (a study may hold more seeds)."""
+    df = tidy.design_frame(study)
+    if df.empty:
+        raise AblateError(f"study {study.study_name!r} has no finished runs to report")
+    keys = {p.key for p in plan.points()}
+    df = df[[f"{c}|{v}|{s}" in keys for c, v, s in zip(df["case"], df["variant"], df["seed"], strict=True)]]
+    return df.reset_index(drop=True)
+
+
+def table_sections(df: pd.DataFrame, design: Any, fig_dir: Path | None) -> list[report.Section]:
+    methods = [v.label for v in design.variants if v.label != design.baseline]
+    return report.transfer_report_sections(df, method=methods, baseline=design.baseline, fig_dir=fig_dir)
+
+
+def terminal_table(df: pd.DataFrame, design: Any, title: str) -> RichTable:
+    rows = [v.label for v in design.variants]
+    shown = report.paper_table(df, rows=rows)
+    table = RichTable(title=title)
+    table.add_column("Transfer means")
+    for case in shown.columns:
+        table.add_column(case.replace("_", " → "), justify="right")
+    for label, row in shown.iterrows():
+        table.add_row(str(label), *[str(x) for x in row])
+    return table
+
+
+def write_table_report(study: optuna.Study, plan: Any, out_dir: Path) -> tuple[list[Path], RichTable]:
+    """Write ``tableN.{md,tex,csv,json,html}`` (+ per-seed ``tableN-runs.csv``) and publish to the dashboard."""
+    design = plan.design
+    df = design_runs(study, plan)
+    sections = table_sections(df, design, out_dir / "figures")
+    meta = {"study": study.study_name, "fidelity": plan.fidelity.name, "seeds": plan.seeds, "storage": "see CLI"}
+    paths = report.write_report(out_dir, design.name, sections, title=design.title, metadata=meta)
+    runs_csv = out_dir / f"{design.name}-runs.csv"
+    paths += report.write_atomic({runs_csv: df.to_csv(index=False)})
+    publish(study, sections, design.title)
+    return paths, terminal_table(df, design, f"{design.title} — test accuracy (%), {plan.fidelity.name} fidelity")
+
+
+def publish(study: optuna.Study, sections: list[report.Section], title: str) -> None:
+    """Save the markdown report as the study's dashboard note and its figures as artifacts."""
+    from ablate import dashboard
+
+    figures = [Path(png) for s in sections for png, _pdf in (report.png_pdf(f) for f in s.figures)]
+    dashboard.publish(study, report.render_markdown(sections, title=title), [f for f in figures if f.exists()])
