@@ -661,9 +661,6 @@ def dashboard_cmd(
 # ---------------------------------------------------------------------------------------------- entry
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the typer app and turn every user error into one line and exit 2."""
-    import logging
-
-    logging.getLogger("optuna").setLevel(logging.WARNING)
     command = typer.main.get_command(app)
     try:
         rc = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="ablate", standalone_mode=False)

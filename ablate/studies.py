@@ -118,6 +118,7 @@ def make_pruner(plan: StudyPlan) -> optuna.pruners.BasePruner:
 
 
 def open_study(plan: StudyPlan, *, worker: int = 0, create: bool = True) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress display says what happens
     storage = open_storage(
         plan.storage,
         workers=max(1, plan.workers),

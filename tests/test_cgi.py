@@ -447,8 +447,29 @@ def test_same_seed_same_result_other_seed_differs(tasks: dict[str, Task]) -> Non
     "switch", [{"init": "random"}, {"bootstrap": "bayesian"}, {"transfer": "mu"}, {"scope": "shared"}]
 )
 def test_switches_do_not_shift_other_streams(tasks: dict[str, Task], spy: Spy, switch: dict) -> None:
-    """Each stage draws from its own named stream: the target's minibatch order and noise never move."""
-    go(config(), tasks)
+    """Each stage draws from its own named stream: the target's minibatch order and noise never move, and
+    θ_bb_t moves only with the bootstrap switch itself."""
+    base = go(config(), tasks)
     base_streams = spy.target_streams
-    go(config(**switch), tasks)
+    other = go(config(**switch), tasks)
     assert spy.target_streams == base_streams
+    for g in GROUPS:
+        same = base.artefacts["points"][g]["target_bootstrap"] == other.artefacts["points"][g]["target_bootstrap"]
+        assert same == ("bootstrap" not in switch)
+
+
+@pytest.mark.parametrize("method", ["uniform", "bayesian"])
+def test_bootstrap_switch_and_m_reach_the_bootstrap(
+    tasks: dict[str, Task], monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    calls: list[tuple[int, int, str]] = []
+    real = cgi_mod.bootstrap
+
+    def spy_bootstrap(points, m, rng, *, method="uniform"):
+        out = real(points, m, rng, method=method)
+        calls.append((len(out), m, method))
+        return out
+
+    monkeypatch.setattr(cgi_mod, "bootstrap", spy_bootstrap)
+    go(config(M=17, bootstrap=method), tasks)
+    assert calls == [(17, 17, method)] * len(GROUPS)  # M points per group, by the configured method

@@ -9,6 +9,7 @@ MariaDB and Redis on 127.0.0.1; they skip when a server is down, but fail under 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shutil
 import signal
@@ -76,6 +77,7 @@ class Result:
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run every command from an empty tmp directory, with artifacts there and no storage from the env."""
     monkeypatch.setenv("ABLATE_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("COLUMNS", "250")  # rich tables: one row per line
     monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
     monkeypatch.delenv("ABLATE_STUDIES_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -167,7 +169,16 @@ def test_small_study_has_exact_total_attrs_and_resumes(env: Path, run_cli, kind:
     # `ablate studies` lists it with its counts.
     r = run_cli("studies", "--storage", url)
     assert r.code == 0, r.err
-    assert SENSITIVITY in r.out
+    row = next(line for line in r.out.splitlines() if SENSITIVITY in line)
+    assert [cell.strip() for cell in row.split("│")[1:-1]][:7] == [
+        SENSITIVITY,
+        "sensitivity",
+        str(c["COMPLETE"]),
+        str(c["PRUNED"]),
+        "0",
+        "0",
+        "0",
+    ]
 
 
 def test_seeds_are_reported_as_steps_and_averaged(env: Path, run_cli) -> None:
@@ -393,9 +404,7 @@ def test_killed_worker_on_sqlite_is_retried_by_heartbeat(env: Path, run_cli, mon
 )
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_killed_worker_on_journal_is_recovered_and_resumed(
-    env: Path, run_cli, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_killed_worker_on_journal_is_recovered_and_resumed(env: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
     studies = _slow_studies_dir(env)
     path = env / "fault.log"
     killed = _start_and_kill_mid_trial(env, str(path), studies, lambda: _journal_progress(path))
@@ -474,7 +483,11 @@ BAD_INPUT = [
     ("ablation-unknown-design", ["ablation", "--case", CASE, "--design", "latin", "--storage", DB], ()),
     ("ablation-unknown-case", ["ablation", "--case", "nope", "--fidelity", "smoke", "--storage", DB], ()),
     ("ablation-seeds-0", ["ablation", "--case", CASE, "--seeds", "0", "--fidelity", "smoke", "--storage", DB], ()),
-    ("ablation-grace-0", ["ablation", "--case", CASE, "--grace", "0", "--fidelity", "smoke", "--storage", DB], (_BUG_GRACE,)),
+    (
+        "ablation-grace-0",
+        ["ablation", "--case", CASE, "--grace", "0", "--fidelity", "smoke", "--storage", DB],
+        (_BUG_GRACE,),
+    ),
     ("run-unknown-technique", ["run", "--case", CASE, "--technique", "magic", "--fidelity", "smoke"], ()),
     ("reproduce-table3", ["reproduce", "table3", "--fidelity", "smoke", "--storage", DB], ()),
     ("recover-stale-after-0", ["recover", "--stale-after", "0", "--storage", DB], ()),
@@ -581,10 +594,8 @@ def test_small_study_on_a_server_with_two_workers(env: Path, run_cli, require_se
         assert len(study.trials) == 4
         assert f"benchmark:{CASE}:0" in study.user_attrs
     finally:
-        try:
+        with contextlib.suppress(KeyError):
             optuna.delete_study(study_name=unique, storage=open_storage(url, heartbeat_interval=None))
-        except KeyError:
-            pass
         if base.startswith("redis"):
             import redis
 
