@@ -128,7 +128,7 @@ def run_cmd(
     fidelity: Annotated[str, typer.Option(help="Preset in studies/fidelity.toml: smoke, quick, paper.")] = "quick",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (1: robust on a shared CPU; raise for paper width).")] = 1,
     data_dir: Annotated[Path | None, typer.Option(help="Data cache directory.")] = None,
     init: Annotated[str, typer.Option(help="CGI ①: cross | random.")] = "cross",
     generator: Annotated[str, typer.Option(help="CGI ②: gmm | gaussian.")] = "gmm",
@@ -139,7 +139,7 @@ def run_cmd(
     transfer: Annotated[str, typer.Option(help="mu_sigma | mu.")] = "mu_sigma",
     covariance_type: Annotated[str, typer.Option(help="full | diag | tied | spherical.")] = "full",
     target_warmup_epochs: Annotated[int, typer.Option(help="Warm the target up before bootstrapping.")] = 0,
-    max_fit_points: Annotated[int, typer.Option(help="Cap on source weight points fed to the generator.")] = 20000,
+    max_fit_points: Annotated[int, typer.Option(help="Cap on source weight points fed to the generator.")] = 10000,
     prior_sigma: Annotated[float, typer.Option(help="BNN prior N(0, σ²).")] = 1.0,
     lam: Annotated[float, typer.Option("--lambda", help="Distillation weight λ.")] = 1.0,
     temperature: Annotated[float, typer.Option(help="Distillation temperature T.")] = 4.0,
@@ -205,7 +205,7 @@ def bench_cmd(
     quick: Annotated[bool, typer.Option(help="A smaller training slice and fewer repeats.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (ratios are measured at the same count).")] = 1,
     skip_cgi: Annotated[bool, typer.Option(help="Skip the CGI-overhead measurement.")] = False,
 ) -> None:
     """Time a deterministic epoch, our BNN epoch and a reference Pyro BNN epoch; and CGI's overhead.

@@ -222,11 +222,11 @@ def test_two_workers_share_one_sqlite_storage_with_the_exact_total(env: Path, ru
 
 def test_ofat_ablation_runs_every_point_exactly_once(env: Path, run_cli) -> None:
     url = _url(env, "sqlite")
-    argv = ["ablation", "--case", CASE, "--seeds", 2, "--fidelity", "smoke", "--workers", 2, "--storage", url]
+    argv = ["ablation", "--case", CASE, "--seeds", 2, "--fidelity", "smoke", "--storage", url]
     points = load_ablation_design("ofat").points([CASE], 2)
     expected = {p.key for p in points}
 
-    r = run_cli(*argv)
+    r = run_cli(*argv, "--workers", 2)
     assert r.code == 0, r.err
     name = f"ablation-ofat-{CASE}-smoke"
     study = _load(url, name)
@@ -249,7 +249,8 @@ def test_ofat_ablation_runs_every_point_exactly_once(env: Path, run_cli) -> None
     assert len(frame) == len(points) and set(frame["seed"]) == {0, 1}
     before = _snapshot(study.trials)
 
-    r = run_cli(*argv)  # rerunning the same command adds nothing
+    # Rerunning adds nothing and runs nothing (one in-process worker: no process start-up to pay for).
+    r = run_cli(*argv, "--workers", 1)
     assert r.code == 0, r.err
     assert _snapshot(_load(url, name).trials) == before
 
@@ -298,7 +299,11 @@ def _slow_study_argv(url: str) -> list[str]:
 
 
 def _sqlite_progress(path: Path) -> tuple[int, list[int]]:
-    """(COMPLETE trials, numbers of RUNNING trials that sent a heartbeat and hold their parameters)."""
+    """(COMPLETE trials, numbers of RUNNING trials that sent a heartbeat and are training).
+
+    A trial is training once it recorded its sampled configuration (user attr ``cgi``): all its parameters
+    are stored, and the next storage write comes only after the first seed's run.
+    """
     if not path.exists():
         return 0, []
     try:
@@ -308,7 +313,7 @@ def _sqlite_progress(path: Path) -> tuple[int, list[int]]:
             running = con.execute(
                 "SELECT t.number FROM trials t WHERE t.state = 'RUNNING'"
                 " AND EXISTS (SELECT 1 FROM trial_heartbeats h WHERE h.trial_id = t.trial_id)"
-                " AND EXISTS (SELECT 1 FROM trial_params p WHERE p.trial_id = t.trial_id)"
+                " AND EXISTS (SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id AND a.key = 'cgi')"
             ).fetchall()
         finally:
             con.close()
@@ -318,7 +323,7 @@ def _sqlite_progress(path: Path) -> tuple[int, list[int]]:
 
 
 def _journal_progress(path: Path) -> tuple[int, list[int]]:
-    """(COMPLETE trials, numbers of RUNNING trials that hold their parameters)."""
+    """(COMPLETE trials, numbers of RUNNING trials that are training: see _sqlite_progress)."""
     if not path.exists():
         return 0, []
     storage = open_storage(str(path), create=False)
@@ -327,7 +332,7 @@ def _journal_progress(path: Path) -> tuple[int, list[int]]:
         return 0, []
     trials = storage.get_all_trials(studies[0]._study_id, deepcopy=False)
     complete = sum(t.state == TrialState.COMPLETE for t in trials)
-    return complete, [t.number for t in trials if t.state == TrialState.RUNNING and t.params]
+    return complete, [t.number for t in trials if t.state == TrialState.RUNNING and "cgi" in t.user_attrs]
 
 
 def _start_and_kill_mid_trial(tmp_path: Path, url: str, studies: Path, progress) -> int:
