@@ -16,7 +16,7 @@ from rich.console import Console
 
 from ablate import presets
 from crossgen.config import CASES, TECHNIQUES, BNNConfig, CGIConfig, DistillConfig, Fidelity, RunConfig
-from crossgen.errors import CrossgenError
+from crossgen.errors import ConfigError, CrossgenError
 
 app = typer.Typer(
     help="Optuna-driven ablation and sensitivity studies of Cross Generative Initialisation (CGI).",
@@ -48,6 +48,16 @@ def _threads(n: int | None) -> None:
         if n < 1:
             _fail(f"--threads {n} must be >= 1")
         torch.set_num_threads(n)
+
+
+def _device(device: str) -> None:
+    if device != "cpu" and device != "cuda" and not device.startswith("cuda:"):
+        _fail(f"--device {device!r} is not one of cpu, cuda, cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            _fail(f"--device {device}: no CUDA device is available on this machine")
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -106,18 +116,32 @@ def build_run_config(
     """Validate CLI values into a RunConfig (the one boundary where options become a configuration)."""
     _choice("--case", case, CASES)
     _choice("--technique", technique, TECHNIQUES)
+    _device(device)
     fid = presets.load_fidelity(fidelity)
-    return RunConfig(
-        case=case,
-        technique=technique,
-        seed=seed,
-        fidelity=fid,
-        cgi=CGIConfig(**(cgi or {})),
-        distill=DistillConfig(**(distill or {})),
-        bnn=BNNConfig(**(bnn or {})),
-        device=device,
-        data_dir=str(data_dir) if data_dir else None,
-    )
+    try:
+        return RunConfig(
+            case=case,
+            technique=technique,
+            seed=seed,
+            fidelity=fid,
+            cgi=CGIConfig(**(cgi or {})),
+            distill=DistillConfig(**(distill or {})),
+            bnn=BNNConfig(**(bnn or {})),
+            device=device,
+            data_dir=str(data_dir) if data_dir else None,
+        )
+    except ConfigError as exc:
+        raise ConfigError(_option_message(str(exc))) from None
+
+
+OPTION_OF_FIELD = {"lam": "--lambda", "M": "--M", "K": "--K", "seed": "--seed", "technique": "--technique"}
+
+
+def _option_message(message: str) -> str:
+    """Name the CLI option in a config error ("lam=-1 must be ..." -> "--lambda: lam=-1 must be ...")."""
+    field = message.split("=", 1)[0].split()[0] if message else ""
+    option = OPTION_OF_FIELD.get(field, "--" + field.replace("_", "-"))
+    return f"{option}: {message}"
 
 
 @app.command("run")
@@ -128,7 +152,9 @@ def run_cmd(
     fidelity: Annotated[str, typer.Option(help="Preset in studies/fidelity.toml: smoke, quick, paper.")] = "quick",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    threads: Annotated[int, typer.Option(help="torch CPU threads (1: robust on a shared CPU; raise for paper width).")] = 1,
+    threads: Annotated[
+        int, typer.Option(help="torch CPU threads (1: robust on a shared CPU; raise for paper width).")
+    ] = 1,
     data_dir: Annotated[Path | None, typer.Option(help="Data cache directory.")] = None,
     init: Annotated[str, typer.Option(help="CGI ①: cross | random.")] = "cross",
     generator: Annotated[str, typer.Option(help="CGI ②: gmm | gaussian.")] = "gmm",
@@ -218,9 +244,7 @@ def bench_cmd(
     from crossgen.runner import load_run_tasks
 
     _threads(threads)
-    _choice("--device", device, ("cpu", "cuda"))
-    if device == "cuda" and not torch.cuda.is_available():
-        _fail("--device cuda: no CUDA device is available")
+    _device(device)
     quick_fid = presets.load_fidelity("quick")
     base = RunConfig(case="T1M1_T2M2", technique="cgi", fidelity=quick_fid, device=device)
     full = RunConfig(case="T1M1_T2M2", technique="cgi", fidelity=Fidelity(name="bench", data="mnist"))
@@ -352,6 +376,7 @@ def reproduce_cmd(
 
     _choice("table", table, ("table1", "table2"))
     _check_counts(seeds=seeds, threads=threads)
+    _device(device)
     if workers < 0:
         _fail(f"--workers {workers} must be >= 0")
     fid = presets.load_fidelity(fidelity)
@@ -413,6 +438,7 @@ def study_cmd(
 
     cases = expand_cases(case)
     _check_counts(trials=trials, seeds=seeds, heartbeat=heartbeat, threads=threads)
+    _device(device)
     if workers < 0:
         _fail(f"--workers {workers} must be >= 0")
     if timeout is not None and timeout <= 0:
@@ -486,6 +512,7 @@ def ablation_cmd(
 
     cases = expand_cases(case)
     _check_counts(seeds=seeds, heartbeat=heartbeat, threads=threads)
+    _device(device)
     if workers < 0:
         _fail(f"--workers {workers} must be >= 0")
     fid = presets.load_fidelity(fidelity)

@@ -307,6 +307,21 @@ def test_fit_bnn_elbo_falls_and_accuracy_beats_chance(tasks: dict[str, Task]) ->
     assert after > before
 
 
+def test_fit_bnn_history_is_negative_elbo_per_example(tasks: dict[str, Task]) -> None:
+    """With lr = 0 nothing moves, so the logged loss must be exactly mean minibatch NLL + KL / N."""
+    t2 = tasks["T2"]
+    x, y, n = t2.train.x, t2.train.y, len(t2.train)
+    bnn = make_bnn([64, 8, 2], init_log_sigma=-2.0)
+    history = fit_bnn(bnn, x, y, epochs=1, lr=0.0, batch_size=50, generator=gen(1))
+    g = gen(1)  # the fit draws the epoch's permutation first, then the noise, from the same generator
+    batches = torch.randperm(n, generator=g).split(50)
+    with torch.no_grad():
+        nll = torch.stack([F.cross_entropy(bnn.logits_lrt(x[i], g), y[i]) for i in batches]).mean()
+        expected = nll.item() + bnn.kl().item() / n
+    assert bnn.kl().item() / n > 1.0  # the KL part matters at this σ
+    assert history.losses[0] == pytest.approx(expected, rel=1e-5)
+
+
 def test_fit_bnn_is_reproducible_and_calls_on_epoch(tasks: dict[str, Task]) -> None:
     t2 = tasks["T2"]
     seen: list[tuple[int, float]] = []

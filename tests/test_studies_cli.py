@@ -212,7 +212,7 @@ def test_two_workers_share_one_sqlite_storage_with_the_exact_total(env: Path, ru
     assert _finished(c) == 6
     assert c["WAITING"] == c["RUNNING"] == c["FAIL"] == 0
     assert len(study.trials) == 6
-    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 6  # no trial ran twice
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 6  # distinct sampler streams per worker
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from crossgen.config import CGIConfig
 from crossgen.data import Task, load_tasks
 from crossgen.runner import CGI_OVERHEAD_STAGES
 from crossgen.seeding import numpy_generator, stream_seed, torch_generator
-from crossgen.techniques import TECHNIQUE_FUNCTIONS, Context
+from crossgen.techniques import TECHNIQUE_FUNCTIONS, Context, Outcome
 from crossgen.techniques.base import StageTimer, new_mlp
 from crossgen.weightpoints import GROUPS, extract
 
@@ -86,6 +86,23 @@ def test_every_technique_on_every_case(tasks: dict[str, Task], technique: str, c
     out = result.to_dict()
     assert "artefacts" not in out
     json.dumps(result.to_dict(artefacts=True))  # what the CLI prints and Optuna stores must be JSON
+
+
+def test_run_evaluates_the_target_val_and_test_splits(tasks: dict[str, Task], monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = importlib.import_module("crossgen.runner")
+    contexts = []
+
+    def fake(ctx):
+        contexts.append(ctx)
+        return Outcome(lambda x, y: float(x.sum()) + 1000.0 * float(y.sum()), {"target": [0.0]})
+
+    monkeypatch.setitem(runner.TECHNIQUE_FUNCTIONS, "none", fake)
+    result = go(config("none", "T1M2_T2M1"), tasks)
+    target = tasks["T2"]
+    assert contexts[0].target is target and contexts[0].source is tasks["T1"]
+    assert result.val_accuracy == float(target.val.x.sum()) + 1000.0 * float(target.val.y.sum())
+    assert result.test_accuracy == float(target.test.x.sum()) + 1000.0 * float(target.test.y.sum())
+    assert set(result.stages) == {"evaluation"}
 
 
 def test_run_loads_tasks_itself_at_the_fidelity(tasks: dict[str, Task]) -> None:
