@@ -238,7 +238,6 @@ def bench_cmd(
 
     Example: ablate bench --quick --json
     """
-    import torch
 
     from ablate import bench
     from crossgen.runner import load_run_tasks

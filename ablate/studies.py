@@ -30,7 +30,7 @@ from ablate.errors import AblateError
 from ablate.objective import DesignObjective, SensitivityObjective, TaskCache
 from ablate.space import Space
 from ablate.storage import open_storage, parse_storage
-from crossgen.config import CGIConfig, Fidelity
+from crossgen.config import Fidelity
 
 SAMPLERS = ("tpe", "random", "qmc", "grid")
 PRUNERS = ("none", "median", "wilcoxon", "hyperband")
