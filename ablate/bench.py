@@ -14,7 +14,6 @@ from typing import Any
 import pyro
 import pyro.distributions as dist
 import torch
-import torch.nn.functional as F
 from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.autoguide import AutoNormal
 from pyro.nn import PyroModule, PyroSample
@@ -136,4 +135,94 @@ def environment(device: str) -> dict[str, Any]:
     return {"torch_threads": torch.get_num_threads(), "device": device, "torch": torch.__version__}
 
 
-__all__ = ["F", "cgi_overhead", "environment", "epoch_benchmark"]
+def _study_plan(tmp: str, name: str, fidelity: Any, **kw: Any) -> Any:
+    from ablate.space import load_space
+    from ablate.studies import StudyPlan
+
+    return StudyPlan(
+        name=name,
+        storage=f"sqlite:///{tmp}/{name}.db",
+        fidelity=fidelity,
+        kind="sensitivity",
+        space=load_space(),
+        **kw,
+    )
+
+
+def study_benchmarks(
+    fidelity: Any,
+    *,
+    case: str = "T2M1_T1M2",
+    trials: int = 200,
+    scaling_trials: int = 16,
+    pruning_trials: int = 40,
+    pruning_seeds: int = 5,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Issue 4's study benchmarks, each in a fresh SQLite storage:
+
+    * wall time of ``ablate study --case CASE --trials TRIALS`` at this fidelity (one worker);
+    * trials/hour with 2 workers vs 1 (the same random-sampler study, same trial count);
+    * seed evaluations saved by the WilcoxonPruner in a 40-trial, 5-seed study, and the best value with and
+      without pruning (TPE, same sampler seed).
+    """
+    import tempfile
+
+    from ablate import queue
+    from ablate.studies import execute
+
+    out: dict[str, Any] = {"fidelity": fidelity.name, "case": case}
+    with tempfile.TemporaryDirectory() as tmp:
+        if trials:
+            log(f"study wall time: {trials} trials ...")
+            plan = _study_plan(tmp, "wall", fidelity, case=case, trials=trials, pruner="median")
+            start = time.perf_counter()
+            execute(plan, log=lambda *_: None)
+            out["study_wall_s"] = time.perf_counter() - start
+            out["study_trials"] = trials
+        if scaling_trials:
+            rates = {}
+            for workers in (1, 2):
+                log(f"scaling: {scaling_trials} trials with {workers} worker(s) ...")
+                plan = _study_plan(
+                    tmp,
+                    f"scale{workers}",
+                    fidelity,
+                    case=case,
+                    trials=scaling_trials,
+                    sampler="random",
+                    pruner="none",
+                    workers=workers,
+                )
+                start = time.perf_counter()
+                outcome = execute(plan, log=lambda *_: None)
+                elapsed = time.perf_counter() - start
+                done = outcome.counts["COMPLETE"] + outcome.counts["PRUNED"]
+                rates[workers] = done / elapsed * 3600
+            out["trials_per_hour_1_worker"] = rates[1]
+            out["trials_per_hour_2_workers"] = rates[2]
+            out["workers_2_over_1"] = rates[2] / rates[1]
+        if pruning_trials:
+            result = {}
+            for pruner in ("none", "wilcoxon"):
+                log(f"pruning: {pruning_trials} trials x {pruning_seeds} seeds, pruner {pruner} ...")
+                plan = _study_plan(
+                    tmp,
+                    f"prune-{pruner}",
+                    fidelity,
+                    case=case,
+                    trials=pruning_trials,
+                    seeds=pruning_seeds,
+                    pruner=pruner,
+                )
+                outcome = execute(plan, log=lambda *_: None)
+                trials_ = outcome.study.get_trials(deepcopy=False, states=queue.FINISHED)
+                evaluated = sum(int(t.user_attrs.get("seeds_run", 0)) for t in trials_)
+                result[pruner] = (evaluated, outcome.study.best_value)
+            full = pruning_trials * pruning_seeds
+            out["seed_evaluations_without_pruning"] = result["none"][0]
+            out["seed_evaluations_with_wilcoxon"] = result["wilcoxon"][0]
+            out["seed_evaluations_saved_fraction"] = 1 - result["wilcoxon"][0] / full
+            out["best_value_without_pruning"] = result["none"][1]
+            out["best_value_with_wilcoxon"] = result["wilcoxon"][1]
+    return out

@@ -233,6 +233,8 @@ def bench_cmd(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     threads: Annotated[int, typer.Option(help="torch CPU threads (ratios are measured at the same count).")] = 1,
     skip_cgi: Annotated[bool, typer.Option(help="Skip the CGI-overhead measurement.")] = False,
+    study: Annotated[bool, typer.Option("--study", help="Run the study benchmarks instead (tens of minutes).")] = False,
+    study_trials: Annotated[int, typer.Option(help="--study: trials of the wall-time study (0 skips it).")] = 200,
 ) -> None:
     """Time a deterministic epoch, our BNN epoch and a reference Pyro BNN epoch; and CGI's overhead.
 
@@ -245,6 +247,10 @@ def bench_cmd(
     _threads(threads)
     _device(device)
     quick_fid = presets.load_fidelity("quick")
+    if study:
+        results = bench.environment(device) | bench.study_benchmarks(quick_fid, trials=study_trials, log=err.print)
+        print(json.dumps(results)) if as_json else out.print(results)
+        return
     base = RunConfig(case="T1M1_T2M2", technique="cgi", fidelity=quick_fid, device=device)
     full = RunConfig(case="T1M1_T2M2", technique="cgi", fidelity=Fidelity(name="bench", data="mnist"))
     tasks = load_run_tasks(full, log=err.print)

@@ -113,7 +113,9 @@ def make_pruner(plan: StudyPlan) -> optuna.pruners.BasePruner:
     if plan.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     if plan.pruner == "wilcoxon":
-        return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
     return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=plan.fidelity.epochs)
 
 

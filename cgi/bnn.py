@@ -129,8 +129,8 @@ class BayesianMLP(nn.Module):
     def kl(self) -> torch.Tensor:
         """KL(q || p) summed over every weight and bias, via Pyro's registered Normal/Normal KL.
 
-        Reference implementation: the training loop uses :meth:`negative_elbo`, whose closed form is
-        tested against this.
+        The training loop never computes this value per step (:meth:`training_loss` adds the KL's
+        gradient analytically); :meth:`negative_elbo` and the per-epoch log add it back.
         """
         device = self.layers[0].w_loc.device
         prior = dist.Normal(

@@ -7,6 +7,7 @@ Every value is validated in ``__post_init__`` so that a bad value fails at the b
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -120,7 +121,8 @@ class BNNConfig:
 
     def __post_init__(self) -> None:
         _positive_float("prior_sigma", self.prior_sigma)
-        if not math.isfinite(self.init_log_sigma):
+        ok = isinstance(self.init_log_sigma, (int, float)) and not isinstance(self.init_log_sigma, bool)
+        if not ok or not math.isfinite(self.init_log_sigma):
             raise ConfigError(f"init_log_sigma={self.init_log_sigma!r} must be finite")
         _positive_float("init_log_sigma_jitter", self.init_log_sigma_jitter, allow_zero=True)
 
@@ -185,7 +187,7 @@ class RunConfig:
         _choice("technique", self.technique, TECHNIQUES)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed={self.seed!r} must be a non-negative integer")
-        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"device={self.device!r} must be cpu or cuda[:N]")
 
     @property

@@ -1,8 +1,9 @@
 """Tests for crossgen.bnn and the variational fit loop in crossgen.train.
 
-The lean objective (:meth:`BayesianMLP.negative_elbo`: local reparameterisation + a fused closed-form KL
-with a hand-written backward) is checked against three references: torch.distributions' KL, an all-autograd
-re-implementation, and Pyro's own ``TraceMeanField_ELBO`` on the model/guide pair.
+The lean objective (:meth:`BayesianMLP.negative_elbo` / :meth:`BayesianMLP.training_loss`: local
+reparameterisation, with the analytic KL's gradient fused into the LRT layer's hand-written backward) is
+checked against three references: torch.distributions' KL, an all-autograd re-implementation on
+``logits_lrt`` with the same noise, and Pyro's own ``TraceMeanField_ELBO`` on the model/guide pair.
 """
 
 from __future__ import annotations

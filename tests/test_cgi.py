@@ -39,7 +39,7 @@ FID = Fidelity(name="t", data="digits", width=WIDTH, epochs=1, source_epochs=1, 
 
 @pytest.fixture(scope="module")
 def tasks() -> dict[str, Task]:
-    return load_tasks("digits", log=lambda *_: None)
+    return load_tasks("digits", max_train=300, max_eval=120, log=lambda *_: None)  # small: keep the suite fast
 
 
 def config(case: str = "T1M1_T2M2", seed: int = 0, **cgi: object) -> RunConfig:

@@ -230,22 +230,12 @@ def test_runconfig_known_devices(device: str) -> None:
     assert RunConfig(case="T1M1_T2M2", technique="none", device=device).device == device
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: RunConfig only checks device.startswith('cuda:'): None raises AttributeError instead of "
-    "ConfigError, and 'cuda:', 'cuda:x', 'cuda:-1' are accepted and fail later inside torch",
-)
 @pytest.mark.parametrize("device", [None, 0, "cuda:", "cuda:x", "cuda:-1"])
 def test_runconfig_malformed_device_is_a_config_error(device: object) -> None:
     with pytest.raises(ConfigError, match="device="):
         RunConfig(case="T1M1_T2M2", technique="none", device=device)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: BNNConfig passes init_log_sigma straight to math.isfinite, so a non-number raises "
-    "TypeError ('must be real number') instead of a ConfigError naming the field",
-)
 @pytest.mark.parametrize("value", [None, "-5"])
 def test_bnn_config_non_numeric_init_log_sigma_is_a_config_error(value: object) -> None:
     with pytest.raises(ConfigError, match="init_log_sigma="):

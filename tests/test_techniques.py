@@ -46,7 +46,7 @@ STAGES = {
 
 @pytest.fixture(scope="module")
 def tasks() -> dict[str, Task]:
-    return load_tasks("digits", log=lambda *_: None)
+    return load_tasks("digits", max_train=300, max_eval=120, log=lambda *_: None)  # small: keep the suite fast
 
 
 def config(technique: str, case: str = "T1M2_T2M1", seed: int = 0, **fid: object) -> RunConfig:

@@ -122,9 +122,9 @@ def fit_target_bnn(ctx: Context, bnn: BayesianMLP, history: dict[str, list[float
 
     fid = ctx.config.fidelity
     tgt = ctx.target
-    gen = ctx.generator("eval", device=True)
 
-    def val_acc() -> float:
+    def val_acc() -> float:  # a fresh eval stream: the last epoch's report equals the final val_accuracy
+        gen = ctx.generator("eval", device=True)
         return accuracy_bnn(bnn, tgt.val.x, tgt.val.y, samples=fid.eval_samples, generator=gen)
 
     with ctx.timer("target_training"):
