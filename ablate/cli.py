@@ -7,6 +7,7 @@ Every user error — a bad option value, a malformed file, an unreachable storag
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -442,8 +443,10 @@ def study_cmd(
     from ablate.studies import PRUNERS, SAMPLERS, StudyPlan
 
     cases = expand_cases(case)
-    _check_counts(trials=trials, seeds=seeds, heartbeat=heartbeat, threads=threads)
+    _check_counts(trials=trials, seeds=seeds, heartbeat=heartbeat, threads=threads, grace=grace)
     _device(device)
+    if sampler_seed < 0:
+        _fail(f"--sampler-seed {sampler_seed} must be >= 0")
     if workers < 0:
         _fail(f"--workers {workers} must be >= 0")
     if timeout is not None and timeout <= 0:
@@ -516,7 +519,7 @@ def ablation_cmd(
     from ablate.studies import StudyPlan
 
     cases = expand_cases(case)
-    _check_counts(seeds=seeds, heartbeat=heartbeat, threads=threads)
+    _check_counts(seeds=seeds, heartbeat=heartbeat, threads=threads, grace=grace)
     _device(device)
     if workers < 0:
         _fail(f"--workers {workers} must be >= 0")
@@ -714,6 +717,15 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         rc = 130
+    except Exception as exc:  # a bug, not bad input: say so in one line; ABLATE_DEBUG=1 shows the traceback
+        if os.environ.get("ABLATE_DEBUG"):
+            raise
+        print(
+            f"internal error (please report): {type(exc).__name__}: {' '.join(str(exc).split())[:300]}; "
+            "rerun with ABLATE_DEBUG=1 for the traceback",
+            file=sys.stderr,
+        )
+        rc = 1
     sys.exit(rc or 0)
 
 

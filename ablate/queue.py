@@ -96,6 +96,30 @@ def _fail_stale(study: optuna.Study) -> None:
             fail_stale_trials(study)
 
 
+def _grace_period(storage: Any) -> float:
+    backend = getattr(storage, "_backend", storage)
+    interval = backend.get_heartbeat_interval() or 60
+    return float(getattr(backend, "grace_period", None) or 2 * interval)
+
+
+def _adopt_orphans(study: optuna.Study, running: list[FrozenTrial], adopted: set[int]) -> None:
+    """Give one heartbeat to RUNNING trials older than the grace period.
+
+    Optuna only fails trials whose *last* heartbeat is old; a trial whose worker died between popping it
+    and its first heartbeat has none and would stay RUNNING forever (and this worker would wait on it).
+    One recorded beat makes it an ordinary stale trial, failed and re-queued after one more grace period.
+    A live trial already beats every interval, so the extra beat changes nothing for it.
+    """
+    grace = _grace_period(study._storage)
+    now = dt.datetime.now()
+    for t in running:
+        if t._trial_id in adopted or t.datetime_start is None:
+            continue
+        if (now - t.datetime_start).total_seconds() > grace:
+            study._storage.record_heartbeat(t._trial_id)
+            adopted.add(t._trial_id)
+
+
 def _is_duplicate(study: optuna.Study, trial: optuna.Trial) -> bool:
     key = trial.user_attrs.get("design_key")
     if key is None:
@@ -123,12 +147,14 @@ def work(
     """
     stats = WorkerStats()
     heartbeat = is_heartbeat_enabled(study._storage)
+    adopted: set[int] = set()
     while deadline is None or time.time() < deadline:
         _fail_stale(study)
         trial_id = study._pop_waiting_trial_id()
         if trial_id is None:
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if heartbeat and running:
+                _adopt_orphans(study, running, adopted)
                 time.sleep(poll_s)  # a stale one will be failed and re-queued; a live one will finish
                 continue
             break
@@ -187,15 +213,17 @@ def recover(study: optuna.Study, *, stale_after: float, now: dt.datetime | None 
         started = t.datetime_start or now
         if (now - started).total_seconds() < stale_after:
             continue
-        try:
+        try:  # the reason first: a finished trial accepts no more attributes
+            study._storage.set_trial_user_attr(t._trial_id, FAIL_REASON, f"stale: recovered after {stale_after:g} s")
             if not study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-        study._storage.set_trial_user_attr(t._trial_id, FAIL_REASON, f"stale: recovered after {stale_after:g} s")
+            continue  # it finished meanwhile: not stale after all
+        failed = copy.deepcopy(study._storage.get_trial(t._trial_id))
+        failed.user_attrs.pop(FAIL_REASON, None)  # the re-queued copy starts clean
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            retry(study, copy.deepcopy(study._storage.get_trial(t._trial_id)))
+            retry(study, failed)
         repaired.append(t.number)
     return repaired
 
