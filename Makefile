@@ -31,8 +31,8 @@ main: data
 	$(BIN)/ablate report sensitivity-$(CASE)-$(FIDELITY) --storage $(STORAGE) --out studies/runs/report-$(CASE)-$(FIDELITY)
 
 lint: setup
-	$(BIN)/ruff check cgi ablate tests
-	$(BIN)/ruff format --check cgi ablate tests
+	$(BIN)/ruff check cgi ablate tests scripts
+	$(BIN)/ruff format --check cgi ablate tests scripts
 
 test: lint
 	$(BIN)/pytest -q
