@@ -24,7 +24,6 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
-from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from ablate import queue
@@ -402,11 +401,6 @@ def test_killed_worker_on_sqlite_is_retried_by_heartbeat(env: Path, run_cli, mon
         assert (trials[number].value, trials[number].params, trials[number].user_attrs) == (value, params, attrs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UpdateFinishedTrialError,
-    reason="BUG: `ablate recover` crashes (queue.recover writes fail_reason after failing the trial)",
-)
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_killed_worker_on_journal_is_recovered_and_resumed(env: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -455,59 +449,43 @@ BROKEN_TOML = '[params.init\ntype = "categorical"\n'
 NOT_A_SWITCH = '[params.learning_rate]\ntype = "float"\nlow = 0.001\nhigh = 0.1\n'
 DB = "{db}"  # replaced by a tmp SQLite URL
 
-_BUG_GRACE = pytest.mark.xfail(
-    strict=True, reason="BUG: --grace <= 0 is not validated; open_storage raises ValueError (traceback, exit 1)"
-)
-_BUG_SEED = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: --sampler-seed < 0 is not validated; RandomSampler raises ValueError after the storage is created",
-)
-_BUG_DEVICE = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: study/ablation do not validate --device; every trial fails (51 FAIL trials) and the exit is 0",
-)
-
 BAD_INPUT = [
-    ("unknown-case", ["study", "--case", "T9M9", "--fidelity", "smoke", "--storage", DB], ()),
-    ("unknown-sampler", [*SMALL_STUDY[:5], "--sampler", "annealing", "--storage", DB], ()),
-    ("unknown-pruner", [*SMALL_STUDY, "--pruner", "patient", "--storage", DB], ()),
-    ("wilcoxon-one-seed", [*SMALL_STUDY, "--pruner", "wilcoxon", "--seeds", "1", "--storage", DB], ()),
-    ("malformed-space", [*SMALL_STUDY, "--space", "{tmp}/broken.toml", "--storage", DB], ()),
-    ("space-not-a-switch", [*SMALL_STUDY, "--space", "{tmp}/lr.toml", "--storage", DB], ()),
-    ("missing-space", [*SMALL_STUDY, "--space", "{tmp}/nowhere.toml", "--storage", DB], ()),
-    ("unreachable-storage", [*SMALL_STUDY, "--storage", "postgresql://postgres@127.0.0.1:1/test"], ()),
-    ("unknown-scheme", [*SMALL_STUDY, "--storage", "foo://x"], ()),
-    ("plain-sqlite-path", [*SMALL_STUDY, "--storage", "{tmp}/plain.db"], ()),
-    ("trials-0", [*SMALL_STUDY, "--trials", "0", "--storage", DB], ()),
-    ("trials-not-int", [*SMALL_STUDY, "--trials", "many", "--storage", DB], ()),
-    ("seeds-0", [*SMALL_STUDY, "--seeds", "0", "--storage", DB], ()),
-    ("workers-negative", [*SMALL_STUDY, "--workers", "-1", "--storage", DB], ()),
-    ("heartbeat-0", [*SMALL_STUDY, "--heartbeat", "0", "--storage", DB], ()),
-    ("timeout-0", [*SMALL_STUDY, "--timeout", "0", "--storage", DB], ()),
-    ("unknown-fidelity", ["study", "--case", CASE, "--fidelity", "enormous", "--storage", DB], ()),
-    ("grace-0", [*SMALL_STUDY, "--grace", "0", "--storage", DB], (_BUG_GRACE,)),
-    ("sampler-seed-negative", [*SMALL_STUDY, "--sampler-seed", "-1", "--storage", DB], (_BUG_SEED,)),
-    ("unknown-device", [*SMALL_STUDY, "--device", "tpu", "--timeout", "1", "--storage", DB], (_BUG_DEVICE,)),
-    ("ablation-unknown-design", ["ablation", "--case", CASE, "--design", "latin", "--storage", DB], ()),
-    ("ablation-unknown-case", ["ablation", "--case", "nope", "--fidelity", "smoke", "--storage", DB], ()),
-    ("ablation-seeds-0", ["ablation", "--case", CASE, "--seeds", "0", "--fidelity", "smoke", "--storage", DB], ()),
-    (
-        "ablation-grace-0",
-        ["ablation", "--case", CASE, "--grace", "0", "--fidelity", "smoke", "--storage", DB],
-        (_BUG_GRACE,),
-    ),
-    ("run-unknown-technique", ["run", "--case", CASE, "--technique", "magic", "--fidelity", "smoke"], ()),
-    ("reproduce-table3", ["reproduce", "table3", "--fidelity", "smoke", "--storage", DB], ()),
-    ("recover-stale-after-0", ["recover", "--stale-after", "0", "--storage", DB], ()),
-    ("studies-unknown-scheme", ["studies", "--storage", "foo://x"], ()),
+    ("unknown-case", ["study", "--case", "T9M9", "--fidelity", "smoke", "--storage", DB]),
+    ("unknown-sampler", [*SMALL_STUDY[:5], "--sampler", "annealing", "--storage", DB]),
+    ("unknown-pruner", [*SMALL_STUDY, "--pruner", "patient", "--storage", DB]),
+    ("wilcoxon-one-seed", [*SMALL_STUDY, "--pruner", "wilcoxon", "--seeds", "1", "--storage", DB]),
+    ("malformed-space", [*SMALL_STUDY, "--space", "{tmp}/broken.toml", "--storage", DB]),
+    ("space-not-a-switch", [*SMALL_STUDY, "--space", "{tmp}/lr.toml", "--storage", DB]),
+    ("missing-space", [*SMALL_STUDY, "--space", "{tmp}/nowhere.toml", "--storage", DB]),
+    ("unreachable-storage", [*SMALL_STUDY, "--storage", "postgresql://postgres@127.0.0.1:1/test"]),
+    ("unknown-scheme", [*SMALL_STUDY, "--storage", "foo://x"]),
+    ("plain-sqlite-path", [*SMALL_STUDY, "--storage", "{tmp}/plain.db"]),
+    ("trials-0", [*SMALL_STUDY, "--trials", "0", "--storage", DB]),
+    ("trials-not-int", [*SMALL_STUDY, "--trials", "many", "--storage", DB]),
+    ("seeds-0", [*SMALL_STUDY, "--seeds", "0", "--storage", DB]),
+    ("workers-negative", [*SMALL_STUDY, "--workers", "-1", "--storage", DB]),
+    ("heartbeat-0", [*SMALL_STUDY, "--heartbeat", "0", "--storage", DB]),
+    ("timeout-0", [*SMALL_STUDY, "--timeout", "0", "--storage", DB]),
+    ("unknown-fidelity", ["study", "--case", CASE, "--fidelity", "enormous", "--storage", DB]),
+    ("grace-0", [*SMALL_STUDY, "--grace", "0", "--storage", DB]),
+    ("sampler-seed-negative", [*SMALL_STUDY, "--sampler-seed", "-1", "--storage", DB]),
+    ("unknown-device", [*SMALL_STUDY, "--device", "tpu", "--timeout", "1", "--storage", DB]),
+    ("ablation-unknown-design", ["ablation", "--case", CASE, "--design", "latin", "--storage", DB]),
+    ("ablation-unknown-case", ["ablation", "--case", "nope", "--fidelity", "smoke", "--storage", DB]),
+    ("ablation-seeds-0", ["ablation", "--case", CASE, "--seeds", "0", "--fidelity", "smoke", "--storage", DB]),
+    ("ablation-grace-0", ["ablation", "--case", CASE, "--grace", "0", "--fidelity", "smoke", "--storage", DB]),
+    ("run-unknown-technique", ["run", "--case", CASE, "--technique", "magic", "--fidelity", "smoke"]),
+    ("reproduce-table3", ["reproduce", "table3", "--fidelity", "smoke", "--storage", DB]),
+    ("recover-stale-after-0", ["recover", "--stale-after", "0", "--storage", DB]),
+    ("studies-unknown-scheme", ["studies", "--storage", "foo://x"]),
 ]
 
 
 def _bad_input_params():
-    for name, argv, marks in BAD_INPUT:
-        yield pytest.param(argv, "fresh", id=f"{name}-fresh", marks=marks)
+    for name, argv in BAD_INPUT:
+        yield pytest.param(argv, "fresh", id=f"{name}-fresh")
         if DB in argv:
-            yield pytest.param(argv, "existing", id=f"{name}-existing", marks=marks)
+            yield pytest.param(argv, "existing", id=f"{name}-existing")
 
 
 def _existing_storage(url: str) -> dict[str, int]:
