@@ -166,7 +166,7 @@ def run_cmd(
     transfer: Annotated[str, typer.Option(help="mu_sigma | mu.")] = "mu_sigma",
     covariance_type: Annotated[str, typer.Option(help="full | diag | tied | spherical.")] = "full",
     target_warmup_epochs: Annotated[int, typer.Option(help="Warm the target up before bootstrapping.")] = 0,
-    max_fit_points: Annotated[int, typer.Option(help="Cap on source weight points fed to the generator.")] = 10000,
+    max_fit_points: Annotated[int, typer.Option(help="Cap on source weight points fed to the generator.")] = 5000,
     prior_sigma: Annotated[float, typer.Option(help="BNN prior N(0, σ²).")] = 1.0,
     lam: Annotated[float, typer.Option("--lambda", help="Distillation weight λ.")] = 1.0,
     temperature: Annotated[float, typer.Option(help="Distillation temperature T.")] = 4.0,

@@ -152,7 +152,7 @@ class CGIConfig:
     transfer: str = "mu_sigma"
     covariance_type: str = "full"
     target_warmup_epochs: int = 0
-    max_fit_points: int = 10000
+    max_fit_points: int = 5000
     reg_covar: float = 1e-6
 
     def __post_init__(self) -> None:
