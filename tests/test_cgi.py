@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-import crossgen.train as train_mod
+import crossgen.techniques.base as base_mod
 from crossgen import CASES, CGIConfig, ConfigError, Fidelity, RunConfig, RunResult, run
 from crossgen.bnn import BayesianMLP
 from crossgen.data import Task, load_tasks
@@ -82,25 +82,21 @@ class Spy:
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     record = Spy()
-    fit_in_cgi, fit_in_train, real_assign = cgi_mod.fit_bnn, train_mod.fit_bnn, cgi_mod.assign
+    real_fit, real_assign = base_mod.fit_bnn, cgi_mod.assign
 
-    def source_fit(bnn, *args, **kwargs):
+    def spy_fit(bnn, *args, **kwargs):
         if kwargs.get("what") == "source BNN":
             record.source_start = extract(bnn)
-        return fit_in_cgi(bnn, *args, **kwargs)
-
-    def target_fit(bnn, *args, **kwargs):
         if kwargs.get("what") == "target BNN":
             record.target_start = extract(bnn)
             record.target_streams = (kwargs["generator"].initial_seed(), kwargs["noise"].initial_seed())
-        return fit_in_train(bnn, *args, **kwargs)
+        return real_fit(bnn, *args, **kwargs)
 
     def spy_assign(bnn, points, *, transfer="mu_sigma"):
         record.assigned.append((group_sizes(bnn), {g: np.array(p) for g, p in points.items()}, transfer))
         return real_assign(bnn, points, transfer=transfer)
 
-    monkeypatch.setattr(cgi_mod, "fit_bnn", source_fit)
-    monkeypatch.setattr(train_mod, "fit_bnn", target_fit)  # fit_target_bnn imports it at call time
+    monkeypatch.setattr(base_mod, "fit_bnn", spy_fit)  # every technique's SVI goes through base.fit_bnn_on
     monkeypatch.setattr(cgi_mod, "assign", spy_assign)
     return record
 

@@ -247,9 +247,7 @@ def test_k_exceeding_n_is_config_error():
     with pytest.raises(ConfigError, match=r"K=5 exceeds the number of weight points n=3"):
         fit_generator(np.random.default_rng(0).normal(size=(3, 2)), GeneratorSpec(n_components=5), seed=0)
     # the gaussian kind ignores K
-    fit_generator(
-        np.random.default_rng(0).normal(size=(3, 2)), GeneratorSpec(kind="gaussian", n_components=5)
-    )
+    fit_generator(np.random.default_rng(0).normal(size=(3, 2)), GeneratorSpec(kind="gaussian", n_components=5))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -261,9 +259,7 @@ def test_nonfinite_points_raise_value_error(bad):
         fit_generator(X, GeneratorSpec(), seed=0)
 
 
-@pytest.mark.parametrize(
-    "X", [np.zeros(10), np.zeros((0, 2)), np.zeros((2, 2, 2))], ids=["1d", "empty", "3d"]
-)
+@pytest.mark.parametrize("X", [np.zeros(10), np.zeros((0, 2)), np.zeros((2, 2, 2))], ids=["1d", "empty", "3d"])
 def test_malformed_points_raise_value_error(X):
     with pytest.raises(ValueError, match="weight points"):
         fit_generator(X, GeneratorSpec(kind="gaussian"), seed=0)

@@ -72,9 +72,7 @@ def test_bootstrap_ci_is_scipy_bca_with_seeded_rng():
     ref = sps.bootstrap((d,), np.mean, n_resamples=2000, method="BCa", rng=np.random.default_rng(7))
     assert ci.method == "BCa" and ci.warnings == () and ci.n == 12
     assert ci.estimate == pytest.approx(d.mean())
-    assert (ci.low, ci.high) == pytest.approx(
-        (ref.confidence_interval.low, ref.confidence_interval.high), rel=1e-12
-    )
+    assert (ci.low, ci.high) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high), rel=1e-12)
     assert S.bootstrap_ci(d, n_resamples=2000, seed=7) == ci  # reproducible
 
 
@@ -228,9 +226,7 @@ def test_compare_below_5_pairs_is_descriptives_only(n):
     assert math.isnan(row["p"]) and math.isnan(row["p_t"]) and math.isnan(row["ci_low"])
     assert any("descriptives only" in w for w in row["warnings"])
     if n >= 1:
-        assert row["variant_mean"] == pytest.approx(
-            df[(df.variant == "v") & (df.seed < n)].test_accuracy.mean()
-        )
+        assert row["variant_mean"] == pytest.approx(df[(df.variant == "v") & (df.seed < n)].test_accuracy.mean())
         assert row["delta"] == pytest.approx(row["variant_mean"] - row["reference_mean"])
 
 
@@ -395,6 +391,4 @@ def test_methods_paragraph_names_every_procedure():
 
 def test_stats_module_stays_free_of_torch_and_optuna():
     code = "import sys, ablate.stats; print(any(m in sys.modules for m in ('torch', 'optuna')))"
-    assert (
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
-    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import optuna
 import psycopg2
 import pytest
 import sqlalchemy
+from conftest import _require_server
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.study import StudyDirection
@@ -36,16 +36,7 @@ REDIS_URL = os.environ.get("ABLATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 FAST_RETRIES = st.RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0)
 
 
-def require_server(host: str, port: int) -> None:
-    """Skip the test when nothing listens on host:port, but fail it under CI=true."""
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return
-    except OSError as exc:
-        message = f"no server at {host}:{port} ({exc})"
-        if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
-            pytest.fail(f"{message}; CI=true requires the test services")
-        pytest.skip(message)
+require_server = _require_server  # the shared check (skip when down, fail under CI=true)
 
 
 def _require(url: str) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import crossgen.train as train_mod
+import crossgen.techniques.base as base_mod
 from crossgen import CASES, TECHNIQUES, DistillConfig, Fidelity, RunConfig, RunResult, run
 from crossgen.config import CGIConfig
 from crossgen.data import Task, load_tasks
@@ -146,7 +146,7 @@ def test_bnn_and_cgi_share_target_init_and_minibatch_stream(
 ) -> None:
     """The same-seed pairing: benchmark and CGI target start from one init and see one minibatch order."""
     seen: dict[str, dict] = {}
-    real_fit, real_extract = train_mod.fit_bnn, cgi_mod.extract
+    real_fit, real_extract = base_mod.fit_bnn, cgi_mod.extract
     current: list[str] = []
 
     def fit(bnn, *args, **kwargs):
@@ -160,7 +160,7 @@ def test_bnn_and_cgi_share_target_init_and_minibatch_stream(
         seen.setdefault(current[-1], {}).setdefault("init", real_extract(bnn))  # CGI's first look is the target
         return real_extract(bnn)
 
-    monkeypatch.setattr(train_mod, "fit_bnn", fit)
+    monkeypatch.setattr(base_mod, "fit_bnn", fit)
     monkeypatch.setattr(cgi_mod, "extract", first_extract)
     for technique in ("bnn", "cgi"):
         current.append(technique)

@@ -15,7 +15,7 @@ from crossgen.config import RunConfig
 from crossgen.data import Task
 from crossgen.nets import MLP, layer_sizes
 from crossgen.seeding import torch_generator
-from crossgen.train import accuracy_bnn, accuracy_deterministic
+from crossgen.train import accuracy_bnn, accuracy_deterministic, fit_bnn
 
 TargetEpochCallback = Callable[[int, float], None]
 """Called with (epoch, validation accuracy) after each target epoch; may raise to stop the run (pruning)."""
@@ -116,10 +116,36 @@ def bnn_outcome(ctx: Context, bnn: BayesianMLP, history: dict[str, list[float]],
     return Outcome(accuracy, history, dict(artefacts))
 
 
+def fit_bnn_on(
+    ctx: Context,
+    bnn: BayesianMLP,
+    task: Task,
+    *,
+    epochs: int,
+    stream: str,
+    stage: str,
+    what: str,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """SVI of ``bnn`` on ``task`` under the stage timer, with the minibatch and noise streams of ``stream``."""
+    fid = ctx.config.fidelity
+    with ctx.timer(stage):
+        return fit_bnn(
+            bnn,
+            task.train.x,
+            task.train.y,
+            epochs=epochs,
+            lr=fid.bnn_lr,
+            batch_size=fid.batch_size,
+            generator=ctx.generator(f"{stream}_train"),
+            noise=ctx.generator(f"{stream}_noise", device=True),
+            on_epoch=on_epoch,
+            what=what,
+        ).losses
+
+
 def fit_target_bnn(ctx: Context, bnn: BayesianMLP, history: dict[str, list[float]]) -> None:
     """Train the target BNN for the fidelity's epoch budget (shared by the benchmark and CGI)."""
-    from crossgen.train import fit_bnn
-
     fid = ctx.config.fidelity
     tgt = ctx.target
 
@@ -127,16 +153,13 @@ def fit_target_bnn(ctx: Context, bnn: BayesianMLP, history: dict[str, list[float
         gen = ctx.generator("eval", device=True)
         return accuracy_bnn(bnn, tgt.val.x, tgt.val.y, samples=fid.eval_samples, generator=gen)
 
-    with ctx.timer("target_training"):
-        history["target"] = fit_bnn(
-            bnn,
-            tgt.train.x,
-            tgt.train.y,
-            epochs=fid.epochs,
-            lr=fid.bnn_lr,
-            batch_size=fid.batch_size,
-            generator=ctx.generator("target_train"),
-            noise=ctx.generator("target_noise", device=True),
-            on_epoch=target_epoch_hook(ctx, val_acc),
-            what="target BNN",
-        ).losses
+    history["target"] = fit_bnn_on(
+        ctx,
+        bnn,
+        tgt,
+        epochs=fid.epochs,
+        stream="target",
+        stage="target_training",
+        what="target BNN",
+        on_epoch=target_epoch_hook(ctx, val_acc),
+    )

@@ -17,8 +17,7 @@ import numpy as np
 
 from crossgen.generators import GeneratorSpec, WeightPointGenerator
 from crossgen.seeding import numpy_generator
-from crossgen.techniques.base import Context, Outcome, bnn_outcome, fit_target_bnn, new_bnn
-from crossgen.train import fit_bnn
+from crossgen.techniques.base import Context, Outcome, bnn_outcome, fit_bnn_on, fit_target_bnn, new_bnn
 from crossgen.weightpoints import GROUPS, assign, bootstrap, extract, group_sizes, subsample
 
 FIGURE_POINTS = 1000
@@ -33,18 +32,15 @@ def cgi(ctx: Context) -> Outcome:
 
     target = new_bnn(ctx, "target")
     if cfg.target_warmup_epochs:
-        with ctx.timer("target_warmup"):
-            history["target_warmup"] = fit_bnn(
-                target,
-                ctx.target.train.x,
-                ctx.target.train.y,
-                epochs=cfg.target_warmup_epochs,
-                lr=fid.bnn_lr,
-                batch_size=fid.batch_size,
-                generator=ctx.generator("target_warmup"),
-                noise=ctx.generator("target_warmup_noise", device=True),
-                what="target BNN warm-up",
-            ).losses
+        history["target_warmup"] = fit_bnn_on(
+            ctx,
+            target,
+            ctx.target,
+            epochs=cfg.target_warmup_epochs,
+            stream="target_warmup",
+            stage="target_warmup",
+            what="target BNN warm-up",
+        )
 
     # ① cross initialisation: θ_bb_t, M bootstrapped weight points per group of the target.
     with ctx.timer("bootstrap"):
@@ -60,18 +56,9 @@ def cgi(ctx: Context) -> Outcome:
             drawn = {g: theta_bb[g][rng.integers(0, cfg.M, size=need[g])] for g in GROUPS}
             assign(source, drawn, transfer=cfg.transfer)
 
-    with ctx.timer("source_training"):
-        history["source"] = fit_bnn(
-            source,
-            ctx.source.train.x,
-            ctx.source.train.y,
-            epochs=fid.source_epochs,
-            lr=fid.bnn_lr,
-            batch_size=fid.batch_size,
-            generator=ctx.generator("source_train"),
-            noise=ctx.generator("source_noise", device=True),
-            what="source BNN",
-        ).losses
+    history["source"] = fit_bnn_on(
+        ctx, source, ctx.source, epochs=fid.source_epochs, stream="source", stage="source_training", what="source BNN"
+    )
 
     # ② generative initialisation: fit on concat(θ_bb_t, θ_s), sample a point for every target weight.
     with ctx.timer("generator_fit"):
