@@ -211,12 +211,12 @@ class _BayesLinearLRT(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, w_loc, w_log_sigma, b_loc, b_log_sigma, eps, c: float, scale: float):  # type: ignore[override]
-        w_var = torch.exp(w_log_sigma * 2)
-        b_var = torch.exp(b_log_sigma * 2)
+        w_var = w_log_sigma.mul(2).exp_()
+        b_var = b_log_sigma.mul(2).exp_()
         h_sq = h * h
         std = torch.addmm(b_var, h_sq, w_var.t()).sqrt_()
         out = torch.addmm(b_loc, h, w_loc.t()).addcmul_(std, eps)
-        r = eps.div(std).mul_(0.5)  # ∂out/∂var
+        r = eps.div(std)  # 2 ∂out/∂var (the factor 2 of ∂σ²/∂log σ is folded in here)
         ctx.save_for_backward(h, h_sq, w_loc, w_var, b_loc, b_var, r)
         ctx.c, ctx.scale = c, scale
         return out
@@ -225,12 +225,11 @@ class _BayesLinearLRT(torch.autograd.Function):
     def backward(ctx, g):  # type: ignore[override]
         h, h_sq, w_loc, w_var, b_loc, b_var, r = ctx.saved_tensors
         cs, s = ctx.c * ctx.scale, ctx.scale
-        g_var = g * r
-        g_h = torch.addcmul(g @ w_loc, g_var @ w_var, h, value=2.0) if ctx.needs_input_grad[0] else None
+        g_var2 = g * r  # 2 ∂L/∂var
+        g_h = torch.addcmul(g @ w_loc, g_var2 @ w_var, h) if ctx.needs_input_grad[0] else None
         g_w_loc = torch.addmm(w_loc, g.t(), h, beta=2 * cs)
         g_b_loc = torch.add(g.sum(0), b_loc, alpha=2 * cs)
-        g_w_var = torch.addmm(w_var.new_full((), cs), g_var.t(), h_sq)
-        g_b_var = g_var.sum(0).add_(cs)
-        g_w_ls = torch.addcmul(w_var.new_full((), -s), w_var, g_w_var, value=2.0)
-        g_b_ls = torch.addcmul(b_var.new_full((), -s), b_var, g_b_var, value=2.0)
+        # ∂/∂log σ = σ² (2 ∂L/∂σ² + 2cs) - s, computed in place on the fresh matmul output
+        g_w_ls = (g_var2.t() @ h_sq).add_(2 * cs).mul_(w_var).sub_(s)
+        g_b_ls = g_var2.sum(0).add_(2 * cs).mul_(b_var).sub_(s)
         return g_h, g_w_loc, g_w_ls, g_b_loc, g_b_ls, None, None, None
