@@ -171,6 +171,9 @@ def run_cmd(
     lam: Annotated[float, typer.Option("--lambda", help="Distillation weight λ.")] = 1.0,
     temperature: Annotated[float, typer.Option(help="Distillation temperature T.")] = 4.0,
     save: Annotated[Path | None, typer.Option(help="Also write the full result (with artefacts) as JSON.")] = None,
+    figure: Annotated[
+        Path | None, typer.Option(help="CGI: plot source-posterior vs generated weight points to FIGURE.png/.pdf.")
+    ] = None,
 ) -> None:
     """Run one technique on one case with one seed and print its metrics.
 
@@ -203,18 +206,24 @@ def run_cmd(
         distill=dict(lam=lam, temperature=temperature),
         bnn=dict(prior_sigma=prior_sigma),
     )
-    if save is not None:
-        from ablate.report import check_writable_dir
+    from ablate.report import check_out_dir, write_atomic
 
-        check_writable_dir(save.parent if str(save.parent) else Path("."))
+    if figure is not None and technique != "cgi":
+        _fail("--figure shows CGI's weight points: it needs --technique cgi")
+    for target in (save, figure):
+        if target is not None:
+            check_out_dir(target.parent)
     result = run(config, log=err.print)
     payload = result.to_dict()
     payload.pop("config")
     payload.pop("history")
     if save is not None:
-        from ablate.report import write_text_atomic
+        write_atomic({save: json.dumps(result.to_dict(artefacts=True), indent=2)})
+    if figure is not None:
+        from ablate.figures import weight_points_scatter
 
-        write_text_atomic(save, json.dumps(result.to_dict(artefacts=True), indent=2))
+        paths = weight_points_scatter(result.artefacts["points"], figure, title=f"{case} seed {seed}: weight points")
+        err.print(f"figure: {paths.png}, {paths.pdf}")
     if as_json:
         print(json.dumps(payload))
         return
