@@ -567,17 +567,17 @@ def _server_of(url: str) -> tuple[str, int]:
 @pytest.mark.server
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("base", [POSTGRES_URL, MYSQL_URL, REDIS_URL], ids=["postgresql", "mariadb", "redis"])
-def test_small_study_on_a_server_with_two_workers(env: Path, run_cli, require_server, base: str) -> None:
+def test_small_study_on_a_server_with_four_workers(env: Path, run_cli, require_server, base: str) -> None:
     require_server(*_server_of(base))
     unique = f"ablate-test-cli-{uuid.uuid4().hex[:10]}"
     url = f"{base}{'&' if '?' in base else '?'}prefix={unique}" if base.startswith("redis") else base
     try:
-        r = run_cli(*SMALL_STUDY, "--trials", 4, "--workers", 2, "--storage", url, "--study-name", unique)
+        r = run_cli(*SMALL_STUDY, "--trials", 8, "--workers", 4, "--storage", url, "--study-name", unique)
         assert r.code == 0, r.err
         study = _load(url, unique)
         c = queue.counts(study)
-        assert _finished(c) == 4 and c["WAITING"] == c["RUNNING"] == c["FAIL"] == 0
-        assert len(study.trials) == 4
+        assert _finished(c) == 8 and c["WAITING"] == c["RUNNING"] == c["FAIL"] == 0
+        assert len(study.trials) == 8
         assert f"benchmark:{CASE}:0" in study.user_attrs
     finally:
         with contextlib.suppress(KeyError):
@@ -591,3 +591,35 @@ def test_small_study_on_a_server_with_two_workers(env: Path, run_cli, require_se
                     client.delete(key)
             finally:
                 client.close()
+
+
+@pytest.mark.server
+@pytest.mark.timeout(300)
+def test_ofat_ablation_shared_by_four_workers_on_postgresql(env: Path, run_cli, require_server) -> None:
+    require_server(*_server_of(POSTGRES_URL))
+    unique = f"ablate-test-ofat-{uuid.uuid4().hex[:10]}"
+    try:
+        r = run_cli(
+            "ablation",
+            "--case",
+            CASE,
+            "--seeds",
+            2,
+            "--fidelity",
+            "smoke",
+            "--workers",
+            4,
+            "--storage",
+            POSTGRES_URL,
+            "--study-name",
+            unique,
+        )
+        assert r.code == 0, r.err
+        study = _load(POSTGRES_URL, unique)
+        keys = [t.user_attrs["design_key"] for t in study.get_trials(states=(TrialState.COMPLETE,))]
+        expected = {p.key for p in load_ablation_design("ofat").points([CASE], 2)}
+        assert sorted(keys) == sorted(expected)  # each variant x seed exactly once
+        assert queue.counts(study)["WAITING"] == queue.counts(study)["RUNNING"] == 0
+    finally:
+        with contextlib.suppress(KeyError):
+            optuna.delete_study(study_name=unique, storage=open_storage(POSTGRES_URL, heartbeat_interval=None))
