@@ -81,6 +81,7 @@ class WorkerStats:
     failed: int = 0
     replaced: int = 0
     skipped_duplicates: int = 0
+    lost: int = 0
     reasons: list[str] = field(default_factory=list)
 
 
@@ -94,6 +95,33 @@ def _fail_stale(study: optuna.Study) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             fail_stale_trials(study)
+
+
+def _finish(
+    study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None, reason: str | None
+) -> bool:
+    """Record a trial's end; False when someone else already finished it (nothing is overwritten).
+
+    That happens when a stale-trial check failed this trial while it was still running (a worker paused
+    longer than the grace period), or when two workers raced for one queued trial on a storage without row
+    locks. The first recorded result stands; this one is discarded with a warning instead of crashing.
+    """
+    try:
+        if reason is not None:
+            trial.set_user_attr(FAIL_REASON, reason)
+        if state == TrialState.COMPLETE:
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=state)
+        return True
+    except optuna.exceptions.UpdateFinishedTrialError:
+        log.warning("trial %d was already finished elsewhere; this worker's result is discarded", trial.number)
+        return False
+    except ValueError as exc:  # Study.tell's wording for an already-finished trial
+        if "cannot tell a" not in str(exc).lower():
+            raise
+        log.warning("trial %d was already finished elsewhere; this worker's result is discarded", trial.number)
+        return False
 
 
 def _grace_period(storage: Any) -> float:
@@ -173,27 +201,25 @@ def work(
             except optuna.TrialPruned:
                 state = TrialState.PRUNED
             except KeyboardInterrupt:
-                trial.set_user_attr(FAIL_REASON, "interrupted (Ctrl-C / SIGTERM)")
-                study.tell(trial, state=TrialState.FAIL)
+                _finish(study, trial, TrialState.FAIL, None, "interrupted (Ctrl-C / SIGTERM)")
                 raise
             except Exception as exc:  # a failed run must not end the study: record why and go on
                 state, reason = TrialState.FAIL, _one_line(exc)
         if reason is not None:
-            trial.set_user_attr(FAIL_REASON, reason)
             stats.reasons.append(reason)
             log.warning("trial %d failed: %s", trial.number, reason)
+        if not _finish(study, trial, state, value, reason):
+            stats.lost += 1
+            continue
         if state == TrialState.COMPLETE:
-            study.tell(trial, value)
             stats.completed += 1
+        elif state == TrialState.PRUNED:
+            stats.pruned += 1
         else:
-            study.tell(trial, state=state)
-            if state == TrialState.PRUNED:
-                stats.pruned += 1
-            else:
-                stats.failed += 1
-                if replace_failed and stats.replaced < max_replacements:
-                    study.enqueue_trial({}, user_attrs={TICKET_ATTR: True, "replaces": trial.number})
-                    stats.replaced += 1
+            stats.failed += 1
+            if replace_failed and stats.replaced < max_replacements:
+                study.enqueue_trial({}, user_attrs={TICKET_ATTR: True, "replaces": trial.number})
+                stats.replaced += 1
         if on_trial is not None:
             on_trial(study._storage.get_trial(trial_id))
     return stats

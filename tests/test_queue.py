@@ -316,3 +316,23 @@ def test_recover_fails_and_requeues_a_stale_trial(tmp_path: Path, kind: str) -> 
     queue.work(study, objective)
     c = queue.counts(study)
     assert (c["COMPLETE"], c["FAIL"], c["RUNNING"], c["WAITING"]) == (2, 1, 0, 0)
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_trial_finished_elsewhere_is_discarded_not_a_crash(study: optuna.Study, raises: bool) -> None:
+    """A stale check (or a claim race on a lock-less storage) may finish a trial while its worker still
+    runs it: the first result stands, the worker discards its own and goes on with the queue."""
+    queue.top_up_tickets(study, 2)
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 0:
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)  # "someone else"
+            if raises:
+                trial.set_user_attr("late", 1)  # the objective's own bookkeeping hits the finished trial
+        return 0.5
+
+    stats = queue.work(study, objective)
+    assert stats.lost == 1 and stats.completed == 1
+    trials = study.trials
+    assert trials[0].state == TrialState.FAIL and queue.FAIL_REASON not in trials[0].user_attrs
+    assert trials[1].state == TrialState.COMPLETE and trials[1].value == 0.5
