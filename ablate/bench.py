@@ -207,11 +207,7 @@ def study_benchmarks(
                     pruner="none",
                     workers=workers,
                 )
-                start = time.perf_counter()
-                outcome = execute(plan, log=lambda *_: None)
-                elapsed = time.perf_counter() - start
-                done = outcome.counts["COMPLETE"] + outcome.counts["PRUNED"]
-                rates[workers] = done / elapsed * 3600
+                rates[workers] = worker_throughput(plan)["trials_per_hour"]
             out["trials_per_hour_1_worker"] = rates[1]
             out["trials_per_hour_2_workers"] = rates[2]
             out["workers_2_over_1"] = rates[2] / rates[1]

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import uuid
 
 import optuna
 
+from ablate.bench import _study_plan, worker_throughput
 from ablate.presets import load_fidelity
-from ablate.space import load_space
 from ablate.storage import open_storage
-from ablate.studies import StudyPlan, execute
 
 
 def main() -> None:
@@ -34,28 +32,20 @@ def main() -> None:
     results = {"storage": args.storage.split("@")[-1], "trials": args.trials, "fidelity": args.fidelity}
     for workers in (int(w) for w in args.workers.split(",")):
         name = f"bench-workers-{workers}-{uuid.uuid4().hex[:8]}"
-        plan = StudyPlan(
-            name=name,
+        plan = _study_plan(
+            "",
+            name,
+            fidelity,
             storage=args.storage,
-            fidelity=fidelity,
-            kind="sensitivity",
             case=args.case,
-            space=load_space(),
             trials=args.trials,
             sampler="random",
             pruner="none",
             workers=workers,
         )
-        start = time.perf_counter()
-        outcome = execute(plan, log=lambda *_: None)
-        elapsed = time.perf_counter() - start
-        done = outcome.counts["COMPLETE"] + outcome.counts["PRUNED"]
-        results[f"workers_{workers}"] = {
-            "seconds": round(elapsed, 1),
-            "finished": done,
-            "failed": outcome.counts["FAIL"],
-            "trials_per_hour": round(done / elapsed * 3600, 1),
-        }
+        result = worker_throughput(plan)
+        result["trials_per_hour"] = round(result["trials_per_hour"], 1)
+        results[f"workers_{workers}"] = result
         optuna.delete_study(study_name=name, storage=open_storage(args.storage, heartbeat_interval=None))
     base = results["workers_1"]["trials_per_hour"] if "workers_1" in results else None
     if base:
