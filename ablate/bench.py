@@ -152,14 +152,24 @@ def _study_plan(tmp: str, name: str, fidelity: Any, **kw: Any) -> Any:
     from ablate.space import load_space
     from ablate.studies import StudyPlan
 
-    return StudyPlan(
-        name=name,
-        storage=f"sqlite:///{tmp}/{name}.db",
-        fidelity=fidelity,
-        kind="sensitivity",
-        space=load_space(),
-        **kw,
-    )
+    kw.setdefault("storage", f"sqlite:///{tmp}/{name}.db")
+    return StudyPlan(name=name, fidelity=fidelity, kind="sensitivity", space=load_space(), **kw)
+
+
+def worker_throughput(plan: Any) -> dict[str, Any]:
+    """Run a study plan to completion; finished trials per hour from the coordinator's start to the end."""
+    from ablate.studies import execute
+
+    start = time.perf_counter()
+    outcome = execute(plan, log=lambda *_: None)
+    elapsed = time.perf_counter() - start
+    done = outcome.counts["COMPLETE"] + outcome.counts["PRUNED"]
+    return {
+        "seconds": round(elapsed, 1),
+        "finished": done,
+        "failed": outcome.counts["FAIL"],
+        "trials_per_hour": done / elapsed * 3600,
+    }
 
 
 def study_benchmarks(
