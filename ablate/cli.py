@@ -245,6 +245,8 @@ def bench_cmd(
     skip_cgi: Annotated[bool, typer.Option(help="Skip the CGI-overhead measurement.")] = False,
     study: Annotated[bool, typer.Option("--study", help="Run the study benchmarks instead (tens of minutes).")] = False,
     study_trials: Annotated[int, typer.Option(help="--study: trials of the wall-time study (0 skips it).")] = 200,
+    scaling_trials: Annotated[int, typer.Option(help="--study: trials of the 1-vs-2-worker study (0 skips).")] = 16,
+    pruning_trials: Annotated[int, typer.Option(help="--study: trials of the 5-seed pruning studies (0 skips).")] = 40,
 ) -> None:
     """Time a deterministic epoch, our BNN epoch and a reference Pyro BNN epoch; and CGI's overhead.
 
@@ -258,7 +260,9 @@ def bench_cmd(
     _device(device)
     quick_fid = presets.load_fidelity("quick")
     if study:
-        results = bench.environment(device) | bench.study_benchmarks(quick_fid, trials=study_trials, log=err.print)
+        results = bench.environment(device) | bench.study_benchmarks(
+            quick_fid, trials=study_trials, scaling_trials=scaling_trials, pruning_trials=pruning_trials, log=err.print
+        )
         print(json.dumps(results)) if as_json else out.print(results)
         return
     base = RunConfig(case="T1M1_T2M2", technique="cgi", fidelity=quick_fid, device=device)

@@ -218,40 +218,36 @@ def execute(
     if plan.workers == 0:
         return Outcome(study, queue.counts(study), added, time.time() - start)
     deadline = start + plan.timeout if plan.timeout else None
-    stats: list[queue.WorkerStats] = []
-    if plan.workers == 1:
-        import torch
+    import torch
 
-        study.sampler = make_sampler(plan, 0)
-        objective = build_objective(plan, log=log)
-        torch.set_num_threads(plan.threads)
-        stats.append(
+    # Workers 1..N-1 are spawned processes; worker 0 is this process, so the coordinator works too and the
+    # children's start-up (importing torch, loading MNIST: seconds) overlaps with useful work.
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=worker_main, args=(plan, i, plan.threads)) for i in range(1, plan.workers)]
+    for p in procs:
+        p.start()
+    study.sampler = make_sampler(plan, 0)
+    torch.set_num_threads(plan.threads)
+    try:
+        stats = [
             queue.work(
                 study,
-                objective,
+                build_objective(plan, log=log),
                 deadline=deadline,
                 replace_failed=plan.kind == "sensitivity",
                 on_trial=(lambda _t: on_progress(queue.counts(study))) if on_progress else None,
             )
-        )
-    else:
-        ctx = mp.get_context("spawn")
-        procs = [
-            ctx.Process(target=worker_main, args=(plan, i, plan.threads), daemon=False) for i in range(plan.workers)
         ]
-        for p in procs:
-            p.start()
-        try:
-            while any(p.is_alive() for p in procs):
-                if on_progress is not None:
-                    on_progress(queue.counts(study))
-                time.sleep(1.0)
-        except KeyboardInterrupt:
-            for p in procs:
-                p.join(timeout=30)
-            raise
-        for p in procs:
-            p.join()
+        while any(p.is_alive() for p in procs):  # the queue is empty: wait for the others' last trials
+            if on_progress is not None:
+                on_progress(queue.counts(study))
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        for p in procs:  # they got the same SIGINT; give them time to record their trials as FAIL
+            p.join(timeout=30)
+        raise
+    for p in procs:
+        p.join()
     return Outcome(study, queue.counts(study), added, time.time() - start, stats)
 
 
