@@ -336,13 +336,14 @@ def _execute(plan: Any, label: str) -> Any:
     ) as progress:
         task = progress.add_task(label, total=plan.total, info="")
 
-        def update(c: dict[str, int]) -> None:
+        def update(c: dict[str, Any]) -> None:
             done = c["COMPLETE"] + c["PRUNED"]
-            info = f"running {c['RUNNING']} failed {c['FAIL']}"
+            best = f"best {c['best']:.4f} " if c.get("best") is not None else ""
+            info = f"{best}running {c['RUNNING']} failed {c['FAIL']}"
             progress.update(task, completed=min(done, plan.total), info=info)
 
         outcome = studies.execute(plan, on_progress=update, log=err.print)
-        update(outcome.counts)
+        update(studies.progress_info(outcome.study))
     return outcome
 
 

@@ -208,7 +208,7 @@ class Outcome:
 def execute(
     plan: StudyPlan,
     *,
-    on_progress: Callable[[dict[str, int]], None] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
     log: Callable[..., Any] = print,
 ) -> Outcome:
     """Prepare the study and run ``plan.workers`` workers until its queue is done (or the timeout)."""
@@ -235,12 +235,12 @@ def execute(
                 build_objective(plan, log=log),
                 deadline=deadline,
                 replace_failed=plan.kind == "sensitivity",
-                on_trial=(lambda _t: on_progress(queue.counts(study))) if on_progress else None,
+                on_trial=(lambda _t: on_progress(progress_info(study))) if on_progress else None,
             )
         ]
         while any(p.is_alive() for p in procs):  # the queue is empty: wait for the others' last trials
             if on_progress is not None:
-                on_progress(queue.counts(study))
+                on_progress(progress_info(study))
             time.sleep(0.5)
     except KeyboardInterrupt:
         for p in procs:  # they got the same SIGINT; give them time to record their trials as FAIL
@@ -249,6 +249,14 @@ def execute(
     for p in procs:
         p.join()
     return Outcome(study, queue.counts(study), added, time.time() - start, stats)
+
+
+def progress_info(study: optuna.Study) -> dict[str, Any]:
+    """Trial counts by state plus the best value so far (None before the first COMPLETE trial)."""
+    info: dict[str, Any] = dict(queue.counts(study))
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    info["best"] = max((t.value for t in done if t.value is not None), default=None)
+    return info
 
 
 def list_studies(storage_url: str) -> list[dict[str, Any]]:
