@@ -7,7 +7,7 @@ CPU and bit-for-bit reproducible. Every random draw goes through an explicit ``t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -35,9 +35,43 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.
     return list(torch.randperm(n, generator=generator).split(batch_size))
 
 
-def _check(loss: torch.Tensor, what: str, epoch: int) -> None:
-    if not torch.isfinite(loss):
-        raise DivergenceError(f"{what}: non-finite loss ({loss.item()}) in epoch {epoch}")
+def _adam_epochs(
+    params: Iterable[torch.nn.Parameter],
+    batch_loss: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    n: int,
+    device: torch.device,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    generator: torch.Generator,
+    epoch_value: Callable[[float], float],
+    on_epoch: EpochCallback | None,
+    what: str,
+) -> FitHistory:
+    """The one minibatch loop: Adam over ``batch_loss(indices)`` for ``epochs`` seeded permutations.
+
+    ``epoch_value`` turns the epoch's mean minibatch loss into what is logged (a BNN adds its KL / N);
+    a non-finite value ends the run with :class:`DivergenceError` rather than training on garbage.
+    """
+    opt = torch.optim.Adam(params, lr=lr, fused=True)
+    history = FitHistory()
+    for epoch in range(epochs):
+        total = torch.zeros((), device=device)
+        batches = _batches(n, batch_size, generator)
+        for idx in batches:
+            loss = batch_loss(idx.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+        value = epoch_value((total / len(batches)).item())
+        if not math.isfinite(value):
+            raise DivergenceError(f"{what}: non-finite loss ({value}) in epoch {epoch}")
+        history.losses.append(value)
+        if on_epoch is not None:
+            on_epoch(epoch, value)
+    return history
 
 
 def fit_deterministic(
@@ -54,25 +88,25 @@ def fit_deterministic(
     what: str = "mlp",
 ) -> FitHistory:
     """Adam on cross-entropy (or ``loss_fn(net, xb, yb, idx)``, used by distillation)."""
-    opt = torch.optim.Adam(net.parameters(), lr=lr, fused=True)
-    history = FitHistory()
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        xb, yb = x[idx], y[idx]
+        return F.cross_entropy(net(xb), yb) if loss_fn is None else loss_fn(net, xb, yb, idx)
+
     net.train()
-    for epoch in range(epochs):
-        total = torch.zeros(())
-        batches = _batches(x.shape[0], batch_size, generator)
-        for idx in batches:
-            idx = idx.to(x.device)
-            xb, yb = x[idx], y[idx]
-            loss = F.cross_entropy(net(xb), yb) if loss_fn is None else loss_fn(net, xb, yb, idx)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach()
-        mean = (total / len(batches)).item()
-        _check(torch.tensor(mean), what, epoch)
-        history.losses.append(mean)
-        if on_epoch is not None:
-            on_epoch(epoch, mean)
+    history = _adam_epochs(
+        net.parameters(),
+        batch_loss,
+        n=x.shape[0],
+        device=x.device,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        generator=generator,
+        epoch_value=lambda mean: mean,
+        on_epoch=on_epoch,
+        what=what,
+    )
     net.eval()
     return history
 
@@ -93,30 +127,29 @@ def fit_bnn(
     """Stochastic variational inference: Adam on -ELBO/N with local reparameterisation and analytic KL.
 
     ``generator`` orders the minibatches (CPU); ``noise`` draws the reparameterisation noise and must live
-    on the model's device (default: ``generator``).
+    on the model's device (default: ``generator``). The logged value per epoch is -ELBO/N ≈ the mean
+    minibatch NLL over the epoch + the KL at its end / N.
     """
     noise = generator if noise is None else noise
-    opt = torch.optim.Adam(bnn.parameters(), lr=lr, fused=True)
-    history = FitHistory()
     n_total = x.shape[0]
-    for epoch in range(epochs):
-        total = torch.zeros(())
-        batches = _batches(n_total, batch_size, generator)
-        for idx in batches:
-            idx = idx.to(x.device)
-            loss = bnn.training_loss(x[idx], y[idx], n_total, noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach()
-        with torch.no_grad():  # -ELBO/N ≈ mean minibatch NLL over the epoch + KL at its end / N
-            mean = (total / len(batches)).item() + bnn.kl().item() / n_total
-        if not math.isfinite(mean):
-            raise DivergenceError(f"{what}: non-finite ELBO ({mean}) in epoch {epoch}")
-        history.losses.append(mean)
-        if on_epoch is not None:
-            on_epoch(epoch, mean)
-    return history
+
+    def epoch_value(mean_nll: float) -> float:
+        with torch.no_grad():
+            return mean_nll + bnn.kl().item() / n_total
+
+    return _adam_epochs(
+        bnn.parameters(),
+        lambda idx: bnn.training_loss(x[idx], y[idx], n_total, noise),
+        n=n_total,
+        device=x.device,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        generator=generator,
+        epoch_value=epoch_value,
+        on_epoch=on_epoch,
+        what=what,
+    )
 
 
 @torch.no_grad()
