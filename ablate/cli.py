@@ -305,6 +305,11 @@ def _storage_url(storage: str | None) -> str:
     return url
 
 
+def _check_workers(workers: int) -> None:
+    if workers < 0:
+        _fail(f"--workers {workers} must be >= 0")
+
+
 def _check_counts(**values: int | None) -> None:
     for name, value in values.items():
         if value is not None and value < 1:
@@ -397,12 +402,13 @@ def reproduce_cmd(
     _choice("table", table, ("table1", "table2"))
     _check_counts(seeds=seeds, threads=threads)
     _device(device)
-    if workers < 0:
-        _fail(f"--workers {workers} must be >= 0")
+    _check_workers(workers)
     fid = presets.load_fidelity(fidelity)
     design = load_table_design(table)
     out_path = out_dir or presets.runs_dir() / f"{table}-{fidelity}"
-    reproduce.check_out_dir(out_path)
+    from ablate.report import check_out_dir
+
+    check_out_dir(out_path)
     url = _storage_url(storage)
     plan = StudyPlan(
         name=f"{table}-{fidelity}",
@@ -461,8 +467,7 @@ def study_cmd(
     _device(device)
     if sampler_seed < 0:
         _fail(f"--sampler-seed {sampler_seed} must be >= 0")
-    if workers < 0:
-        _fail(f"--workers {workers} must be >= 0")
+    _check_workers(workers)
     if timeout is not None and timeout <= 0:
         _fail(f"--timeout {timeout} must be > 0")
     _choice("--sampler", sampler, SAMPLERS)
@@ -535,8 +540,7 @@ def ablation_cmd(
     cases = expand_cases(case)
     _check_counts(seeds=seeds, heartbeat=heartbeat, threads=threads, grace=grace)
     _device(device)
-    if workers < 0:
-        _fail(f"--workers {workers} must be >= 0")
+    _check_workers(workers)
     fid = presets.load_fidelity(fidelity)
     dsg = load_ablation_design(design)
     url = _storage_url(storage)
@@ -617,7 +621,7 @@ def report_cmd(
         names += [n for n in optuna.get_all_study_names(st) if any(c in n for c in wanted) and n not in names]
     if not names:
         _fail(f"no studies found for --case {case} in {url}")
-    from ablate.reproduce import check_out_dir
+    from ablate.report import check_out_dir
 
     targets = {
         n: (out_dir / n if out_dir and len(names) > 1 else out_dir) or presets.runs_dir() / f"report-{n}" for n in names

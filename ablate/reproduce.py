@@ -13,10 +13,6 @@ from ablate import report, tidy
 from ablate.errors import AblateError
 
 
-def check_out_dir(path: Path) -> Path:
-    return report.check_out_dir(path)
-
-
 def design_runs(study: optuna.Study, plan: Any) -> pd.DataFrame:
     """The study's finished runs restricted to this plan's design points (a study may hold more seeds)."""
     df = tidy.design_frame(study)

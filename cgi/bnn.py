@@ -56,7 +56,11 @@ class BayesLinear(nn.Module):
         self.b_log_sigma = nn.Parameter(log_sigma(n_out))
 
     def forward_lrt(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """One draw of the pre-activations under local reparameterisation."""
+        """One draw of the pre-activations under local reparameterisation, in plain autograd.
+
+        Not used for training (that is the fused :class:`_BayesLinearLRT`): it is the readable reference
+        the fused layer's values and gradients are tested against.
+        """
         mean = F.linear(x, self.w_loc, self.b_loc)
         var = F.linear(x * x, torch.exp(2 * self.w_log_sigma), torch.exp(2 * self.b_log_sigma))
         eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
