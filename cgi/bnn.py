@@ -5,7 +5,8 @@ mean-field Gaussian guide), so Pyro's own machinery — ``Trace_ELBO``, ``TraceM
 ``Predictive`` — works on them unchanged, and the tests check our fast objective against it.
 
 Training does not go through ``pyro.infer.SVI``'s per-site tracing: :meth:`BayesianMLP.negative_elbo`
-computes the same objective with two tricks that a generic ELBO cannot use here:
+states the same objective with two tricks that a generic ELBO cannot use here, and :class:`ElboGradient`
+computes its gradient without an autograd graph:
 
 * the expected log-likelihood uses *local reparameterisation* (Kingma et al. 2015): instead of sampling a
   weight matrix, sample each pre-activation from its Gaussian, whose mean and variance take two matmuls;
@@ -58,8 +59,8 @@ class BayesLinear(nn.Module):
     def forward_lrt(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """One draw of the pre-activations under local reparameterisation, in plain autograd.
 
-        Not used for training (that is the fused :class:`_BayesLinearLRT`): it is the readable reference
-        the fused layer's values and gradients are tested against.
+        Not used for training (that is :class:`ElboGradient`): it is the readable reference that the
+        written-out gradient is tested against.
         """
         mean = F.linear(x, self.w_loc, self.b_loc)
         var = F.linear(x * x, torch.exp(2 * self.w_log_sigma), torch.exp(2 * self.b_log_sigma))
@@ -133,8 +134,8 @@ class BayesianMLP(nn.Module):
     def kl(self) -> torch.Tensor:
         """KL(q || p) summed over every weight and bias, via Pyro's registered Normal/Normal KL.
 
-        The training loop never computes this value per step (:meth:`training_loss` adds the KL's
-        gradient analytically); :meth:`negative_elbo` and the per-epoch log add it back.
+        The training loop never computes this value per step (:class:`ElboGradient` adds the KL's
+        gradient analytically); :meth:`negative_elbo` and the per-epoch log use it.
         """
         device = self.layers[0].w_loc.device
         prior = dist.Normal(
@@ -156,32 +157,15 @@ class BayesianMLP(nn.Module):
                 h = torch.relu(h)
         return h
 
-    def training_loss(
-        self, x: torch.Tensor, y: torch.Tensor, n_total: int, generator: torch.Generator | None
-    ) -> torch.Tensor:
-        """The SVI step's loss: its *gradient* is that of -ELBO / N, its *value* is the mean NLL only.
-
-        The likelihood term is one local-reparameterised draw. The KL term's gradient is analytic
-        (∂KL/∂μ = μ/σ_p², ∂KL/∂log σ = σ²/σ_p² - 1) and is added inside :class:`_BayesLinearLRT`'s
-        backward, so the three reductions over every weight that the KL's *value* needs are skipped in
-        the hot loop; :meth:`negative_elbo` adds the value back (the fit loop logs it once per epoch).
-        """
-        c = 0.5 / self.prior_sigma**2
-        scale = 1.0 / n_total
-        h = x
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            eps = torch.randn(h.shape[0], layer.n_out, generator=generator, dtype=h.dtype, device=h.device)
-            h = _BayesLinearLRT.apply(h, layer.w_loc, layer.w_log_sigma, layer.b_loc, layer.b_log_sigma, eps, c, scale)
-            if i < last:
-                h = torch.relu(h)
-        return F.cross_entropy(h, y)
-
     def negative_elbo(
         self, x: torch.Tensor, y: torch.Tensor, n_total: int, generator: torch.Generator | None
     ) -> torch.Tensor:
-        """-ELBO / N for a minibatch (value and gradient): :meth:`training_loss` plus the KL's value / N."""
-        return self.training_loss(x, y, n_total, generator) + self.kl().detach() / n_total
+        """-ELBO / N for a minibatch in plain autograd: one local-reparameterised draw plus KL / N.
+
+        The readable statement of the objective. Training uses :class:`ElboGradient`, which computes the
+        same value and gradient without building a graph; the tests hold the two to each other.
+        """
+        return F.cross_entropy(self.logits_lrt(x, generator), y) + self.kl() / n_total
 
     # ---- prediction -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -202,38 +186,99 @@ class BayesianMLP(nn.Module):
         return probs / samples
 
 
-class _BayesLinearLRT(torch.autograd.Function):
-    """One local-reparameterised layer, ``mean + sqrt(var) * eps``, with ∇(KL / N) folded into its backward.
+class _Workspace:
+    """Activation-sized buffers for one batch size, reused every step (no allocation in the hot loop)."""
 
-    ``mean = h μᵀ + μ_b`` and ``var = h² σ²ᵀ + σ_b²`` with σ² = exp(2 log σ). Autograd would spend about a
-    dozen passes over every weight-sized tensor on these few lines; here each weight-sized tensor is
-    touched by two passes forward (exp, and its doubling) and one backward, and the KL gradient rides in the
-    matmuls' ``beta`` terms. Per element, with c = 1/(2σ_p²) and s = 1/N: KL/N = s·[c(σ² + μ²) - log σ] +
-    const, so ∂/∂μ = 2cs·μ and ∂/∂log σ = 2σ²(∂L/∂σ² + cs) - s. ``tests/test_bnn.py`` checks the gradient
-    against autograd on :meth:`BayesLinear.forward_lrt` plus Pyro's KL.
+    def __init__(self, batch: int, sizes: list[int], x_dtype: torch.dtype, y_dtype: torch.dtype, device: torch.device):
+        def buf(n: int) -> torch.Tensor:
+            return torch.empty(batch, n, device=device, dtype=x_dtype)
+
+        self.x = buf(sizes[0])
+        self.y = torch.empty(batch, device=device, dtype=y_dtype)
+        self.h_sq = [buf(n) for n in sizes[:-1]]
+        self.out = [buf(n) for n in sizes[1:]]
+        self.std = [buf(n) for n in sizes[1:]]
+        self.eps = [buf(n) for n in sizes[1:]]
+        self.g_h = [buf(n) for n in sizes[:-1]]
+        self.g_h_var = [buf(n) for n in sizes[:-1]]
+        self.g_sum = [torch.empty(n, device=device, dtype=x_dtype) for n in sizes[1:]]
+        self.minus_one = torch.full((batch, 1), -1.0, device=device, dtype=x_dtype)
+
+
+class ElboGradient:
+    """One SVI step's gradient of -ELBO / N, written out: LRT forward, backward and KL gradient by hand.
+
+    ``step(x, y, idx, n_total, generator)`` takes the minibatch ``x[idx], y[idx]``, draws the local
+    reparameterisation noise (layer by layer, in the same order as :meth:`BayesianMLP.logits_lrt`), writes
+    ∇(-ELBO / N) into every parameter's ``.grad`` (overwriting it) and returns the minibatch's mean NLL.
+
+    Why not autograd: per layer the maths is ``mean = h μᵀ + μ_b``, ``var = h² σ²ᵀ + σ_b²`` (σ² = exp 2 log σ),
+    ``out = mean + √var · ε``; its gradient needs five matmuls (four on the input layer) and a few passes
+    over weight-sized tensors, and the KL's gradient (∂/∂μ = 2cs·μ, ∂/∂log σ = 2σ²(∂L/∂σ² + cs) - s with
+    c = 1/(2σ_p²), s = 1/N) rides in those passes. Autograd spends about a dozen weight-sized passes on the
+    same lines and allocates every intermediate; here the weight-sized buffers (σ², the gradients) and the
+    activation-sized ones (per batch size) are allocated once and reused. ``tests/test_bnn.py`` checks the
+    value and gradient against autograd on :meth:`BayesianMLP.negative_elbo` and against finite differences.
     """
 
-    @staticmethod
-    def forward(ctx, h, w_loc, w_log_sigma, b_loc, b_log_sigma, eps, c: float, scale: float):  # type: ignore[override]
-        w_var = w_log_sigma.mul(2).exp_()
-        b_var = b_log_sigma.mul(2).exp_()
-        h_sq = h * h
-        std = torch.addmm(b_var, h_sq, w_var.t()).sqrt_()
-        out = torch.addmm(b_loc, h, w_loc.t()).addcmul_(std, eps)
-        r = eps.div(std)  # 2 ∂out/∂var (the factor 2 of ∂σ²/∂log σ is folded in here)
-        ctx.save_for_backward(h, h_sq, w_loc, w_var, b_loc, b_var, r)
-        ctx.c, ctx.scale = c, scale
-        return out
+    def __init__(self, bnn: BayesianMLP) -> None:
+        self.bnn = bnn
+        self._w_var = [torch.empty_like(layer.w_loc) for layer in bnn.layers]
+        self._b_var = [torch.empty_like(layer.b_loc) for layer in bnn.layers]
+        self._workspaces: dict[int, _Workspace] = {}
+        for p in bnn.parameters():
+            p.grad = torch.zeros_like(p)
 
-    @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
-        h, h_sq, w_loc, w_var, b_loc, b_var, r = ctx.saved_tensors
-        cs, s = ctx.c * ctx.scale, ctx.scale
-        g_var2 = g * r  # 2 ∂L/∂var
-        g_h = torch.addcmul(g @ w_loc, g_var2 @ w_var, h) if ctx.needs_input_grad[0] else None
-        g_w_loc = torch.addmm(w_loc, g.t(), h, beta=2 * cs)
-        g_b_loc = torch.add(g.sum(0), b_loc, alpha=2 * cs)
-        # ∂/∂log σ = σ² (2 ∂L/∂σ² + 2cs) - s, computed in place on the fresh matmul output
-        g_w_ls = (g_var2.t() @ h_sq).add_(2 * cs).mul_(w_var).sub_(s)
-        g_b_ls = g_var2.sum(0).add_(2 * cs).mul_(b_var).sub_(s)
-        return g_h, g_w_loc, g_w_ls, g_b_loc, g_b_ls, None, None, None
+    def _workspace(self, batch: int, x: torch.Tensor, y: torch.Tensor) -> _Workspace:
+        ws = self._workspaces.get(batch)
+        if ws is None:
+            ws = self._workspaces[batch] = _Workspace(batch, self.bnn.sizes, x.dtype, y.dtype, x.device)
+        return ws
+
+    @torch.no_grad()
+    def step(
+        self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, n_total: int, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        layers = self.bnn.layers
+        last = len(layers) - 1
+        batch = idx.shape[0]
+        ws = self._workspace(batch, x, y)
+        xb = torch.index_select(x, 0, idx, out=ws.x)
+        yb = torch.index_select(y, 0, idx, out=ws.y)
+        s = 1.0 / n_total
+        cs2 = s / self.bnn.prior_sigma**2  # 2cs
+
+        h = xb
+        for i, layer in enumerate(layers):
+            eps = torch.randn(batch, layer.n_out, generator=generator, out=ws.eps[i])
+            w_var = torch.mul(layer.w_log_sigma, 2, out=self._w_var[i]).exp_()
+            b_var = torch.mul(layer.b_log_sigma, 2, out=self._b_var[i]).exp_()
+            h_sq = torch.mul(h, h, out=ws.h_sq[i])
+            std = torch.addmm(b_var, h_sq, w_var.t(), out=ws.std[i]).sqrt_()
+            out = torch.addmm(layer.b_loc, h, layer.w_loc.t(), out=ws.out[i]).addcmul_(std, eps)
+            eps.div_(std)  # ε/√var = 2 ∂out/∂var: the factor 2 of ∂σ²/∂log σ is folded in here
+            if i < last:
+                out.clamp_min_(0)
+            h = out
+
+        # cross-entropy: value from log-softmax, gradient (softmax - onehot) / batch
+        log_p = torch.log_softmax(h, 1)
+        loss = -log_p.gather(1, yb[:, None]).mean()
+        g = log_p.exp_().scatter_add_(1, yb[:, None], ws.minus_one).div_(batch)
+
+        for i in range(last, -1, -1):
+            layer = layers[i]
+            h = xb if i == 0 else ws.out[i - 1]
+            w_var, b_var = self._w_var[i], self._b_var[i]
+            g_var2 = ws.eps[i].mul_(g)  # 2 ∂L/∂var
+            if i > 0:  # ∂L/∂h = g μ + 2h ⊙ (∂L/∂var σ²), through the ReLU (h > 0 ⇔ its input > 0)
+                g_h = torch.mm(g, layer.w_loc, out=ws.g_h[i])
+                g_h.addcmul_(torch.mm(g_var2, w_var, out=ws.g_h_var[i]), h).mul_(h > 0)
+            torch.addmm(layer.w_loc, g.t(), h, beta=cs2, out=layer.w_loc.grad)
+            torch.add(torch.sum(g, 0, out=ws.g_sum[i]), layer.b_loc, alpha=cs2, out=layer.b_loc.grad)
+            # ∂/∂log σ = σ² (2 ∂L/∂σ² + 2cs) - s
+            torch.mm(g_var2.t(), ws.h_sq[i], out=layer.w_log_sigma.grad).add_(cs2).mul_(w_var).sub_(s)
+            torch.sum(g_var2, 0, out=layer.b_log_sigma.grad).add_(cs2).mul_(b_var).sub_(s)
+            if i > 0:
+                g = g_h
+        return loss

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from crossgen.bnn import BayesianMLP
+from crossgen.bnn import BayesianMLP, ElboGradient
 from crossgen.nets import MLP
 
 EpochCallback = Callable[[int, float], None]
@@ -37,7 +37,7 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.
 
 def _adam_epochs(
     params: Iterable[torch.nn.Parameter],
-    batch_loss: Callable[[torch.Tensor], torch.Tensor],
+    batch_grad: Callable[[torch.Tensor], torch.Tensor],
     *,
     n: int,
     device: torch.device,
@@ -49,7 +49,10 @@ def _adam_epochs(
     on_epoch: EpochCallback | None,
     what: str,
 ) -> FitHistory:
-    """The one minibatch loop: Adam over ``batch_loss(indices)`` for ``epochs`` seeded permutations.
+    """The one minibatch loop: Adam for ``epochs`` seeded permutations of the training set.
+
+    ``batch_grad(indices)`` returns the minibatch's loss and leaves its gradient in each parameter's
+    ``.grad`` (by autograd, or written out as :class:`ElboGradient` does).
 
     ``epoch_value`` turns the epoch's mean minibatch loss into what is logged (a BNN adds its KL / N);
     a non-finite value ends the run with :class:`DivergenceError` rather than training on garbage.
@@ -60,9 +63,7 @@ def _adam_epochs(
         total = torch.zeros((), device=device)
         batches = _batches(n, batch_size, generator)
         for idx in batches:
-            loss = batch_loss(idx.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = batch_grad(idx.to(device))
             opt.step()
             total += loss.detach()
         value = epoch_value((total / len(batches)).item())
@@ -89,14 +90,20 @@ def fit_deterministic(
 ) -> FitHistory:
     """Adam on cross-entropy (or ``loss_fn(net, xb, yb, idx)``, used by distillation)."""
 
-    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
-        xb, yb = x[idx], y[idx]
-        return F.cross_entropy(net(xb), yb) if loss_fn is None else loss_fn(net, xb, yb, idx)
+    params = list(net.parameters())
+
+    def batch_grad(idx: torch.Tensor) -> torch.Tensor:
+        xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+        loss = F.cross_entropy(net(xb), yb) if loss_fn is None else loss_fn(net, xb, yb, idx)
+        for p in params:
+            p.grad = None
+        loss.backward()
+        return loss
 
     net.train()
     history = _adam_epochs(
-        net.parameters(),
-        batch_loss,
+        params,
+        batch_grad,
         n=x.shape[0],
         device=x.device,
         epochs=epochs,
@@ -132,6 +139,7 @@ def fit_bnn(
     """
     noise = generator if noise is None else noise
     n_total = x.shape[0]
+    elbo_grad = ElboGradient(bnn)
 
     def epoch_value(mean_nll: float) -> float:
         with torch.no_grad():
@@ -139,7 +147,7 @@ def fit_bnn(
 
     return _adam_epochs(
         bnn.parameters(),
-        lambda idx: bnn.training_loss(x[idx], y[idx], n_total, noise),
+        lambda idx: elbo_grad.step(x, y, idx, n_total, noise),
         n=n_total,
         device=x.device,
         epochs=epochs,
