@@ -192,6 +192,14 @@ def _validate_points(X: Any) -> np.ndarray:
     return arr
 
 
+def _count_distinct_rows(X: np.ndarray) -> int:
+    """Number of distinct rows; a lexsort and one comparison pass (``np.unique(axis=0)`` is ~4x slower)."""
+    if X.shape[0] < 2:
+        return int(X.shape[0])
+    rows = X[np.lexsort(X.T[::-1])]
+    return int(1 + np.any(rows[1:] != rows[:-1], axis=1).sum())
+
+
 def _seed_from(random_state: Any) -> int:
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, 2**31 - 1))
@@ -229,6 +237,8 @@ class WeightPointGenerator:
         self.seed = _seed_from(random_state)
         self._fitted = False
         self._warnings: list[str] = []
+        self._bic: float | None = None
+        self._bic_points: np.ndarray | None = None
 
     # -- fitting ------
 
@@ -249,7 +259,7 @@ class WeightPointGenerator:
             )
 
         notes: list[str] = []
-        n_distinct = int(np.unique(X, axis=0).shape[0])
+        n_distinct = _count_distinct_rows(X)
         reg = float(spec.reg_covar)
         if n_distinct == 1 or n_distinct < k:
             reg_new = max(reg, DEGENERATE_REG_COVAR)
@@ -294,7 +304,7 @@ class WeightPointGenerator:
         ll = _mean_log_likelihood(X, self.weights_, self.means_, self.covariances_full_)
         self.lower_bound_ = ll
         n = X.shape[0]
-        self.bic_ = float(-2.0 * ll * n + _n_parameters(self.spec.covariance_type, 1, d) * math.log(n))
+        self._bic = float(-2.0 * ll * n + _n_parameters(self.spec.covariance_type, 1, d) * math.log(n))
         self.converged_ = True
         self.n_iter_ = 0
         self.model_ = None
@@ -349,8 +359,18 @@ class WeightPointGenerator:
         self.converged_ = bool(gm.converged_)
         self.n_iter_ = int(gm.n_iter_)
         self.lower_bound_ = float(gm.lower_bound_)
-        self.bic_ = float(gm.bic(X))
+        self._bic = None  # computed on first use: a full extra E-step that most runs never read
+        self._bic_points = X
         return reg
+
+    @property
+    def bic_(self) -> float:
+        """Bayesian information criterion on the fitted points (lower is better)."""
+        self._check_fitted()
+        if self._bic is None:
+            self._bic = float(self.model_.bic(self._bic_points))
+            self._bic_points = None
+        return self._bic
 
     # -- sampling ------
 

@@ -316,3 +316,12 @@ def test_summary_is_json_serialisable():
             "warnings",
         ):
             assert key in s
+
+
+def test_distinct_row_count_matches_numpy_unique() -> None:
+    from crossgen.generators import _count_distinct_rows
+
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        X = rng.integers(0, 3, (int(rng.integers(1, 40)), int(rng.integers(1, 4)))).astype(float)
+        assert _count_distinct_rows(X) == np.unique(X, axis=0).shape[0]
