@@ -114,10 +114,10 @@ def epoch_benchmark(task: Task, *, device: str = "cpu", repeats: int = 3, max_ex
         "reference_over_bnn": med["reference"] / med["bnn"],
         "reference_meanfield_epoch_s": med["reference_meanfield"],
         "reference_meanfield_over_bnn": med["reference_meanfield"] / med["bnn"],
-        # A local-reparameterised BNN does twice the deterministic net's matmuls, so on this machine no
-        # such implementation can beat reference / (2 × deterministic): the ceiling for reference_over_bnn.
+        # A local-reparameterised BNN does twice the deterministic net's matmuls (the 2.0 floor):
+        # reference_over_bnn for a BNN at exactly that floor, to read the measured ratio against.
         "reference_over_deterministic": med["reference"] / med["deterministic"],
-        "reference_over_bnn_ceiling": med["reference"] / (2 * med["deterministic"]),
+        "reference_over_2x_deterministic": med["reference"] / (2 * med["deterministic"]),
         "examples": int(x.shape[0]),
         "repeats": repeats,
         "samples": samples,
