@@ -199,8 +199,9 @@ class _Workspace:
         self.out = [buf(n) for n in sizes[1:]]
         self.std = [buf(n) for n in sizes[1:]]
         self.eps = [buf(n) for n in sizes[1:]]
-        self.g_h = [buf(n) for n in sizes[:-1]]
-        self.g_h_var = [buf(n) for n in sizes[:-1]]
+        # input gradients, needed for every layer but the first (whose input is the data)
+        self.g_h = {i: buf(n) for i, n in enumerate(sizes[:-1]) if i > 0}
+        self.g_h_var = {i: buf(n) for i, n in enumerate(sizes[:-1]) if i > 0}
         self.g_sum = [torch.empty(n, device=device, dtype=x_dtype) for n in sizes[1:]]
         self.minus_one = torch.full((batch, 1), -1.0, device=device, dtype=x_dtype)
 

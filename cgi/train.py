@@ -90,19 +90,16 @@ def fit_deterministic(
 ) -> FitHistory:
     """Adam on cross-entropy (or ``loss_fn(net, xb, yb, idx)``, used by distillation)."""
 
-    params = list(net.parameters())
-
     def batch_grad(idx: torch.Tensor) -> torch.Tensor:
         xb, yb = x.index_select(0, idx), y.index_select(0, idx)
         loss = F.cross_entropy(net(xb), yb) if loss_fn is None else loss_fn(net, xb, yb, idx)
-        for p in params:
-            p.grad = None
+        net.zero_grad(set_to_none=True)
         loss.backward()
         return loss
 
     net.train()
     history = _adam_epochs(
-        params,
+        net.parameters(),
         batch_grad,
         n=x.shape[0],
         device=x.device,
