@@ -214,7 +214,7 @@ class ElboGradient:
     ∇(-ELBO / N) into every parameter's ``.grad`` (overwriting it) and returns the minibatch's mean NLL.
 
     Why not autograd: per layer the maths is ``mean = h μᵀ + μ_b``, ``var = h² σ²ᵀ + σ_b²`` (σ² = exp 2 log σ),
-    ``out = mean + √var · ε``; its gradient needs five matmuls (four on the input layer) and a few passes
+    ``out = mean + √var · ε``; value and gradient take six matmuls (four on the input layer) and a few passes
     over weight-sized tensors, and the KL's gradient (∂/∂μ = 2cs·μ, ∂/∂log σ = 2σ²(∂L/∂σ² + cs) - s with
     c = 1/(2σ_p²), s = 1/N) rides in those passes. Autograd spends about a dozen weight-sized passes on the
     same lines and allocates every intermediate; here the weight-sized buffers (σ², the gradients) and the
