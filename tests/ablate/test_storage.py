@@ -18,11 +18,11 @@ import optuna
 import psycopg2
 import pytest
 import sqlalchemy
-from conftest import _require_server
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
+from servers import require_server
 
 from ablate import storage as st
 from ablate.errors import AblateError, StorageError
@@ -34,9 +34,6 @@ MYSQL_URL = os.environ.get("ABLATE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.
 REDIS_URL = os.environ.get("ABLATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 FAST_RETRIES = st.RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0)
-
-
-require_server = _require_server  # the shared check (skip when down, fail under CI=true)
 
 
 def _require(url: str) -> None:
