@@ -24,7 +24,7 @@ from crossgen.config import CGIConfig, RunConfig
 from crossgen.data import Task
 from crossgen.nets import MLP
 from crossgen.runner import CGI_OVERHEAD_STAGES, run
-from crossgen.train import fit_bnn, fit_deterministic
+from crossgen.train import bf16_matmul_units, cpu_flags, fit_bnn, fit_deterministic
 
 SIZES = [784, 400, 400, 8]
 BATCH = 128
@@ -82,7 +82,11 @@ def _median_time(fn: Callable[[], None], repeats: int, sync: Callable[[], None])
 
 
 def epoch_benchmark(task: Task, *, device: str = "cpu", repeats: int = 3, max_examples: int | None = None) -> dict:
-    """Seconds per epoch on ``task``'s training set: deterministic MLP, our BNN, the reference Pyro BNN."""
+    """Seconds per epoch on ``task``'s training set: deterministic MLP, our BNN, the reference Pyro BNN.
+
+    Where the device has bf16 matrix units the deterministic MLP and our BNN are also timed with
+    ``precision="bf16"``, interleaved with the rest, whatever precision a run would use (the ``*_bf16_*`` keys).
+    """
     dev = torch.device(device)
     x, y = task.train.x, task.train.y
     if max_examples is not None:
@@ -100,13 +104,35 @@ def epoch_benchmark(task: Task, *, device: str = "cpu", repeats: int = 3, max_ex
         "reference": _reference_epoch(x, y, gen),
         "reference_meanfield": _reference_epoch(x, y, gen, TraceMeanField_ELBO),
     }
+    bf16 = bf16_matmul_units(dev) is not None
+    if bf16:
+        det16 = MLP(SIZES).to(dev)
+        bnn16 = BayesianMLP(SIZES, generator=torch.Generator().manual_seed(0)).to(dev)
+        contenders["deterministic_bf16"] = lambda: fit_deterministic(
+            det16, x, y, epochs=1, lr=1e-3, batch_size=BATCH, generator=gen, precision="bf16"
+        )
+        contenders["bnn_bf16"] = lambda: fit_bnn(
+            bnn16, x, y, epochs=1, lr=1e-3, batch_size=BATCH, generator=gen, noise=noise, precision="bf16"
+        )
+        contenders["deterministic_bf16"]()  # warm-up: oneDNN's bf16 kernels are built on first use
+        contenders["bnn_bf16"]()
     contenders["deterministic"]()  # warm-up epoch (allocator, thread pools, lazy init)
     samples: dict[str, list[float]] = {k: [] for k in contenders}
     for _ in range(repeats):  # interleaved, so a noisy neighbour hits every contender alike
         for name, fn in contenders.items():
             samples[name] += _median_time(fn, 1, sync)
     med = {k: statistics.median(v) for k, v in samples.items()}
-    return {
+    precision: dict[str, Any] = {}
+    if bf16:
+        precision = {
+            "deterministic_bf16_epoch_s": med["deterministic_bf16"],
+            "bnn_bf16_epoch_s": med["bnn_bf16"],
+            "bnn_bf16_over_fp32": med["bnn_bf16"] / med["bnn"],
+            "deterministic_bf16_over_fp32": med["deterministic_bf16"] / med["deterministic"],
+            # the goal of issue 16: the bf16 BNN epoch at or below the fp32 deterministic epoch (<= 1)
+            "bnn_bf16_over_deterministic_fp32": med["bnn_bf16"] / med["deterministic"],
+        }
+    return precision | {
         "deterministic_epoch_s": med["deterministic"],
         "bnn_epoch_s": med["bnn"],
         "reference_epoch_s": med["reference"],
@@ -152,7 +178,16 @@ def cgi_overhead(tasks: dict[str, Task], config: RunConfig, *, repeats: int = 3)
 
 
 def environment(device: str) -> dict[str, Any]:
-    return {"torch_threads": torch.get_num_threads(), "device": device, "torch": torch.__version__}
+    """What the numbers were measured on, including what the CPU has for bf16 (``none``: bf16 is refused)."""
+    flags = cpu_flags()
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_bf16_flags": " ".join(f for f in sorted(flags) if "bf16" in f) or "none",
+        "bf16_matmul_units": bf16_matmul_units(device) or "none",
+    }
 
 
 def _study_plan(tmp: str, name: str, fidelity: Any, **kw: Any) -> Any:

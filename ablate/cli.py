@@ -16,7 +16,8 @@ import typer
 from rich.console import Console
 
 from ablate import presets
-from crossgen.config import CASES, TECHNIQUES, BNNConfig, CGIConfig, DistillConfig, Fidelity, RunConfig
+from ablate.options import with_switch_options
+from crossgen.config import CASES, REGISTRY, TECHNIQUES, Fidelity, Registry, RunConfig
 from crossgen.errors import ConfigError, CrossgenError
 
 app = typer.Typer(
@@ -110,9 +111,8 @@ def build_run_config(
     fidelity: str,
     device: str = "cpu",
     data_dir: Path | None = None,
-    cgi: dict[str, Any] | None = None,
-    distill: dict[str, Any] | None = None,
-    bnn: dict[str, Any] | None = None,
+    switches: dict[str, Any] | None = None,
+    registry: Registry = REGISTRY,
 ) -> RunConfig:
     """Validate CLI values into a RunConfig (the one boundary where options become a configuration)."""
     _choice("--case", case, CASES)
@@ -125,27 +125,21 @@ def build_run_config(
             technique=technique,
             seed=seed,
             fidelity=fid,
-            cgi=CGIConfig(**(cgi or {})),
-            distill=DistillConfig(**(distill or {})),
-            bnn=BNNConfig(**(bnn or {})),
             device=device,
             data_dir=str(data_dir) if data_dir else None,
+            **registry.configs(switches or {}),
         )
     except ConfigError as exc:
-        raise ConfigError(_option_message(str(exc))) from None
+        raise ConfigError(_option_message(str(exc), registry)) from None
 
 
-OPTION_OF_FIELD = {"lam": "--lambda", "M": "--M", "K": "--K", "seed": "--seed", "technique": "--technique"}
-
-
-def _option_message(message: str) -> str:
+def _option_message(message: str, registry: Registry = REGISTRY) -> str:
     """Name the CLI option in a config error ("lam=-1 must be ..." -> "--lambda: lam=-1 must be ...")."""
-    field = message.split("=", 1)[0].split()[0] if message else ""
-    option = OPTION_OF_FIELD.get(field, "--" + field.replace("_", "-"))
+    name = message.split("=", 1)[0].split()[0] if message else ""
+    option = registry.get(name).flag if name in registry.names() else "--" + name.replace("_", "-")
     return f"{option}: {message}"
 
 
-@app.command("run")
 def run_cmd(
     case: Annotated[str, typer.Option(help=f"Transfer case: {', '.join(CASES)}.")],
     technique: Annotated[str, typer.Option(help=f"One of {', '.join(TECHNIQUES)}.")],
@@ -157,25 +151,16 @@ def run_cmd(
         int, typer.Option(help="torch CPU threads (1: robust on a shared CPU; raise for paper width).")
     ] = 1,
     data_dir: Annotated[Path | None, typer.Option(help="Data cache directory.")] = None,
-    init: Annotated[str, typer.Option(help="CGI ①: cross | random.")] = "cross",
-    generator: Annotated[str, typer.Option(help="CGI ②: gmm | gaussian.")] = "gmm",
-    scope: Annotated[str, typer.Option(help="CGI ②: separate | shared generators.")] = "separate",
-    m: Annotated[int, typer.Option("--M", help="Bootstrapped weight points per group.")] = 2000,
-    k: Annotated[int, typer.Option("--K", help="GMM components.")] = 5,
-    bootstrap: Annotated[str, typer.Option(help="uniform | bayesian.")] = "uniform",
-    transfer: Annotated[str, typer.Option(help="mu_sigma | mu.")] = "mu_sigma",
-    covariance_type: Annotated[str, typer.Option(help="full | diag | tied | spherical.")] = "full",
-    target_warmup_epochs: Annotated[int, typer.Option(help="Warm the target up before bootstrapping.")] = 0,
-    max_fit_points: Annotated[int, typer.Option(help="Cap on source weight points fed to the generator.")] = 5000,
-    prior_sigma: Annotated[float, typer.Option(help="BNN prior N(0, σ²).")] = 1.0,
-    lam: Annotated[float, typer.Option("--lambda", help="Distillation weight λ.")] = 1.0,
-    temperature: Annotated[float, typer.Option(help="Distillation temperature T.")] = 4.0,
     save: Annotated[Path | None, typer.Option(help="Also write the full result (with artefacts) as JSON.")] = None,
     figure: Annotated[
         Path | None, typer.Option(help="CGI: plot source-posterior vs generated weight points to FIGURE.png/.pdf.")
     ] = None,
+    *,
+    switches: dict[str, Any],
 ) -> None:
     """Run one technique on one case with one seed and print its metrics.
+
+    Every switch of the registry (crossgen.config) is an option below the fixed ones.
 
     Examples:
       ablate run --case T2M1_T1M2 --technique distill --seed 0 --fidelity smoke
@@ -191,22 +176,9 @@ def run_cmd(
         fidelity=fidelity,
         device=device,
         data_dir=data_dir,
-        cgi=dict(
-            init=init,
-            generator=generator,
-            scope=scope,
-            M=m,
-            K=k,
-            bootstrap=bootstrap,
-            transfer=transfer,
-            covariance_type=covariance_type,
-            target_warmup_epochs=target_warmup_epochs,
-            max_fit_points=max_fit_points,
-        ),
-        distill=dict(lam=lam, temperature=temperature),
-        bnn=dict(prior_sigma=prior_sigma),
+        switches=switches,
     )
-    from ablate.report import check_out_dir, write_atomic
+    from crossgen.io import check_out_dir, write_atomic
 
     if figure is not None and technique != "cgi":
         _fail("--figure shows CGI's weight points: it needs --technique cgi")
@@ -220,7 +192,7 @@ def run_cmd(
     if save is not None:
         write_atomic({save: json.dumps(result.to_dict(artefacts=True), indent=2)})
     if figure is not None:
-        from ablate.figures import weight_points_scatter
+        from ablate.report import weight_points_scatter
 
         paths = weight_points_scatter(result.artefacts["points"], figure, title=f"{case} seed {seed}: weight points")
         err.print(f"figure: {paths.png}, {paths.pdf}")
@@ -233,6 +205,9 @@ def run_cmd(
     )
     stages = "  ".join(f"{k} {v:.2f}s" for k, v in result.stages.items())
     out.print(f"stages: {stages}")
+
+
+app.command("run")(with_switch_options(run_cmd))
 
 
 # ---------------------------------------------------------------------------------------------- bench
@@ -394,8 +369,8 @@ def reproduce_cmd(
       ablate reproduce table1 --seeds 10 --fidelity quick
       ablate reproduce table2 --seeds 5 --fidelity quick --out studies/runs/table2
     """
-    from ablate import reproduce
     from ablate.designs import load_table_design
+    from ablate.report import reproduce
     from ablate.studies import StudyPlan
     from crossgen.config import CASES
 
@@ -597,9 +572,8 @@ def report_cmd(
     """
     import optuna
 
-    from ablate.report import FORMATS
+    from ablate.report import FORMATS, write_study_report
     from ablate.storage import open_storage
-    from ablate.study_report import write_study_report
 
     fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
     for f in fmts:

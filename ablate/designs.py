@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ablate import record
 from ablate.errors import AblateError
-from ablate.presets import read_toml, studies_dir
-from crossgen.config import CASES, TECHNIQUES, CGIConfig
+from ablate.presets import definition_path, read_toml
+from crossgen.config import CASES, REGISTRY, TECHNIQUES, Registry, RunConfig
 from crossgen.errors import ConfigError
 
 DESIGNS = ("ofat", "factorial")
@@ -23,14 +24,23 @@ DESIGNS = ("ofat", "factorial")
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of a design: a label, the technique and the CGI switches that differ from the defaults."""
+    """One row of a design: a label, the technique and the switches that differ from the defaults.
+
+    ``aliases`` are the labels of other rows that resolve to the same configuration (``K=1`` is
+    ``generator=gaussian``): they run once and are reported once, under every name.
+    """
 
     label: str
     technique: str
-    cgi: dict[str, Any] = field(default_factory=dict)
+    switches: dict[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
 
-    def cgi_config(self, base: dict[str, Any] | None = None) -> CGIConfig:
-        return CGIConfig(**{**(base or {}), **self.cgi})
+    @property
+    def title(self) -> str:
+        return " ≡ ".join((self.label, *self.aliases))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "technique": self.technique, "switches": self.switches, "aliases": self.aliases}
 
 
 @dataclass(frozen=True)
@@ -43,16 +53,10 @@ class DesignPoint:
     def key(self) -> str:
         return f"{self.case}|{self.variant.label}|{self.seed}"
 
-    def to_attrs(self) -> dict[str, Any]:
-        """User attributes stored on the enqueued trial (what the objective runs, and the report groups by)."""
-        return {
-            "design_key": self.key,
-            "variant": self.variant.label,
-            "technique": self.variant.technique,
-            "case": self.case,
-            "seed": self.seed,
-            "cgi_overrides": json.dumps(self.variant.cgi, sort_keys=True),
-        }
+    def point(self) -> record.Point:
+        """The record of what runs (see :mod:`ablate.record`)."""
+        v = self.variant
+        return record.Point(self.key, self.case, v.label, v.technique, self.seed, dict(v.switches))
 
 
 @dataclass(frozen=True)
@@ -62,32 +66,61 @@ class Design:
     variants: tuple[Variant, ...]
     reference: str
     baseline: str
-    base_cgi: dict[str, Any] = field(default_factory=dict)
 
     def points(self, cases: list[str], seeds: int) -> list[DesignPoint]:
         """Every (case, variant, seed), seed-major so a partial run already holds complete pairs."""
         return [DesignPoint(case, v, s) for case in cases for s in range(seeds) for v in self.variants]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The design as stored in the study's definition (reports read this, not the TOML file)."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "reference": self.reference,
+            "baseline": self.baseline,
+            "variants": [v.to_dict() for v in self.variants],
+        }
 
-def _validated(label: str, technique: str, cgi: dict[str, Any], where: str) -> Variant:
+
+def _resolve(technique: str, switches: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """The canonical switch values a variant runs with (raises ConfigError on a bad value)."""
+    config = RunConfig(case=CASES[0], technique=technique, **registry.configs(switches))
+    return config.canonical().switch_values(registry)
+
+
+def _validated(label: str, technique: str, switches: dict[str, Any], where: str, registry: Registry) -> Variant:
     if technique not in TECHNIQUES:
         raise AblateError(f"{where}: variant {label!r} technique {technique!r} is not one of {', '.join(TECHNIQUES)}")
     try:
-        CGIConfig(**cgi)
+        _resolve(technique, switches, registry)
     except (ConfigError, TypeError) as exc:
         raise AblateError(f"{where}: variant {label!r}: {exc}") from None
-    return Variant(label, technique, dict(cgi))
+    return Variant(label, technique, dict(switches))
 
 
-def load_table_design(which: str, path: Path | None = None) -> Design:
+def merge_identical(variants: list[Variant], registry: Registry = REGISTRY) -> tuple[Variant, ...]:
+    """Variants that resolve to the same configuration become one, carrying the other labels as aliases."""
+    merged: dict[str, Variant] = {}
+    for v in variants:
+        key = json.dumps([v.technique, _resolve(v.technique, v.switches, registry)], sort_keys=True, default=str)
+        if key in merged:
+            first = merged[key]
+            merged[key] = Variant(first.label, first.technique, first.switches, (*first.aliases, v.label, *v.aliases))
+        else:
+            merged[key] = v
+    return tuple(merged.values())
+
+
+def load_table_design(which: str, path: Path | None = None, registry: Registry = REGISTRY) -> Design:
     """Table 1 or Table 2 of the paper."""
-    path = path or studies_dir() / f"{which}.toml"
+    path = path or definition_path(f"{which}.toml")
     raw = read_toml(path)
     variants = raw.get("variants")
     if not isinstance(variants, list) or not variants:
         raise AblateError(f"{path}: needs [[variants]] entries")
     vs = tuple(
-        _validated(str(v.get("label")), str(v.get("technique")), dict(v.get("cgi", {})), str(path)) for v in variants
+        _validated(str(v.get("label")), str(v.get("technique")), dict(v.get("switches", {})), str(path), registry)
+        for v in variants
     )
     baseline = str(raw.get("baseline", ""))
     if baseline not in {v.label for v in vs}:
@@ -99,28 +132,32 @@ def _label(changes: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in changes.items())
 
 
-def load_ablation_design(kind: str, path: Path | None = None) -> Design:
-    """OFAT (flip one component at a time, walk M and K ladders) or the full factorial of binary switches."""
+def load_ablation_design(kind: str, path: Path | None = None, registry: Registry = REGISTRY) -> Design:
+    """OFAT (flip one switch at a time, walk ladders) or the full factorial of the listed factors.
+
+    Any registered switch may appear in ``[full]``, ``flips``, ``ladders`` and ``factors``; values are
+    validated against its declaration. Rows that resolve to the same configuration are merged.
+    """
     if kind not in DESIGNS:
         raise AblateError(f"--design {kind!r} is not one of {', '.join(DESIGNS)}")
-    path = path or studies_dir() / "ablation.toml"
+    path = path or definition_path("ablation.toml")
     raw = read_toml(path)
     where = str(path)
     reference = str(raw.get("reference", "full"))
     baseline = str(raw.get("baseline", "no transfer"))
     base = dict(raw.get("full", {}))
-    full = _validated(reference, "cgi", base, where)
-    defaults = full.cgi_config()
+    full = _validated(reference, "cgi", base, where, registry)
+    defaults = _resolve("cgi", base, registry)
     variants: list[Variant] = [full]
     if kind == "ofat":
         spec = raw.get("ofat", {})
         for name, value in dict(spec.get("flips", {})).items():
-            variants.append(_validated(f"{name}={value}", "cgi", {**base, name: value}, where))
+            variants.append(_validated(f"{name}={value}", "cgi", {**base, name: value}, where, registry))
         for name, levels in dict(spec.get("ladders", {})).items():
             for level in levels:
-                if getattr(defaults, name, None) == level:
+                if defaults.get(name) == level:
                     continue  # that level is the full method itself
-                variants.append(_validated(f"{name}={level}", "cgi", {**base, name: level}, where))
+                variants.append(_validated(f"{name}={level}", "cgi", {**base, name: level}, where, registry))
     else:
         factors = dict(raw.get("factorial", {}).get("factors", {}))
         if not factors:
@@ -129,15 +166,17 @@ def load_ablation_design(kind: str, path: Path | None = None) -> Design:
         for combo in itertools.product(*factors.values()):
             changes = dict(zip(factors, combo, strict=True))
             cfg = {**base, **changes}
-            is_full = CGIConfig(**cfg) == defaults
-            variants.append(_validated(reference if is_full else _label(changes), "cgi", cfg, where))
+            variant = _validated(_label(changes), "cgi", cfg, where, registry)
+            is_full = _resolve("cgi", cfg, registry) == defaults
+            variants.append(Variant(reference, "cgi", cfg) if is_full else variant)
         if reference not in {v.label for v in variants}:
             variants.insert(0, full)
     variants.append(Variant(baseline, "bnn"))
     labels = [v.label for v in variants]
     if len(set(labels)) != len(labels):
         raise AblateError(f"{where}: duplicate variant labels in the {kind} design")
-    return Design(f"ablation-{kind}", f"CGI ablation ({kind})", tuple(variants), reference, baseline, base)
+    merged = merge_identical(variants, registry)
+    return Design(f"ablation-{kind}", f"CGI ablation ({kind})", merged, reference, baseline)
 
 
 def expand_cases(case: str) -> list[str]:

@@ -1,12 +1,11 @@
 """Optuna objectives: a trial becomes RunConfigs, runs over seeds, and a validation accuracy.
 
 The value returned to Optuna is always *validation* accuracy. Test accuracy, per-seed results, stage
-timings and the transfer gain are user attributes — reported, never optimised.
+timings and the transfer gain go into the trial record (:mod:`ablate.record`) — reported, never optimised.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,32 +13,23 @@ from typing import Any
 
 import optuna
 
+from ablate import record
 from ablate.space import Space
-from crossgen.config import CASES, CGI_CHOICES, TECHNIQUES, CGIConfig, Fidelity, RunConfig
+from crossgen.config import CASES, REGISTRY, Fidelity, Registry, RunConfig
 from crossgen.data import Task
 from crossgen.runner import RunResult, load_run_tasks, run
 
-RESULT_ATTRS = ("val_accuracy", "test_accuracy", "seconds")
 
-
-def _suggest_design_params(trial: optuna.Trial, technique: str) -> None:
-    """Record a design trial's enqueued parameters under fixed, study-wide distributions."""
-    trial.suggest_categorical("case", list(CASES))
-    trial.suggest_categorical("technique", list(TECHNIQUES))
-    trial.suggest_int("seed", 0, 1_000_000)
-    if technique == "cgi":
-        for name in ("init", "generator", "scope", "bootstrap", "transfer"):
-            trial.suggest_categorical(name, list(CGI_CHOICES[name]))
-        trial.suggest_int("M", 1, 10_000_000, log=True)
-        trial.suggest_int("K", 1, 10_000, log=True)
-
-
-def _record(trial: optuna.Trial, result: RunResult, prefix: str = "") -> None:
-    trial.set_user_attr(f"{prefix}val_accuracy", result.val_accuracy)
-    trial.set_user_attr(f"{prefix}test_accuracy", result.test_accuracy)
-    trial.set_user_attr(f"{prefix}seconds", round(result.seconds, 4))
-    if not prefix:
-        trial.set_user_attr("stages", {k: round(v, 4) for k, v in result.stages.items()})
+def seed_result(result: RunResult, benchmark: dict[str, float] | None = None) -> record.SeedResult:
+    return record.SeedResult(
+        seed=result.seed,
+        val_accuracy=result.val_accuracy,
+        test_accuracy=result.test_accuracy,
+        seconds=result.seconds,
+        n_val=result.n_val,
+        n_test=result.n_test,
+        benchmark=benchmark,
+    )
 
 
 @dataclass
@@ -59,45 +49,35 @@ class TaskCache:
 
 @dataclass
 class DesignObjective:
-    """One enqueued design point = one run. The point lives in the trial's user attributes."""
+    """One enqueued design point = one run. The point is read from the trial's record."""
 
     fidelity: Fidelity
-    base_cgi: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     cache: TaskCache = field(default_factory=TaskCache)
+    registry: Registry = REGISTRY
 
     def __call__(self, trial: optuna.Trial) -> float:
-        attrs = trial.user_attrs
-        if "design_key" not in attrs:
-            raise RuntimeError("this trial carries no design point (was it created outside `ablate`?)")
-        technique = attrs["technique"]
-        _suggest_design_params(trial, technique)
-        cgi = CGIConfig(**json.loads(attrs.get("cgi_overrides", "{}")))
+        point = record.read_point(trial.user_attrs)
         config = RunConfig(
-            case=attrs["case"],
-            technique=technique,
-            seed=int(attrs["seed"]),
+            case=point.case,
+            technique=point.technique,
+            seed=point.seed,
             fidelity=self.fidelity,
-            cgi=cgi,
             device=self.device,
             data_dir=self.cache.data_dir,
             record_generators=True,
+            **self.registry.configs(point.switches),
         )
         result = run(config, tasks=self.cache.get(self.fidelity), log=self.cache.log)
-        _record(trial, result)
+        record.write_run(trial, config.switch_values(self.registry), seed_result(result), result.stages)
         if "generators" in result.artefacts:
-            trial.set_user_attr("generators", _compact_generators(result.artefacts["generators"]))
+            record.write_generators(trial, result.artefacts["generators"])
         return result.val_accuracy
-
-
-def _compact_generators(summaries: dict[str, dict]) -> dict[str, dict]:
-    keep = ("kind", "n_components", "weights", "means", "converged", "bic", "warnings")
-    return {name: {k: s.get(k) for k in keep} for name, s in summaries.items()}
 
 
 @dataclass
 class SensitivityObjective:
-    """A sampled CGI configuration evaluated on ``seeds`` fixed seeds; returns the mean validation accuracy.
+    """A sampled configuration evaluated on ``seeds`` fixed seeds; returns the mean validation accuracy.
 
     With several seeds each seed's accuracy is reported with step = seed index, which is what Optuna's
     WilcoxonPruner compares between trials (seed-wise instance pruning); a pruned trial returns the mean of
@@ -109,62 +89,58 @@ class SensitivityObjective:
     fidelity: Fidelity
     space: Space
     seeds: int = 1
-    base_cgi: dict[str, Any] = field(default_factory=dict)
+    base: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     cache: TaskCache = field(default_factory=TaskCache)
+    registry: Registry = REGISTRY
 
-    def benchmark(self, trial: optuna.Trial, seed: int) -> dict[str, float]:
-        """The no-transfer BNN on this case and seed, computed once per study and kept in its user attrs."""
-        key = f"benchmark:{self.case}:{seed}"
-        cached = trial.study.user_attrs.get(key)
+    def benchmark(self, study: optuna.Study, seed: int) -> dict[str, float]:
+        """The no-transfer BNN on this case and seed, computed once per study and kept on it."""
+        cached = record.cached_benchmark(study, self.case, seed)
         if cached is None:
-            config = RunConfig(case=self.case, technique="bnn", seed=seed, fidelity=self.fidelity, device=self.device)
+            config = RunConfig(
+                case=self.case,
+                technique="bnn",
+                seed=seed,
+                fidelity=self.fidelity,
+                device=self.device,
+                **self.registry.configs(self.base),
+            )
             result = run(config, tasks=self.cache.get(self.fidelity), log=self.cache.log)
             cached = {"val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy}
-            trial.study.set_user_attr(key, cached)  # deterministic: a concurrent duplicate writes the same
+            record.store_benchmark(study, self.case, seed, cached)
         return cached
 
     def __call__(self, trial: optuna.Trial) -> float:
-        values = self.space.sample(trial)
-        cgi = CGIConfig(**{**self.base_cgi, **values})
-        trial.set_user_attr("case", self.case)
-        trial.set_user_attr("cgi", json.dumps({k: getattr(cgi, k) for k in cgi.__dataclass_fields__}))
-        per_seed: list[RunResult] = []
-        gains_val, gains_test = [], []
-        pruned = False
+        values = {**self.base, **self.space.sample(trial)}
+        configs = self.registry.configs(values)
+        started = RunConfig(case=self.case, technique="cgi", fidelity=self.fidelity, **configs)
+        record.write_started(trial, self.case, started.switch_values(self.registry))
+        per_seed: list[record.SeedResult] = []
+        stages: dict[str, float] = {}
+        pruned_after = None
         for index in range(self.seeds):
             config = RunConfig(
                 case=self.case,
                 technique="cgi",
                 seed=index,
                 fidelity=self.fidelity,
-                cgi=cgi,
                 device=self.device,
                 record_generators=False,
+                **configs,
             )
             hook = self._epoch_hook(trial) if self.seeds == 1 else None
             result = run(config, tasks=self.cache.get(self.fidelity), on_target_epoch=hook, log=self.cache.log)
-            per_seed.append(result)
-            _record(trial, result, prefix=f"seed{index}:")
-            bench = self.benchmark(trial, index)
-            gains_val.append(result.val_accuracy - bench["val_accuracy"])
-            gains_test.append(result.test_accuracy - bench["test_accuracy"])
+            per_seed.append(seed_result(result, self.benchmark(trial.study, index)))
+            for k, v in result.stages.items():
+                stages[k] = stages.get(k, 0.0) + v
             if self.seeds > 1:
                 trial.report(result.val_accuracy, step=index)
                 if index < self.seeds - 1 and trial.should_prune():
-                    pruned = True
+                    pruned_after = len(per_seed)
                     break
-        trial.set_user_attr("seeds_run", len(per_seed))
-        if pruned:
-            trial.set_user_attr("pruned_after", len(per_seed))
-        trial.set_user_attr("test_accuracy", statistics.fmean(r.test_accuracy for r in per_seed))
-        trial.set_user_attr("transfer_gain", statistics.fmean(gains_val))
-        trial.set_user_attr("transfer_gain_test", statistics.fmean(gains_test))
-        stages: dict[str, float] = {}
-        for r in per_seed:
-            for k, v in r.stages.items():
-                stages[k] = stages.get(k, 0.0) + v / len(per_seed)
-        trial.set_user_attr("stages", {k: round(v, 4) for k, v in stages.items()})
+        mean_stages = {k: v / len(per_seed) for k, v in stages.items()}
+        record.write_sampled(trial, per_seed, mean_stages, pruned_after)
         return statistics.fmean(r.val_accuracy for r in per_seed)
 
     @staticmethod

@@ -8,8 +8,8 @@ WAITING → RUNNING transition), never create trials. A failed sampled trial is 
 a stale one (killed worker) is failed and re-queued by Optuna's ``RetryHeartbeatStaleTrialCallback``, so a
 study ends with exactly its total of finished trials.
 
-This is the one module that touches Optuna internals (``Study._pop_waiting_trial_id`` and the heartbeat
-thread); they have been stable since Optuna 3 and are pinned by tests.
+The Optuna internals it needs (the atomic claim of a waiting trial, the heartbeat thread, a trial's storage
+id) are reached through :mod:`ablate._optuna_compat`.
 """
 
 from __future__ import annotations
@@ -22,22 +22,28 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
-from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
+from ablate._optuna_compat import (
+    grace_period_of,
+    heartbeat_enabled,
+    heartbeat_thread,
+    pop_waiting_trial_id,
+    storage_of,
+    trial_id_of,
+)
 from ablate.designs import DesignPoint
+from ablate.record import FAIL_REASON, KEY, TICKET, point_attrs
 
 log = logging.getLogger("ablate.queue")
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 PENDING = (TrialState.WAITING, TrialState.RUNNING)
-TICKET_ATTR = "ticket"
-FAIL_REASON = "fail_reason"
+TICKET_ATTR = TICKET
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
@@ -48,20 +54,20 @@ def counts(study: optuna.Study) -> dict[str, int]:
     return out
 
 
-def enqueue_points(study: optuna.Study, points: Iterable[DesignPoint], params: Callable[[DesignPoint], dict]) -> int:
-    """Enqueue every design point not already finished, running or waiting; return how many were added."""
-    present = {
-        t.user_attrs.get("design_key") for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, *PENDING))
-    }
+def enqueue_points(study: optuna.Study, points: Iterable[DesignPoint]) -> int:
+    """Enqueue every design point not already finished, running or waiting; return how many were added.
+
+    The point travels only in the trial's record (no Optuna parameters), so what runs and what the report
+    reads are one value.
+    """
+    present = {t.user_attrs.get(KEY) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, *PENDING))}
     added = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # enqueue_trial warns about fixed params it has not seen
-        for point in points:
-            if point.key in present:
-                continue
-            study.enqueue_trial(params(point), user_attrs=point.to_attrs(), skip_if_exists=False)
-            present.add(point.key)
-            added += 1
+    for point in points:
+        if point.key in present:
+            continue
+        study.enqueue_trial({}, user_attrs=point_attrs(point.point()), skip_if_exists=False)
+        present.add(point.key)
+        added += 1
     return added
 
 
@@ -91,7 +97,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _fail_stale(study: optuna.Study) -> None:
-    if is_heartbeat_enabled(study._storage):
+    if heartbeat_enabled(storage_of(study)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             fail_stale_trials(study)
@@ -124,12 +130,6 @@ def _finish(
         return False
 
 
-def _grace_period(storage: Any) -> float:
-    backend = getattr(storage, "_backend", storage)
-    interval = backend.get_heartbeat_interval() or 60
-    return float(getattr(backend, "grace_period", None) or 2 * interval)
-
-
 def _adopt_orphans(study: optuna.Study, running: list[FrozenTrial], adopted: set[int]) -> None:
     """Give one heartbeat to RUNNING trials older than the grace period.
 
@@ -138,22 +138,23 @@ def _adopt_orphans(study: optuna.Study, running: list[FrozenTrial], adopted: set
     One recorded beat makes it an ordinary stale trial, failed and re-queued after one more grace period.
     A live trial already beats every interval, so the extra beat changes nothing for it.
     """
-    grace = _grace_period(study._storage)
+    storage = storage_of(study)
+    grace = grace_period_of(storage)
     now = dt.datetime.now()
     for t in running:
-        if t._trial_id in adopted or t.datetime_start is None:
+        if trial_id_of(t) in adopted or t.datetime_start is None:
             continue
         if (now - t.datetime_start).total_seconds() > grace:
-            study._storage.record_heartbeat(t._trial_id)
-            adopted.add(t._trial_id)
+            storage.record_heartbeat(trial_id_of(t))
+            adopted.add(trial_id_of(t))
 
 
 def _is_duplicate(study: optuna.Study, trial: optuna.Trial) -> bool:
-    key = trial.user_attrs.get("design_key")
+    key = trial.user_attrs.get(KEY)
     if key is None:
         return False
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return any(t.user_attrs.get("design_key") == key for t in done)
+    return any(t.user_attrs.get(KEY) == key for t in done)
 
 
 def work(
@@ -174,11 +175,12 @@ def work(
     re-raises: the storage stays consistent and rerunning the command resumes.
     """
     stats = WorkerStats()
-    heartbeat = is_heartbeat_enabled(study._storage)
+    storage = storage_of(study)
+    heartbeat = heartbeat_enabled(storage)
     adopted: set[int] = set()
     while deadline is None or time.time() < deadline:
         _fail_stale(study)
-        trial_id = study._pop_waiting_trial_id()
+        trial_id = pop_waiting_trial_id(study)
         if trial_id is None:
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if heartbeat and running:
@@ -193,7 +195,7 @@ def work(
             stats.skipped_duplicates += 1
             continue
         state, value, reason = TrialState.COMPLETE, None, None
-        with get_heartbeat_thread(trial_id, study._storage):
+        with heartbeat_thread(trial_id, storage):
             try:
                 value = objective(trial)
                 if value is None or not math.isfinite(value):
@@ -221,7 +223,7 @@ def work(
                 study.enqueue_trial({}, user_attrs={TICKET_ATTR: True, "replaces": trial.number})
                 stats.replaced += 1
         if on_trial is not None:
-            on_trial(study._storage.get_trial(trial_id))
+            on_trial(storage.get_trial(trial_id))
     return stats
 
 
@@ -235,30 +237,22 @@ def recover(study: optuna.Study, *, stale_after: float, now: dt.datetime | None 
     now = now or dt.datetime.now()
     repaired = []
     retry = RetryHeartbeatStaleTrialCallback()
+    storage = storage_of(study)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         started = t.datetime_start or now
         if (now - started).total_seconds() < stale_after:
             continue
+        trial_id = trial_id_of(t)
         try:  # the reason first: a finished trial accepts no more attributes
-            study._storage.set_trial_user_attr(t._trial_id, FAIL_REASON, f"stale: recovered after {stale_after:g} s")
-            if not study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+            storage.set_trial_user_attr(trial_id, FAIL_REASON, f"stale: recovered after {stale_after:g} s")
+            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # it finished meanwhile: not stale after all
-        failed = copy.deepcopy(study._storage.get_trial(t._trial_id))
+        failed = copy.deepcopy(storage.get_trial(trial_id))
         failed.user_attrs.pop(FAIL_REASON, None)  # the re-queued copy starts clean
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             retry(study, failed)
         repaired.append(t.number)
     return repaired
-
-
-def design_params(point: DesignPoint) -> dict[str, Any]:
-    """Parameters recorded on a design trial (shown in the dashboard; the objective reads the attrs)."""
-    params: dict[str, Any] = {"case": point.case, "technique": point.variant.technique, "seed": point.seed}
-    if point.variant.technique == "cgi":
-        cfg = point.variant.cgi_config()
-        for name in ("init", "generator", "scope", "bootstrap", "transfer", "M", "K"):
-            params[name] = getattr(cfg, name)
-    return params

@@ -13,10 +13,9 @@ from typing import Any
 import optuna
 
 from ablate.errors import AblateError
-from ablate.presets import read_toml, studies_dir
-from crossgen.config import CGI_CHOICES, CGIConfig
-
-CGI_FIELDS = {f for f in CGIConfig.__dataclass_fields__}
+from ablate.presets import definition_path, read_toml
+from crossgen.config import REGISTRY, Registry
+from crossgen.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,21 @@ class Space:
                 values[p.name] = p.suggest(trial)
         return values
 
+    def to_dicts(self) -> tuple[dict[str, Any], ...]:
+        """The space as stored in the study's definition."""
+        return tuple(
+            {
+                "name": p.name,
+                "type": p.type,
+                "choices": list(p.choices),
+                "low": p.low,
+                "high": p.high,
+                "log": p.log,
+                "when": p.when,
+            }
+            for p in self.params
+        )
+
     def grid(self) -> dict[str, list[Any]]:
         """The grid sampler's search space (conditional parameters are walked unconditionally)."""
         out = {}
@@ -65,12 +79,22 @@ class Space:
         return out
 
 
-def _param(path: str, name: str, raw: Any) -> Param:
+def _check_values(where: str, name: str, values: list[Any], registry: Registry) -> None:
+    """Every value a parameter can take must be one its switch accepts (bounds and choices come from there)."""
+    switch = registry.get(name)
+    for value in values:
+        try:
+            switch.check(value)
+        except ConfigError as exc:
+            raise AblateError(f"{where}: {exc}") from None
+
+
+def _param(path: str, name: str, raw: Any, registry: Registry) -> Param:
     where = f"{path}: [params.{name}]"
     if not isinstance(raw, dict):
         raise AblateError(f"{where} must be a table")
-    if name not in CGI_FIELDS:
-        raise AblateError(f"{where} is not a CGI switch (known: {', '.join(sorted(CGI_FIELDS))})")
+    if name not in registry.names():
+        raise AblateError(f"{where} is not a switch (known: {', '.join(sorted(registry.names()))})")
     unknown = set(raw) - {"type", "choices", "low", "high", "log", "when", "grid"}
     if unknown:
         raise AblateError(f"{where} has unknown key(s) {', '.join(sorted(unknown))}")
@@ -87,11 +111,11 @@ def _param(path: str, name: str, raw: Any) -> Param:
         choices = raw.get("choices")
         if not isinstance(choices, list) or not choices:
             raise AblateError(f"{where} needs a non-empty `choices` list")
-        allowed = CGI_CHOICES.get(name)
-        bad = [c for c in choices if allowed is not None and c not in allowed]
-        if bad:
-            raise AblateError(f"{where} choice(s) {bad} not among {', '.join(allowed)}")
+        _check_values(where, name, choices, registry)
         return Param(name, kind, tuple(choices), when=dict(when))
+    switch_kind = registry.get(name).kind
+    if registry.get(name).choices or switch_kind not in ("int", "float") or (switch_kind == "int" and kind != "int"):
+        raise AblateError(f"{where} type {kind!r} does not fit the switch ({registry.get(name).describe()})")
     low, high, log = raw.get("low"), raw.get("high"), raw.get("log", False)
     numeric = (int,) if kind == "int" else (int, float)
     if not isinstance(low, numeric) or not isinstance(high, numeric) or isinstance(low, bool):
@@ -102,17 +126,18 @@ def _param(path: str, name: str, raw: Any) -> Param:
         raise AblateError(f"{where} `log` must be true or false")
     if any(not isinstance(g, numeric) or not low <= g <= high for g in grid):
         raise AblateError(f"{where} grid values must lie in [low, high]")
+    _check_values(where, name, [low, high], registry)
     return Param(name, kind, low=low, high=high, log=log, when=dict(when), grid=tuple(grid))
 
 
-def load_space(path: Path | str | None = None) -> Space:
+def load_space(path: Path | str | None = None, registry: Registry = REGISTRY) -> Space:
     """Read and validate a space file (default ``studies/space.toml``)."""
-    path = Path(path) if path else studies_dir() / "space.toml"
+    path = Path(path) if path else definition_path("space.toml")
     raw = read_toml(path)
     params_raw = raw.get("params")
     if not isinstance(params_raw, dict) or not params_raw:
         raise AblateError(f"{path}: needs at least one [params.NAME] table")
-    params = tuple(_param(str(path), name, value) for name, value in params_raw.items())
+    params = tuple(_param(str(path), name, value, registry) for name, value in params_raw.items())
     seen: set[str] = set()
     for p in params:
         for dep in p.when:

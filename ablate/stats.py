@@ -23,16 +23,20 @@ API (names are stable)
 ``bootstrap_ci(diff, *, confidence=0.95, n_resamples=9999, seed=0) -> CI``
     BCa bootstrap CI of the mean difference (percentile when n < 10 or BCa fails; a point when all
     differences are equal). ``CI(estimate, low, high, n, method, warnings)``.
-``sign_flip_test(diff, *, alternative="two-sided", max_exact=20, n_resamples=99_999, seed=0) -> float``
-    Exact paired sign-flip permutation test of the mean difference (all 2**n sign patterns, n <= 20).
+``sign_flip_test(diff, *, alternative="two-sided", max_exact=20, n_resamples=99_999, seed=0,
+n_examples=None, scale=1.0) -> float``
+    Exact paired sign-flip permutation test of the mean difference (all 2**n sign patterns, n <= 20);
+    ties counted exactly: on integer counts ``diff * n_examples``, else within ``TIE_RTOL * scale``.
 ``paired_t(diff) -> float``, ``min_attainable_p(n, *, alternative="two-sided") -> float``
 ``holm(pvalues) -> ndarray`` (NaN stays NaN and is left out of the family)
 ``cohens_dz(diff)``, ``a12(a, b)``, ``dz_magnitude(d)``, ``a12_magnitude(a)``
 ``verdict(delta_ci, p_adj, *, alpha=0.05, rope=None) -> str``
     One of ``"better" | "worse" | "equivalent" | "inconclusive" | "descriptives only"``.
-``compare(pairs, *, alpha=0.05, rope=None, seed=0, n_resamples=9999) -> dict``  (one table row)
-``ablation_table(df, *, reference, ...) -> DataFrame``  (rows = variants, Holm across rows)
-``transfer_verdicts(df, *, method, baseline, case_col="case", ...) -> (DataFrame, dict)``
+``compare(pairs, *, alpha=0.05, rope=None, seed=0, n_resamples=9999, n_examples=None) -> dict``  (one row)
+``ablation_table(df, *, reference, ..., n_examples=None) -> DataFrame``  (rows = variants, Holm across rows)
+``transfer_verdicts(df, *, method, baseline, case_col="case", ..., n_examples=None) -> (DataFrame, dict)``
+    ``n_examples``: the size N of the set the metric is a fraction of (an int, or the name of a column
+    holding it per run; a missing column or NaN = the tolerance path), for integer tie counting.
 ``friedman(df_wide, *, alpha=0.05) -> dict``  (Friedman + average ranks + Nemenyi CD)
 ``marginal_tests(df, *, param, value, mode="one-vs-rest", alpha=0.05) -> DataFrame``
 ``methods_paragraph(*, n_seeds, alpha, rope, n_resamples, seed, corrected_over, ...) -> str``
@@ -58,6 +62,7 @@ __all__ = [
     "CI",
     "MIN_N_BCA",
     "MIN_N_TESTS",
+    "TIE_RTOL",
     "TPE_CONFOUNDING_WARNING",
     "Paired",
     "StatsError",
@@ -88,6 +93,9 @@ MIN_N_TESTS = 5
 MIN_N_BCA = 10
 #: Largest n for which the sign-flip test enumerates all 2**n sign patterns (n=20 takes a few seconds).
 MAX_EXACT = 20
+#: Sign-flip ties without a known example count: null means within TIE_RTOL x (magnitude of the values) of
+#: the observed one are ties. Four times the float32 rounding of a difference (see sign_flip_test).
+TIE_RTOL = 2.0**-21
 
 TPE_CONFOUNDING_WARNING = (
     "Trials were sampled adaptively (e.g. TPE), so the levels of a parameter were not assigned at random: "
@@ -263,6 +271,52 @@ def _mean_stat(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(x, axis=axis)
 
 
+def _sum_stat(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Sum of integer counts stays an integer array, so scipy counts its ties with no tolerance at all."""
+    return np.sum(x, axis=axis)
+
+
+def _as_counts(d: np.ndarray, n_examples: int, scale: float) -> np.ndarray:
+    """``d * n_examples`` as int64 counts of examples, refused unless every one is a whole number.
+
+    Each accuracy carries float32 rounding of at most 2**-24 times its magnitude, so a count may be off
+    a whole number by ``n_examples * 2**-23 * scale``; four times that (``TIE_RTOL``) is allowed.
+    """
+    if isinstance(n_examples, bool) or not isinstance(n_examples, int | np.integer) or n_examples < 1:
+        raise StatsError(f"n_examples must be a positive whole number of examples, got {n_examples!r}")
+    tol = TIE_RTOL * scale * int(n_examples)
+    if tol >= 0.5:
+        raise StatsError(
+            f"n_examples={n_examples}: float32 values of scale {scale:g} cannot resolve single examples of a "
+            "set this large; use n_examples=None"
+        )
+    z = d * int(n_examples)
+    k = np.rint(z)
+    dev = np.abs(z - k)
+    if np.any(dev > max(tol, 1e-9)):
+        i = int(np.argmax(dev))
+        raise StatsError(
+            f"difference {d[i]:.10g} times n_examples={n_examples} is {z[i]:.6g}, not a whole number of "
+            "examples: the metric is not a count ratio over that many examples (pass the size of the "
+            "set it was measured on, or n_examples=None)"
+        )
+    return k.astype(np.int64)
+
+
+def _p_from_null(null: np.ndarray, observed: float, gamma: float, alternative: Alternative, *, exact: bool) -> float:
+    """scipy.stats.permutation_test's p (same comparisons, same +1 Monte Carlo correction) with our ``gamma``.
+
+    scipy counts null values within ``100 * eps * |observed|`` (about 2e-14 relative) as ties, which misses
+    sign patterns that equal the observed mean mathematically but differ from it by float32 rounding.
+    """
+    adj = 0 if exact else 1
+    m = null.size
+    p_less = (np.count_nonzero(null <= observed + gamma) + adj) / (m + adj)
+    p_greater = (np.count_nonzero(null >= observed - gamma) + adj) / (m + adj)
+    p = {"less": p_less, "greater": p_greater, "two-sided": 2 * min(p_less, p_greater)}[alternative]
+    return float(min(1.0, p))
+
+
 def sign_flip_test(
     diff: ArrayLike,
     *,
@@ -270,23 +324,52 @@ def sign_flip_test(
     max_exact: int = MAX_EXACT,
     n_resamples: int = 99_999,
     seed: int = 0,
+    n_examples: int | None = None,
+    scale: float = 1.0,
 ) -> float:
-    """Exact paired sign-flip permutation test of the mean difference.
+    """Exact paired sign-flip permutation test of the mean difference, with ties counted exactly.
 
     Under H0 (variant and reference exchangeable within a seed) each difference is equally likely to have
     either sign; enumerating all 2**n sign patterns gives an exact p with no normality assumption, which
     is what n = 5..20 seeds needs. Above ``max_exact`` pairs a seeded Monte Carlo p (conservative +1
-    correction) is returned. n=0 gives NaN; n=1 and all-zero differences give 1.0.
+    correction) is returned. n=0 gives NaN; all-zero differences give 1.0, and so does n=1 two-sided.
+
+    Ties matter: accuracies are ratios k/N of small test sets, so many sign patterns have exactly the
+    observed mean (the p counts them as "at least as extreme"); stored as float32 they differ from it by
+    about 1e-8, and scipy's own tie tolerance (about 2e-14 relative) misses them, making p too small.
+
+    * ``n_examples`` (N, the size of the set the metric was measured on): the test runs on the integer
+      counts ``diff * N`` (refused with :class:`StatsError` unless whole numbers to within float32
+      rounding), whose sums scipy compares exactly. Any N that makes every difference whole gives the
+      same p (scaling does not change the test): N serves a fraction and a percentage alike (the latter
+      gives 100 times the counts; pass ``scale=100`` with it, as for the tolerance below).
+    * Without it, null means within ``TIE_RTOL * scale`` of the observed mean count as ties. ``scale`` is
+      the magnitude of the measured values (1 for accuracies and other fractions); float32 values carry
+      at most 2**-24 relative rounding, so two tied means differ by at most 2**-22 * scale, and
+      ``TIE_RTOL`` = 2**-21 doubles that. For count ratios this is exact while n * N < 2**21 (about two
+      million: 10 seeds on 200,000 examples); beyond that pass ``n_examples``.
+
+    Enumeration stays with ``scipy.stats.permutation_test`` (the cited procedure and its Monte Carlo
+    path); only its tie rule is replaced, by exact integer arithmetic or by the tolerance above.
     """
     d = _vec(diff)
     n = d.size
     if n == 0:
         return math.nan
-    if n == 1 or np.all(d == 0):
+    if np.all(d == 0):
         return 1.0
+    if n == 1:  # scipy wants two observations; the null is just +|d| and -|d|
+        return 1.0 if alternative == "two-sided" or (d[0] > 0) != (alternative == "greater") else 0.5
+    if not (np.isfinite(scale) and scale > 0):
+        raise StatsError(f"scale must be a positive magnitude of the measured values, got {scale}")
+    if n_examples is not None:
+        data, statistic, gamma = _as_counts(d, n_examples, scale), _sum_stat, 0.0
+    else:
+        data, statistic, gamma = d, _mean_stat, TIE_RTOL * scale
+    exact = n <= max_exact or n_resamples >= 2**n  # scipy enumerates whenever n_resamples covers 2**n
     res = sps.permutation_test(
-        (d,),
-        _mean_stat,
+        (data,),
+        statistic,
         permutation_type="samples",
         vectorized=True,
         n_resamples=np.inf if n <= max_exact else n_resamples,
@@ -294,7 +377,7 @@ def sign_flip_test(
         alternative=alternative,
         rng=np.random.default_rng(seed),
     )
-    return float(min(1.0, res.pvalue))
+    return _p_from_null(np.asarray(res.null_distribution), float(res.statistic), gamma, alternative, exact=exact)
 
 
 def paired_t(diff: ArrayLike) -> float:
@@ -344,15 +427,17 @@ def cohens_dz(diff: ArrayLike) -> float:
 def a12(a: ArrayLike, b: ArrayLike) -> float:
     """Vargha–Delaney A12 = P(A > B) + 0.5 P(A = B) over all (a_i, b_j) pairs.
 
-    Robust, unit-free "probability that a variant run beats a reference run"; no library provides it.
-    It ignores the seed pairing on purpose (d_z covers the paired view).
+    Robust, unit-free "probability that a variant run beats a reference run". It is the Mann–Whitney U
+    of ``a`` scaled to [0, 1]: A12 = U / (n m), with ``scipy.stats.mannwhitneyu``'s U (ties count one half
+    through mid-ranks). It ignores the seed pairing on purpose (d_z covers the paired view).
     """
     x, y = _vec(a, "a"), _vec(b, "b")
     if x.size == 0 or y.size == 0:
         return math.nan
-    gt = np.sum(x[:, None] > y[None, :])
-    eq = np.sum(x[:, None] == y[None, :])
-    return float((gt + 0.5 * eq) / (x.size * y.size))
+    with warnings.catch_warnings():  # only U is used; its p-value may warn on all-tied samples
+        warnings.simplefilter("ignore")
+        u = sps.mannwhitneyu(x, y, alternative="two-sided", method="asymptotic").statistic
+    return float(u / (x.size * y.size))
 
 
 def dz_magnitude(d: float) -> str:
@@ -414,7 +499,9 @@ def _describe(x: np.ndarray, prefix: str) -> dict[str, float]:
     }
 
 
-def _compare_row(pairs: Paired, *, alpha: float, seed: int, n_resamples: int) -> tuple[dict[str, Any], CI]:
+def _compare_row(
+    pairs: Paired, *, alpha: float, seed: int, n_resamples: int, n_examples: int | None = None
+) -> tuple[dict[str, Any], CI]:
     """Everything of a row except the verdict, which depends on the family the row is corrected in."""
     d = pairs.diff
     n = pairs.n
@@ -433,7 +520,8 @@ def _compare_row(pairs: Paired, *, alpha: float, seed: int, n_resamples: int) ->
         )
     if n >= MIN_N_TESTS:
         ci = bootstrap_ci(d, n_resamples=n_resamples, seed=seed)
-        p = sign_flip_test(d, seed=seed)
+        scale = float(max(np.max(np.abs(pairs.a)), np.max(np.abs(pairs.b))))  # d != 0 makes it > 0
+        p = sign_flip_test(d, seed=seed, n_examples=n_examples, scale=scale)
         p_t = paired_t(d)
         notes.extend(ci.warnings)
         if n > MAX_EXACT:
@@ -505,13 +593,14 @@ def compare(
     rope: float | None = None,
     seed: int = 0,
     n_resamples: int = 9999,
+    n_examples: int | None = None,
 ) -> dict[str, Any]:
     """One table row for variant vs reference, with every small-sample caveat attached as a warning.
 
     ``verdict`` here treats the comparison as a family of one (p_adj = p); ablation_table and
-    transfer_verdicts redo it on Holm-adjusted p.
+    transfer_verdicts redo it on Holm-adjusted p. ``n_examples``: see :func:`sign_flip_test`.
     """
-    row, ci = _compare_row(pairs, alpha=alpha, seed=seed, n_resamples=n_resamples)
+    row, ci = _compare_row(pairs, alpha=alpha, seed=seed, n_resamples=n_resamples, n_examples=n_examples)
     _finalize(row, ci, row["p"], 1, alpha=alpha, rope=rope)
     return row
 
@@ -524,6 +613,34 @@ def _holm_rows(rows: list[dict[str, Any]], cis: list[CI], *, alpha: float, rope:
         r["p_holm"] = float(pa)
         _finalize(r, ci, float(pa), m, alpha=alpha, rope=rope)
     return m
+
+
+def _n_examples_of(df: pd.DataFrame, spec: int | str | None, *, variant_col: str, names: tuple[str, str]) -> int | None:
+    """The example count N of one comparison: given as a number, or read from a column of its runs.
+
+    A frame without the column, or runs without a value in it (older studies), leave N unknown, which
+    means the tolerance path (exact for float32 count ratios up to about two million n * N, see
+    sign_flip_test); two different N in one comparison are refused: its runs were not measured on the
+    same set.
+    """
+    if spec is None or (isinstance(spec, int | np.integer) and not isinstance(spec, bool)):
+        return None if spec is None else int(spec)
+    if not isinstance(spec, str):
+        raise StatsError(f"n_examples must be a whole number or a column name, got {spec!r}")
+    if spec not in df.columns:
+        return None
+    values = pd.unique(df.loc[df[variant_col].isin(names), spec].dropna())
+    if len(values) == 0:
+        return None
+    if len(values) > 1:
+        raise StatsError(
+            f"{names[0]!r} vs {names[1]!r}: runs report different {spec!r} ({sorted(map(float, values))}): "
+            "they were not measured on the same set"
+        )
+    n = float(values[0])
+    if not n.is_integer() or n < 1:
+        raise StatsError(f"{spec!r} must be a positive whole number of examples, got {values[0]!r}")
+    return int(n)
 
 
 _FIRST = ["variant", "reference", "n", "delta", "ci_low", "ci_high", "p", "p_holm", "p_t", "verdict"]
@@ -547,10 +664,12 @@ def ablation_table(
     rope: float | None = None,
     seed: int = 0,
     n_resamples: int = 9999,
+    n_examples: int | str | None = None,
 ) -> pd.DataFrame:
     """One row per variant vs ``reference``, Holm-adjusted over the rows of this table.
 
     Table-level warnings (e.g. alpha/m unreachable for some rows) are in ``out.attrs["warnings"]``.
+    ``n_examples``: N of the metric (an int or a column name), for exact tie counting (sign_flip_test).
     """
     if variant_col not in df.columns:
         raise StatsError(f"column {variant_col!r} not found")
@@ -562,7 +681,8 @@ def ablation_table(
         if name == reference:
             continue
         pr = paired(df, variant=name, reference=reference, key=key, value=value, variant_col=variant_col)
-        row, ci = _compare_row(pr, alpha=alpha, seed=seed, n_resamples=n_resamples)
+        n_ex = _n_examples_of(df, n_examples, variant_col=variant_col, names=(name, reference))
+        row, ci = _compare_row(pr, alpha=alpha, seed=seed, n_resamples=n_resamples, n_examples=n_ex)
         rows.append(row)
         cis.append(ci)
     m = _holm_rows(rows, cis, alpha=alpha, rope=rope)
@@ -593,12 +713,14 @@ def transfer_verdicts(
     rope: float | None = None,
     seed: int = 0,
     n_resamples: int = 9999,
+    n_examples: int | str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Per case: method vs baseline on paired seeds (Holm across cases); across cases: W/T/L + Wilcoxon.
 
     ``negative_transfer`` = significantly worse than the baseline after Holm. The across-case Wilcoxon
     signed-rank test on per-case mean differences follows Demšar (2006); with few cases it cannot reach
-    alpha, which is reported rather than left for the reader to discover.
+    alpha, which is reported rather than left for the reader to discover. ``n_examples``: N of the metric
+    (an int, or a column name: cases differ in N, so a column is the usual choice), see sign_flip_test.
     """
     if case_col not in df.columns:
         raise StatsError(f"column {case_col!r} not found")
@@ -606,7 +728,8 @@ def transfer_verdicts(
     for case in pd.unique(df[case_col].dropna()):
         sub = df[df[case_col] == case]
         pr = paired(sub, variant=method, reference=baseline, key=key, value=value, variant_col=variant_col)
-        row, ci = _compare_row(pr, alpha=alpha, seed=seed, n_resamples=n_resamples)
+        n_ex = _n_examples_of(sub, n_examples, variant_col=variant_col, names=(method, baseline))
+        row, ci = _compare_row(pr, alpha=alpha, seed=seed, n_resamples=n_resamples, n_examples=n_ex)
         rows.append({"case": case, **row})
         cis.append(ci)
     _holm_rows(rows, cis, alpha=alpha, rope=rope)

@@ -4,9 +4,10 @@ Accepted storage forms (anything else is a :class:`~ablate.errors.StorageError`)
 
 * ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (also ``sqlite:///:memory:``).
   The parent directory is created on demand when ``create=True``.
-* ``postgresql://USER[:PASS]@HOST[:PORT]/DB`` or ``postgresql+psycopg2://...``
-  (``postgresql://`` and ``postgres://`` are rewritten to ``postgresql+psycopg2://``: SQLAlchemy 2.1
-  would pick psycopg 3, which is not installed).  The database must already exist.
+* ``postgresql://USER[:PASS]@HOST[:PORT]/DB``: kept as given, so SQLAlchemy (>= 2.1) picks psycopg 3, the
+  driver ablate installs, and the same URL works in ``optuna.load_study`` and ``optuna-dashboard``.
+  ``postgres://`` is rewritten to ``postgresql://``; an explicit driver (``postgresql+psycopg2://``) is
+  accepted when it is installed.  The database must already exist.
 * ``mysql://USER[:PASS]@HOST[:PORT]/DB`` or ``mysql+pymysql://...`` (``mysql://``, ``mariadb://``
   and ``mariadb+pymysql://`` are rewritten to ``mysql+pymysql://``: PyMySQL is the driver installed).
 * a journal file (Optuna ``JournalStorage`` + ``JournalFileBackend``): ``journal:PATH`` or
@@ -26,6 +27,7 @@ deadlocks, lock timeouts); see that class for exactly what is retried and why.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -33,7 +35,7 @@ import random
 import re
 import time
 import warnings
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,18 +44,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
-from optuna.distributions import BaseDistribution
 from optuna.exceptions import ExperimentalWarning, StorageInternalError
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages._heartbeat import BaseHeartbeat
-from optuna.study._frozen import FrozenStudy
-from optuna.study._study_direction import StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
+from ablate import _optuna_compat as compat
 from ablate.errors import StorageError
+from ablate.presets import default_storage_url
 
 __all__ = [
-    "DEFAULT_STORAGE",
     "RetryPolicy",
     "RetryingRDBStorage",
     "StorageSpec",
@@ -66,7 +65,6 @@ __all__ = [
     "resolve_url",
 ]
 
-DEFAULT_STORAGE = "sqlite:///studies/runs/ablate.db"
 ENV_VAR = "OPTUNA_STORAGE"
 
 KINDS = ("sqlite", "postgresql", "mysql", "journal-file", "journal-redis")
@@ -81,18 +79,15 @@ _JOURNAL_SUFFIXES = (".log", ".journal")
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 _PLAIN_PATH_PREFIXES = ("/", "./", "../", "~")
 
+# Aliases SQLAlchemy would not open with the installed drivers (``mysql://`` means MySQLdb to it).
 _SCHEME_REWRITES = {
-    "postgres": "postgresql+psycopg2",
-    "postgresql": "postgresql+psycopg2",
+    "postgres": "postgresql",
     "mysql": "mysql+pymysql",
     "mariadb": "mysql+pymysql",
     "mariadb+pymysql": "mysql+pymysql",
 }
-_RDB_DRIVERS = {
-    "sqlite": "sqlite",
-    "postgresql+psycopg2": "postgresql",
-    "mysql+pymysql": "mysql",
-}
+_RDB_KINDS = {"sqlite": "sqlite", "postgresql": "postgresql", "mysql": "mysql"}  # SQLAlchemy backend -> kind
+_QUERY_SECRETS = ("password", "passwd", "pwd")
 
 # Connection parameters used for every pooled RDB connection (the URL's query string wins).
 CONNECT_TIMEOUT_S = 10
@@ -103,25 +98,37 @@ DEFAULT_APPLICATION_NAME = "ablate"
 _logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_C = TypeVar("_C", bound=type[RDBStorage])
 
 
 # --------------------------------------------------------------------------------------------------
 # URL handling
 # --------------------------------------------------------------------------------------------------
 
-_USERINFO_RE = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:@/?#]*:)(?P<pw>.*)@(?P<rest>[^@]*)$")
-_QUERY_SECRET_RE = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)[^&#]*")
-
 
 def mask_url(url: str) -> str:
-    """``url`` with its password (userinfo or ``?password=`` query) replaced by ``***``."""
-    masked = _USERINFO_RE.sub(lambda m: f"{m['head']}***@{m['rest']}", url)
-    return _QUERY_SECRET_RE.sub(r"\1***", masked)
+    """``url`` with its password (userinfo or ``?password=`` query) replaced by ``***``: safe for logs.
+
+    SQLAlchemy renders the URL; a string it cannot parse (an unencoded ``@`` in the password, a bad
+    port) keeps only the user name of everything before its last ``@``, and a path stays as it is.
+    """
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        head, sep, rest = url.partition("://")
+        userinfo, at, hostpart = rest.rpartition("@")
+        return f"{head}{sep}{userinfo.split(':', 1)[0]}:***@{hostpart}" if sep and at else url
+    hidden = {key: "***" for key in parsed.query if key.lower() in _QUERY_SECRETS}
+    return parsed.update_query_dict(hidden).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
 
 
 def _password_of(url: str) -> str | None:
-    m = _USERINFO_RE.match(url)
-    return m["pw"] if m and m["pw"] else None
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return None
+    in_query = [value for key, value in parsed.query.items() if key.lower() in _QUERY_SECRETS]
+    return parsed.password or next((v if isinstance(v, str) else v[0] for v in in_query), None)
 
 
 @dataclass(frozen=True)
@@ -157,11 +164,11 @@ class StorageSpec:
 
 def resolve_url(url: str | None) -> str:
     """The storage URL to use: an explicit ``url`` (even ``""``) wins, then a non-empty
-    ``$OPTUNA_STORAGE``, then :data:`DEFAULT_STORAGE`."""
+    ``$OPTUNA_STORAGE``, then :func:`ablate.presets.default_storage_url`."""
     if url is not None:
         return url
     env = os.environ.get(ENV_VAR, "").strip()
-    return env or DEFAULT_STORAGE
+    return env or default_storage_url()
 
 
 def _reject(url: str, reason: str) -> StorageError:
@@ -195,20 +202,20 @@ def parse_storage(url: str | None) -> StorageSpec:
     if "://" not in text:
         return _parse_plain_path(text)
 
-    scheme = text.split("://", 1)[0].lower()
+    scheme, rest = text.split("://", 1)
+    scheme = scheme.lower()
     if scheme in ("redis", "rediss"):
         return _parse_redis(text)
     scheme = _SCHEME_REWRITES.get(scheme, scheme)
-    if scheme not in _RDB_DRIVERS:
-        if scheme.split("+", 1)[0] in ("postgresql", "mysql", "sqlite"):
-            raise _reject(text, f"driver {scheme!r} is not installed (psycopg2 and PyMySQL are)")
-        raise _reject(text, f"unsupported scheme {scheme + '://'!r}")
-    text = scheme + "://" + text.split("://", 1)[1]
-    kind = _RDB_DRIVERS[scheme]
+    text = f"{scheme}://{rest}"
     try:
         parsed = sqlalchemy.engine.make_url(text)
     except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
         raise _reject(text, f"malformed URL ({_one_line(str(exc))})") from None
+    kind = _RDB_KINDS.get(parsed.get_backend_name())
+    if kind is None:
+        raise _reject(text, f"unsupported scheme {scheme + '://'!r}")
+    _check_driver(text, parsed)
     if kind == "sqlite":
         if parsed.host or parsed.username or parsed.port:
             raise _reject(text, "a SQLite URL has no host: write sqlite:///relative.db or sqlite:////abs.db")
@@ -217,6 +224,20 @@ def parse_storage(url: str | None) -> StorageSpec:
     elif not parsed.database:
         raise _reject(text, f"a {kind} URL needs a database name after the host, e.g. .../test")
     return StorageSpec(url=text, kind=kind)
+
+
+def _check_driver(text: str, parsed: sqlalchemy.engine.URL) -> None:
+    """The URL's driver is known to SQLAlchemy, synchronous (Optuna's storage is) and installed."""
+    try:
+        dialect = parsed.get_dialect()
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise _reject(text, f"unknown driver {parsed.drivername!r}") from None
+    if dialect.is_async:
+        raise _reject(text, f"driver {parsed.drivername!r} is asynchronous; Optuna needs a synchronous one")
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        raise _reject(text, f"driver {parsed.drivername!r} is not installed (psycopg and PyMySQL are)") from None
 
 
 def _parse_plain_path(text: str) -> StorageSpec:
@@ -376,15 +397,7 @@ def check_reachable(spec: StorageSpec, timeout: float = 5.0) -> None:
         connect_args: dict[str, Any] = {"connect_timeout": max(2, math.ceil(timeout))}
     else:
         connect_args = {"connect_timeout": max(0.1, timeout)}
-    try:
-        engine = sqlalchemy.create_engine(spec.url, poolclass=sqlalchemy.pool.NullPool, connect_args=connect_args)
-    except ImportError as exc:
-        raise StorageError(
-            _one_line(
-                f"cannot open storage {spec.masked()!r}: its database driver is not installed ({exc}); "
-                "install it or use postgresql+psycopg2:// / mysql+pymysql://"
-            )
-        ) from None
+    engine = sqlalchemy.create_engine(spec.url, poolclass=sqlalchemy.pool.NullPool, connect_args=connect_args)
     try:
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
@@ -403,6 +416,8 @@ _TRANSIENT_PATTERNS = (
     "terminating connection",
     "connection already closed",
     "connection was closed",
+    "connection is closed",
+    "connection is lost",
     "connection reset",
     "connection refused",
     "could not connect",
@@ -440,7 +455,7 @@ def _is_storage_layer(exc: BaseException) -> bool:
     if isinstance(exc, StorageInternalError | sqlalchemy.exc.SQLAlchemyError):
         return True
     module = type(exc).__module__ or ""
-    return module.split(".", 1)[0] in ("psycopg2", "pymysql", "sqlite3")
+    return module.split(".", 1)[0] in ("psycopg", "psycopg2", "pymysql", "sqlite3")
 
 
 def _is_transient_one(exc: BaseException) -> bool:
@@ -503,19 +518,45 @@ def _same_values(stored: Sequence[float] | None, wanted: Sequence[float] | None)
     return all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(stored, wanted, strict=True))
 
 
+def _retried(name: str) -> Callable[..., Any]:
+    """A method that runs ``RDBStorage.<name>`` under :meth:`RetryingRDBStorage._retry`.
+
+    The base method is looked up at each call rather than bound once, so that a patched or instrumented
+    ``RDBStorage`` (fault injection in the tests) is the one retried.
+    """
+    label = compat.operation_name(name)
+
+    def method(self: RetryingRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        return self._retry(label, lambda: getattr(RDBStorage, name)(self, *args, **kwargs))
+
+    return functools.wraps(getattr(RDBStorage, name))(method)  # AttributeError at import if Optuna renamed it
+
+
+def _retrying(names: Sequence[str]) -> Callable[[_C], _C]:
+    """Class decorator: override each of ``names`` with its retried version."""
+
+    def decorate(cls: _C) -> _C:
+        for name in names:
+            setattr(cls, name, _retried(name))
+        return cls
+
+    return decorate
+
+
+@_retrying((*compat.RDB_READS, *compat.RDB_IDEMPOTENT_WRITES))
 class RetryingRDBStorage(RDBStorage):
     """``RDBStorage`` that retries transient database errors (see :func:`is_transient_error`).
 
     What is retried (up to ``retry_policy.attempts`` tries, exponential backoff with jitter), and why
     it is safe:
 
-    * every read (study/trial getters, ``_get_trials`` behind ``get_all_trials`` and the cached
-      storage, ``_get_best_trial_id``, ``_get_stale_trial_ids``): no side effects.
-    * idempotent writes: study/trial user and system attributes and intermediate values (upserts:
-      writing the same value twice is a no-op), ``set_trial_param`` (a second insert of the same
-      param hits the unique constraint, which Optuna ignores for this method), and
-      ``record_heartbeat`` (which, once the retries are spent, logs and returns instead of raising,
-      so that the heartbeat thread survives to beat again at the next interval).
+    * every read (``compat.RDB_READS``: study/trial getters, ``_get_trials`` behind ``get_all_trials``
+      and the cached storage, ``_get_best_trial_id``, ``_get_stale_trial_ids``): no side effects.
+    * idempotent writes (``compat.RDB_IDEMPOTENT_WRITES``): study/trial user and system attributes and
+      intermediate values (upserts: writing the same value twice is a no-op), ``set_trial_param`` (a
+      second insert of the same param hits the unique constraint, which Optuna ignores for this method).
+    * ``record_heartbeat``, which once the retries are spent logs and returns instead of raising, so
+      that the heartbeat thread survives to beat again at the next interval.
     * ``set_trial_state_values`` is not idempotent (a retry after a commit that did reach the
       server would raise ``UpdateFinishedTrialError``, or report a lost claim), so before each retry
       the trial is read back: if it already has the target finished state and values, the earlier
@@ -524,17 +565,15 @@ class RetryingRDBStorage(RDBStorage):
       the lost attempt or by another worker, which cannot be told apart, so ``False`` is returned
       (never two workers on one trial) and a warning names the trial, which may stay ``RUNNING``.
 
-    Not retried here: ``create_new_trial`` (Optuna already retries it 5 times, with random sleeps,
-    on any ``StorageInternalError``; a retry after a commit that reached the server would add a
-    second trial, which nothing can detect), ``create_new_study`` (a retry after a lost commit would
-    raise ``DuplicatedStudyError``), ``delete_study`` and schema upgrades.
+    Not retried here (``compat.RDB_NOT_RETRIABLE``): ``create_new_trial`` (Optuna already retries it 5
+    times, with random sleeps, on any ``StorageInternalError``; a retry after a commit that reached the
+    server would add a second trial, which nothing can detect), ``create_new_study`` (a retry after a
+    lost commit would raise ``DuplicatedStudyError``), ``delete_study`` and schema upgrades.
     """
 
     def __init__(self, url: str, *, retry_policy: RetryPolicy | None = None, **kwargs: Any) -> None:
         self.retry_policy = retry_policy or RetryPolicy()
         super().__init__(url, **kwargs)
-
-    # -- machinery ---------------------------------------------------------------------------------
 
     def _wait_before_retry(self, what: str, retry: int, exc: BaseException) -> None:
         delay = self.retry_policy.delay(retry)
@@ -559,97 +598,6 @@ class RetryingRDBStorage(RDBStorage):
                 self._wait_before_retry(what, attempt, exc)
                 attempt += 1
 
-    # -- reads -------------------------------------------------------------------------------------
-
-    def get_study_id_from_name(self, study_name: str) -> int:
-        return self._retry("get_study_id_from_name", lambda: RDBStorage.get_study_id_from_name(self, study_name))
-
-    def get_study_name_from_id(self, study_id: int) -> str:
-        return self._retry("get_study_name_from_id", lambda: RDBStorage.get_study_name_from_id(self, study_id))
-
-    def get_study_directions(self, study_id: int) -> list[StudyDirection]:
-        return self._retry("get_study_directions", lambda: RDBStorage.get_study_directions(self, study_id))
-
-    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
-        return self._retry("get_study_user_attrs", lambda: RDBStorage.get_study_user_attrs(self, study_id))
-
-    def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
-        return self._retry("get_study_system_attrs", lambda: RDBStorage.get_study_system_attrs(self, study_id))
-
-    def get_all_studies(self) -> list[FrozenStudy]:
-        return self._retry("get_all_studies", lambda: RDBStorage.get_all_studies(self))
-
-    def get_trial_user_attrs(self, trial_id: int) -> dict[str, Any]:
-        return self._retry("get_trial_user_attrs", lambda: RDBStorage.get_trial_user_attrs(self, trial_id))
-
-    def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
-        return self._retry("get_trial_system_attrs", lambda: RDBStorage.get_trial_system_attrs(self, trial_id))
-
-    def get_trial_param(self, trial_id: int, param_name: str) -> float:
-        return self._retry("get_trial_param", lambda: RDBStorage.get_trial_param(self, trial_id, param_name))
-
-    def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
-        return self._retry(
-            "get_trial_id_from_study_id_trial_number",
-            lambda: RDBStorage.get_trial_id_from_study_id_trial_number(self, study_id, trial_number),
-        )
-
-    def get_trial(self, trial_id: int) -> FrozenTrial:
-        return self._retry("get_trial", lambda: RDBStorage.get_trial(self, trial_id))
-
-    def _get_trials(
-        self,
-        study_id: int,
-        states: Container[TrialState] | None,
-        included_trial_ids: set[int],
-        trial_id_greater_than: int,
-    ) -> list[FrozenTrial]:
-        return self._retry(
-            "get_all_trials",
-            lambda: RDBStorage._get_trials(self, study_id, states, included_trial_ids, trial_id_greater_than),
-        )
-
-    def _get_best_trial_id(self, study_id: int, direction: StudyDirection) -> int:
-        return self._retry("get_best_trial", lambda: RDBStorage._get_best_trial_id(self, study_id, direction))
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        return self._retry("get_stale_trial_ids", lambda: RDBStorage._get_stale_trial_ids(self, study_id))
-
-    # -- idempotent writes -------------------------------------------------------------------------
-
-    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
-        self._retry("set_study_user_attr", lambda: RDBStorage.set_study_user_attr(self, study_id, key, value))
-
-    def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
-        self._retry("set_study_system_attr", lambda: RDBStorage.set_study_system_attr(self, study_id, key, value))
-
-    def _set_trial_param(
-        self,
-        trial_id: int,
-        param_name: str,
-        param_value_internal: float,
-        distribution: BaseDistribution,
-        previous_distribution: BaseDistribution | None,
-    ) -> None:
-        self._retry(
-            "set_trial_param",
-            lambda: RDBStorage._set_trial_param(
-                self, trial_id, param_name, param_value_internal, distribution, previous_distribution
-            ),
-        )
-
-    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
-        self._retry(
-            "set_trial_intermediate_value",
-            lambda: RDBStorage.set_trial_intermediate_value(self, trial_id, step, intermediate_value),
-        )
-
-    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._retry("set_trial_user_attr", lambda: RDBStorage.set_trial_user_attr(self, trial_id, key, value))
-
-    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._retry("set_trial_system_attr", lambda: RDBStorage.set_trial_system_attr(self, trial_id, key, value))
-
     def record_heartbeat(self, trial_id: int) -> None:
         try:
             self._retry("record_heartbeat", lambda: RDBStorage.record_heartbeat(self, trial_id))
@@ -661,8 +609,6 @@ class RetryingRDBStorage(RDBStorage):
                 trial_id,
                 _db_reason(exc, _password_of(self.url)),
             )
-
-    # -- the state transition ----------------------------------------------------------------------
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
         attempt = 1
@@ -764,7 +710,7 @@ def open_storage(
     grace_period: int | None = None,
     create: bool = True,
 ) -> BaseStorage:
-    """Open the storage named by ``url`` (``None``: ``$OPTUNA_STORAGE``, then :data:`DEFAULT_STORAGE`).
+    """Open the storage named by ``url`` (``None``: ``$OPTUNA_STORAGE``, then the default SQLite file).
 
     * RDB URLs give a :class:`RetryingRDBStorage` (pool sized for ``workers`` threads, pre-ping,
       connect timeouts; SQLite waits up to 60 s on a locked file), with heartbeats every
@@ -791,8 +737,8 @@ def open_storage(
     spec = parse_storage(url)
     if spec.kind in ("sqlite", "journal-file"):
         _prepare_local_file(spec, create)
-    else:
-        check_reachable(spec)
+    # A server is not probed here: the connection the storage opens anyway fails with the same one-line
+    # error. The CLI probes once with check_reachable, before it prints anything.
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeat & journal APIs are "experimental"
@@ -862,4 +808,4 @@ def is_heartbeat_capable(storage: BaseStorage) -> bool:
     (RDB storages, also behind Optuna's caching wrapper) *and* a heartbeat interval is set.  When
     True, a trial whose worker died is failed after the grace period (and re-queued by the
     callback :func:`open_storage` installs); when False, such a trial stays ``RUNNING``."""
-    return isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval() is not None
+    return compat.heartbeat_enabled(storage)

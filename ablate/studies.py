@@ -11,7 +11,6 @@ the same study. Names are derived from what the study measures, so the same comm
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import multiprocessing as mp
 import signal
@@ -24,13 +23,12 @@ from typing import Any
 import optuna
 from optuna.exceptions import ExperimentalWarning
 
-from ablate import queue
+from ablate import queue, record
 from ablate.designs import Design, DesignPoint
-from ablate.errors import AblateError
 from ablate.objective import DesignObjective, SensitivityObjective, TaskCache
 from ablate.space import Space
 from ablate.storage import open_storage, parse_storage
-from crossgen.config import Fidelity
+from crossgen.config import REGISTRY, Fidelity, Registry
 
 SAMPLERS = ("tpe", "random", "qmc", "grid")
 PRUNERS = ("none", "median", "wilcoxon", "hyperband")
@@ -64,6 +62,8 @@ class StudyPlan:
     device: str = "cpu"
     data_dir: str | None = None
     threads: int = 1
+    base: dict[str, Any] = field(default_factory=dict)  # switch values every run of a sampled study shares
+    registry: Registry = REGISTRY
 
     @property
     def total(self) -> int:
@@ -76,19 +76,22 @@ class StudyPlan:
         assert self.design is not None
         return self.design.points(list(self.cases), self.seeds)
 
-    def identity(self) -> dict[str, Any]:
-        """What must match when a study is resumed (mixing fidelities in one study would be dishonest)."""
-        ident: dict[str, Any] = {
-            "ablate_kind": self.kind,
-            "fidelity": json.dumps(asdict(self.fidelity), sort_keys=True),
+    def definition(self) -> record.Definition:
+        """What the study stores at creation; reports read it instead of the definition files."""
+        common = {
+            "name": self.name,
+            "fidelity": asdict(self.fidelity),
+            "switches": record.switch_declarations(self.registry),
         }
         if self.kind == "sensitivity":
-            ident["case"] = self.case
-            ident["seeds"] = self.seeds
-        else:
-            assert self.design is not None
-            ident["design"] = self.design.name
-        return ident
+            assert self.space is not None and self.case is not None
+            return record.Definition(
+                kind="sensitivity", case=self.case, seeds=self.seeds, space=self.space.to_dicts(), **common
+            )
+        assert self.design is not None
+        return record.Definition(
+            kind="design", design=self.design.to_dict(), cases=tuple(self.cases), seeds=self.seeds, **common
+        )
 
 
 def make_sampler(plan: StudyPlan, worker: int = 0) -> optuna.samplers.BaseSampler:
@@ -145,18 +148,11 @@ def open_study(plan: StudyPlan, *, worker: int = 0, create: bool = True) -> optu
 def prepare(plan: StudyPlan) -> tuple[optuna.Study, int]:
     """Create or resume the study, check it is the same experiment, and fill its queue."""
     study = open_study(plan)
-    ident = plan.identity()
-    existing = study.user_attrs
-    for key, value in ident.items():
-        if key in existing and existing[key] != value:
-            raise AblateError(f"study {plan.name!r} already exists with a different {key}; choose another --study-name")
-    for key, value in ident.items():
-        if key not in existing:
-            study.set_user_attr(key, value)
+    record.write_definition(study, plan.definition())
     if plan.join:
         return study, 0
     if plan.kind == "design":
-        added = queue.enqueue_points(study, plan.points(), queue.design_params)
+        added = queue.enqueue_points(study, plan.points())
     else:
         added = queue.top_up_tickets(study, plan.trials)
     return study, added
@@ -166,10 +162,17 @@ def build_objective(plan: StudyPlan, log: Callable[..., Any]) -> Callable[[optun
     cache = TaskCache(data_dir=plan.data_dir, log=log)
     if plan.kind == "design":
         assert plan.design is not None
-        return DesignObjective(plan.fidelity, base_cgi=plan.design.base_cgi, device=plan.device, cache=cache)
+        return DesignObjective(plan.fidelity, device=plan.device, cache=cache, registry=plan.registry)
     assert plan.space is not None and plan.case is not None
     return SensitivityObjective(
-        case=plan.case, fidelity=plan.fidelity, space=plan.space, seeds=plan.seeds, device=plan.device, cache=cache
+        case=plan.case,
+        fidelity=plan.fidelity,
+        space=plan.space,
+        seeds=plan.seeds,
+        base=plan.base,
+        device=plan.device,
+        cache=cache,
+        registry=plan.registry,
     )
 
 
@@ -268,5 +271,5 @@ def list_studies(storage_url: str) -> list[dict[str, Any]]:
         best = None
         with contextlib.suppress(ValueError):
             best = study.best_value
-        rows.append({"study": summary.study_name, **c, "best_value": best, "kind": study.user_attrs.get("ablate_kind")})
+        rows.append({"study": summary.study_name, **c, "best_value": best, "kind": record.kind_of(study)})
     return rows

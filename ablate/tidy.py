@@ -1,49 +1,55 @@
-"""Read Optuna trials back as one tidy table: the bridge between studies and reports.
+"""Trial records as tidy tables: the bridge between studies and reports.
 
-Every finished run becomes one row (case, variant, seed, technique, parameters, val/test accuracy, stage
-timings). Only COMPLETE trials become rows; every other trial is counted so reports can show why n is
-smaller than planned. Pairing by seed happens later, explicitly, on the ``seed`` column.
+Every finished run becomes one row (case, variant, seed, technique, switch values, val/test accuracy,
+stage timings). Only COMPLETE trials become rows; every other trial is counted so reports can show why n is
+smaller than planned. Pairing by seed happens later, explicitly, on the ``seed`` column. Rows come from
+:func:`ablate.record.read_trial` only: no attribute name of the record appears here.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from ablate.queue import FAIL_REASON
-
-PARAM_COLUMNS = ("init", "generator", "scope", "bootstrap", "transfer", "covariance_type", "M", "K")
+from ablate import record
 
 
-def _stages(attrs: dict[str, Any]) -> dict[str, float]:
-    return {f"stage_{k}": v for k, v in (attrs.get("stages") or {}).items()}
+def _stages(rec: record.TrialRecord) -> dict[str, float]:
+    return {f"stage_{k}": v for k, v in rec.stages.items()}
+
+
+def _titles(study: optuna.Study) -> dict[str, str]:
+    """Variant label -> the name reports show (every alias of a merged variant)."""
+    design = record.read_definition(study).design or {}
+    return {v["label"]: " ≡ ".join([v["label"], *v.get("aliases", [])]) for v in design.get("variants", [])}
 
 
 def design_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per COMPLETE design trial (duplicates of a design point dropped, first kept)."""
+    titles = _titles(study)
     rows, seen = [], set()
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        a = t.user_attrs
-        key = a.get("design_key")
-        if key is None or key in seen:
+        rec = record.read_trial(t)
+        if rec.key is None or rec.key in seen or not rec.seeds:
             continue
-        seen.add(key)
+        seen.add(rec.key)
+        run = rec.seeds[0]
         row = {
             "study": study.study_name,
             "trial": t.number,
-            "case": a["case"],
-            "variant": a["variant"],
-            "technique": a["technique"],
-            "seed": int(a["seed"]),
-            "val_accuracy": a.get("val_accuracy", t.value),
-            "test_accuracy": a.get("test_accuracy"),
-            "seconds": a.get("seconds"),
+            "case": rec.case,
+            "variant": titles.get(rec.variant or "", rec.variant),
+            "technique": rec.technique,
+            "seed": run.seed,
+            "val_accuracy": run.val_accuracy,
+            "test_accuracy": run.test_accuracy,
+            "seconds": run.seconds,
+            "n_val": run.n_val,
+            "n_test": run.n_test,
         }
-        row.update({k: v for k, v in t.params.items() if k in PARAM_COLUMNS})
-        row.update(_stages(a))
+        row.update(rec.config)
+        row.update(_stages(rec))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -52,46 +58,62 @@ def sensitivity_frames(study: optuna.Study) -> tuple[pd.DataFrame, pd.DataFrame]
     """(per-trial frame, per-trial-and-seed frame) of a sampled study; pruned trials marked."""
     trials, seeds = [], []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        a = t.user_attrs
+        rec = record.read_trial(t)
         row = {
             "study": study.study_name,
             "trial": t.number,
-            "case": a.get("case"),
+            "case": rec.case,
             "value": t.value,
-            "test_accuracy": a.get("test_accuracy"),
-            "transfer_gain": a.get("transfer_gain"),
-            "transfer_gain_test": a.get("transfer_gain_test"),
-            "seeds_run": a.get("seeds_run"),
-            "pruned_after": a.get("pruned_after"),
+            "test_accuracy": rec.test_accuracy,
+            "transfer_gain": rec.attrs.get("transfer_gain"),
+            "transfer_gain_test": rec.attrs.get("transfer_gain_test"),
+            "seeds_run": len(rec.seeds),
+            "pruned_after": rec.pruned_after,
             **t.params,
         }
-        row.update(_stages(a))
+        row.update(_stages(rec))
         trials.append(row)
-        for i in range(int(a.get("seeds_run") or 0)):
+        for s in rec.seeds:
             seeds.append(
                 {
                     "trial": t.number,
-                    "case": a.get("case"),
+                    "case": rec.case,
                     "variant": f"trial {t.number}",
-                    "seed": i,
-                    "val_accuracy": a.get(f"seed{i}:val_accuracy"),
-                    "test_accuracy": a.get(f"seed{i}:test_accuracy"),
+                    "seed": s.seed,
+                    "val_accuracy": s.val_accuracy,
+                    "test_accuracy": s.test_accuracy,
+                    "n_val": s.n_val,
+                    "n_test": s.n_test,
                     **t.params,
                 }
             )
     return pd.DataFrame(trials), pd.DataFrame(seeds)
 
 
+def benchmark_pairs(study: optuna.Study, trial_number: int, metric: str, label: str) -> pd.DataFrame:
+    """One trial's seeds next to the no-transfer benchmark on the same seeds (long format, paired by seed)."""
+    rec = record.read_trial(study.trials[trial_number])
+    rows = []
+    for s in rec.seeds:
+        if not s.benchmark:
+            continue
+        common = {"case": rec.case, "seed": s.seed, "n_val": s.n_val, "n_test": s.n_test}
+        rows.append({**common, "variant": label, metric: getattr(s, metric)})
+        rows.append({**common, "variant": "Without Transfer Benchmark", metric: s.benchmark[metric]})
+    return pd.DataFrame(rows)
+
+
 def state_counts(study: optuna.Study, by: str = "variant") -> pd.DataFrame:
     """Trials per state (and per ``by`` attribute where trials carry it), with the failure reasons."""
     rows = []
     for t in study.get_trials(deepcopy=False):
+        rec = record.read_trial(t)
         rows.append(
             {
-                by: t.user_attrs.get(by, ""),
-                "case": t.user_attrs.get("case", ""),
-                "state": t.state.name,
-                "reason": t.user_attrs.get(FAIL_REASON, ""),
+                by: getattr(rec, by, None) or "",
+                "case": rec.case or "",
+                "state": rec.state,
+                "reason": rec.fail_reason or "",
             }
         )
     if not rows:

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from pyro.distributions.kl import kl_divergence
 from torch import nn
 
+BF16 = torch.bfloat16
+
 
 class BayesLinear(nn.Module):
     """A fully connected layer whose weights and biases have a factorised Gaussian posterior.
@@ -187,23 +189,46 @@ class BayesianMLP(nn.Module):
 
 
 class _Workspace:
-    """Activation-sized buffers for one batch size, reused every step (no allocation in the hot loop)."""
+    """Activation-sized buffers for one batch size, reused every step (no allocation in the hot loop).
 
-    def __init__(self, batch: int, sizes: list[int], x_dtype: torch.dtype, y_dtype: torch.dtype, device: torch.device):
-        def buf(n: int) -> torch.Tensor:
-            return torch.empty(batch, n, device=device, dtype=x_dtype)
+    ``bf16`` adds the bfloat16 copies the bf16 step feeds its matmuls (each input cast once per step, and
+    reused by both matmuls that read it) and the bf16 matmul outputs; the fp32 step allocates none of them.
+    """
+
+    def __init__(
+        self,
+        batch: int,
+        sizes: list[int],
+        x_dtype: torch.dtype,
+        y_dtype: torch.dtype,
+        device: torch.device,
+        *,
+        bf16: bool = False,
+    ):
+        def buf(n: int, dtype: torch.dtype = x_dtype) -> torch.Tensor:
+            return torch.empty(batch, n, device=device, dtype=dtype)
 
         self.x = buf(sizes[0])
         self.y = torch.empty(batch, device=device, dtype=y_dtype)
-        self.h_sq = [buf(n) for n in sizes[:-1]]
+        if not bf16:
+            self.h_sq = [buf(n) for n in sizes[:-1]]
         self.out = [buf(n) for n in sizes[1:]]
         self.std = [buf(n) for n in sizes[1:]]
         self.eps = [buf(n) for n in sizes[1:]]
         # input gradients, needed for every layer but the first (whose input is the data)
         self.g_h = {i: buf(n) for i, n in enumerate(sizes[:-1]) if i > 0}
-        self.g_h_var = {i: buf(n) for i, n in enumerate(sizes[:-1]) if i > 0}
+        if not bf16:
+            self.g_h_var = {i: buf(n) for i, n in enumerate(sizes[:-1]) if i > 0}
         self.g_sum = [torch.empty(n, device=device, dtype=x_dtype) for n in sizes[1:]]
         self.minus_one = torch.full((batch, 1), -1.0, device=device, dtype=x_dtype)
+        if not bf16:
+            return
+        self.h16 = [buf(n, BF16) for n in sizes[:-1]]  # each layer's input, cast once
+        self.h_sq16 = [buf(n, BF16) for n in sizes[:-1]]  # and its square (fp32 product, rounded once)
+        self.mm16 = [buf(n, BF16) for n in sizes[1:]]  # forward matmul output (mean, then variance)
+        self.g16 = [buf(n, BF16) for n in sizes[1:]]  # ∂L/∂out and 2 ∂L/∂var, cast once each
+        self.g_var16 = [buf(n, BF16) for n in sizes[1:]]
+        self.g_h16 = {i: buf(n, BF16) for i, n in enumerate(sizes[:-1]) if i > 0}
 
 
 class ElboGradient:
@@ -220,12 +245,22 @@ class ElboGradient:
     same lines and allocates every intermediate; here the weight-sized buffers (σ², the gradients) and the
     activation-sized ones (per batch size) are allocated once and reused. ``tests/test_bnn.py`` checks the
     value and gradient against autograd on :meth:`BayesianMLP.negative_elbo` and against finite differences.
+
+    ``precision="bf16"`` runs the same step with bf16 matmuls (:meth:`_step_bf16`) where the CPU has bf16
+    matrix units; ``"fp32"`` (the default) is bit-for-bit the step that every stored result was trained with.
     """
 
-    def __init__(self, bnn: BayesianMLP) -> None:
+    def __init__(self, bnn: BayesianMLP, precision: str = "fp32") -> None:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision={precision!r} must be fp32 or bf16")
         self.bnn = bnn
+        self.bf16 = precision == "bf16"
         self._w_var = [torch.empty_like(layer.w_loc) for layer in bnn.layers]
         self._b_var = [torch.empty_like(layer.b_loc) for layer in bnn.layers]
+        if self.bf16:  # per step: μ and σ² cast once, and one buffer for the two weight-gradient matmuls
+            self._w16 = [torch.empty_like(layer.w_loc, dtype=BF16) for layer in bnn.layers]
+            self._w_var16 = [torch.empty_like(layer.w_loc, dtype=BF16) for layer in bnn.layers]
+            self._g_w16 = [torch.empty_like(layer.w_loc, dtype=BF16) for layer in bnn.layers]
         self._workspaces: dict[int, _Workspace] = {}
         for p in bnn.parameters():
             p.grad = torch.zeros_like(p)
@@ -233,11 +268,19 @@ class ElboGradient:
     def _workspace(self, batch: int, x: torch.Tensor, y: torch.Tensor) -> _Workspace:
         ws = self._workspaces.get(batch)
         if ws is None:
-            ws = self._workspaces[batch] = _Workspace(batch, self.bnn.sizes, x.dtype, y.dtype, x.device)
+            ws = _Workspace(batch, self.bnn.sizes, x.dtype, y.dtype, x.device, bf16=self.bf16)
+            self._workspaces[batch] = ws
         return ws
 
-    @torch.no_grad()
     def step(
+        self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, n_total: int, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        if self.bf16:
+            return self._step_bf16(x, y, idx, n_total, generator)
+        return self._step_fp32(x, y, idx, n_total, generator)
+
+    @torch.no_grad()
+    def _step_fp32(
         self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, n_total: int, generator: torch.Generator | None
     ) -> torch.Tensor:
         layers = self.bnn.layers
@@ -280,6 +323,67 @@ class ElboGradient:
             # ∂/∂log σ = σ² (2 ∂L/∂σ² + 2cs) - s
             torch.mm(g_var2.t(), ws.h_sq[i], out=layer.w_log_sigma.grad).add_(cs2).mul_(w_var).sub_(s)
             torch.sum(g_var2, 0, out=layer.b_log_sigma.grad).add_(cs2).mul_(b_var).sub_(s)
+            if i > 0:
+                g = g_h
+        return loss
+
+    @torch.no_grad()
+    def _step_bf16(
+        self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, n_total: int, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """:meth:`step` with bf16 matmuls (fp32 accumulation); everything else stays fp32.
+
+        The same lines as the fp32 step, except that each matmul reads bf16 copies of its operands and
+        writes a bf16 product that the fp32 pass after it (bias, √, the KL terms) reads directly. Every
+        operand is cast once per step and shared by the matmuls that read it: the layer input and its
+        square, μ and σ² (forward and input gradient), ∂L/∂out and 2 ∂L/∂var (all three backward matmuls).
+        Parameters, Adam's state, σ² in the log σ gradient, the noise, the softmax and the loss are fp32.
+        """
+        layers = self.bnn.layers
+        last = len(layers) - 1
+        batch = idx.shape[0]
+        ws = self._workspace(batch, x, y)
+        xb = torch.index_select(x, 0, idx, out=ws.x)
+        yb = torch.index_select(y, 0, idx, out=ws.y)
+        s = 1.0 / n_total
+        cs2 = s / self.bnn.prior_sigma**2  # 2cs
+
+        h = xb
+        for i, layer in enumerate(layers):
+            eps = torch.randn(batch, layer.n_out, generator=generator, out=ws.eps[i])
+            w_var = torch.mul(layer.w_log_sigma, 2, out=self._w_var[i]).exp_()
+            b_var = torch.mul(layer.b_log_sigma, 2, out=self._b_var[i]).exp_()
+            w16, w_var16 = self._w16[i].copy_(layer.w_loc), self._w_var16[i].copy_(w_var)
+            h16 = ws.h16[i].copy_(h)
+            h_sq16 = torch.mul(h, h, out=ws.h_sq16[i])
+            var16 = torch.mm(h_sq16, w_var16.t(), out=ws.mm16[i])
+            std = torch.add(b_var, var16, out=ws.std[i]).sqrt_()
+            mean16 = torch.mm(h16, w16.t(), out=ws.mm16[i])
+            out = torch.add(layer.b_loc, mean16, out=ws.out[i]).addcmul_(std, eps)
+            eps.div_(std)  # ε/√var = 2 ∂out/∂var
+            if i < last:
+                out.clamp_min_(0)
+            h = out
+
+        log_p = torch.log_softmax(h, 1)
+        loss = -log_p.gather(1, yb[:, None]).mean()
+        g = log_p.exp_().scatter_add_(1, yb[:, None], ws.minus_one).div_(batch)
+
+        for i in range(last, -1, -1):
+            layer = layers[i]
+            w_var = self._w_var[i]
+            g_var2 = ws.eps[i].mul_(g)  # 2 ∂L/∂var
+            g16, g_var16 = ws.g16[i].copy_(g), ws.g_var16[i].copy_(g_var2)
+            if i > 0:  # ∂L/∂h = g μ + 2h ⊙ (∂L/∂var σ²), through the ReLU
+                h = ws.out[i - 1]
+                g_h = ws.g_h[i].copy_(torch.mm(g16, self._w16[i], out=ws.g_h16[i]))
+                g_h.addcmul_(torch.mm(g_var16, self._w_var16[i], out=ws.g_h16[i]), h).mul_(h > 0)
+            g_w16 = torch.mm(g16.t(), ws.h16[i], out=self._g_w16[i])
+            torch.add(g_w16, layer.w_loc, alpha=cs2, out=layer.w_loc.grad)
+            torch.add(torch.sum(g, 0, out=ws.g_sum[i]), layer.b_loc, alpha=cs2, out=layer.b_loc.grad)
+            g_w16 = torch.mm(g_var16.t(), ws.h_sq16[i], out=self._g_w16[i])
+            torch.add(g_w16, cs2, out=layer.w_log_sigma.grad).mul_(w_var).sub_(s)
+            torch.sum(g_var2, 0, out=layer.b_log_sigma.grad).add_(cs2).mul_(self._b_var[i]).sub_(s)
             if i > 0:
                 g = g_h
         return loss

@@ -24,15 +24,163 @@ BAYESIAN_TECHNIQUES: tuple[str, ...] = ("bnn", "cgi")
 
 TECHNIQUES: tuple[str, ...] = DETERMINISTIC_TECHNIQUES + BAYESIAN_TECHNIQUES
 
-CGI_CHOICES: dict[str, tuple[str, ...]] = {
-    "init": ("cross", "random"),
-    "generator": ("gmm", "gaussian"),
-    "scope": ("separate", "shared"),
-    "bootstrap": ("uniform", "bayesian"),
-    "transfer": ("mu_sigma", "mu"),
-    "covariance_type": ("full", "diag", "tied", "spherical"),
-}
-"""The categorical CGI switches and their allowed values (the first is the default)."""
+SWITCH = "switch"
+"""The dataclass-field metadata key under which a switch declaration lives."""
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One declared switch: its type, default, allowed values or range, and help.
+
+    Everything else derives from this declaration: validation (here), the ``ablate run`` options, the search
+    space's names and bounds check, the ablation design parser, the trial-record columns and report labels.
+    ``special`` names non-numeric values a numeric switch also accepts (``M = "all"``); ``nullable`` lets
+    ``None`` mean "take it from the fidelity preset" (regime switches).
+    """
+
+    name: str
+    group: str
+    kind: str
+    default: Any
+    help: str
+    choices: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    special: tuple[str, ...] = ()
+    nullable: bool = False
+    option: str = ""
+
+    @property
+    def flag(self) -> str:
+        """The CLI option (``--M``, ``--lambda``, ``--prior-sigma``)."""
+        return self.option or "--" + self.name.replace("_", "-")
+
+    def describe(self) -> str:
+        """What values are allowed, in words (used in --help and in error messages)."""
+        if self.choices:
+            return " | ".join(str(c) for c in self.choices)
+        kind = {"int": "integer", "float": "number", "bool": "true | false", "str": "text"}[self.kind]
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            bounds.append(f"<= {self.high:g}")
+        extra = [*self.special, *(["none"] if self.nullable else [])]
+        text = f"{kind} {' and '.join(bounds)}".strip()
+        return " | ".join([text, *extra]) if extra else text
+
+    def check(self, value: Any) -> None:
+        """Raise a one-line ConfigError naming the switch when ``value`` is not allowed."""
+        if value is None and self.nullable:
+            return
+        if isinstance(value, str) and value in self.special:
+            return
+        if self.choices:
+            if value not in self.choices or isinstance(value, bool) != isinstance(self.choices[0], bool):
+                raise ConfigError(f"{self.name}={value!r} is not one of {', '.join(str(c) for c in self.choices)}")
+            return
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{self.name}={value!r} must be true or false")
+            return
+        if self.kind == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif self.kind == "float":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        else:
+            ok = isinstance(value, str)
+        if ok and self.low is not None:
+            ok = value > self.low if self.low_open else value >= self.low
+        if ok and self.high is not None:
+            ok = value <= self.high
+        if not ok:
+            raise ConfigError(f"{self.name}={value!r} must be {self._range_text()}")
+
+    def _range_text(self) -> str:
+        noun = {"int": "an integer", "float": "a finite number", "str": "text", "bool": "true or false"}[self.kind]
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            bounds.append(f"<= {self.high:g}")
+        text = " ".join([noun, " and ".join(bounds)]).strip()
+        extra = [*self.special, *(["none"] if self.nullable else [])]
+        return f"{text} or {', '.join(extra)}" if extra else text
+
+    def parse(self, text: str) -> Any:
+        """A value written as text (CLI, TOML strings) converted to the switch's type, then checked."""
+        raw = text.strip()
+        if raw in self.special:
+            value: Any = raw
+        elif self.nullable and raw.lower() == "none":
+            value = None
+        elif self.kind == "bool" or (self.choices and isinstance(self.choices[0], bool)):
+            lowered = raw.lower()
+            if lowered not in ("true", "false"):
+                raise ConfigError(f"{self.name}={raw!r} must be true or false")
+            value = lowered == "true"
+        elif self.kind == "int":
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"{self.name}={raw!r} must be {self._range_text()}") from None
+        elif self.kind == "float":
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{self.name}={raw!r} must be {self._range_text()}") from None
+        else:
+            value = raw
+        self.check(value)
+        return value
+
+
+def switch(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[Any, ...] = (),
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    special: tuple[str, ...] = (),
+    nullable: bool = False,
+    option: str = "",
+    kind: str | None = None,
+) -> Any:
+    """Declare a config field as a switch (the one declaration; see :class:`Switch`)."""
+    if kind is None:
+        kind = "str" if default is None and choices else type(default if default is not None else 0.0).__name__
+        if choices and not isinstance(default, bool) and default is not None:
+            kind = type(choices[0]).__name__
+    spec = {
+        "kind": kind,
+        "help": help,
+        "choices": tuple(choices),
+        "low": low,
+        "high": high,
+        "low_open": low_open,
+        "special": tuple(special),
+        "nullable": nullable,
+        "option": option,
+    }
+    return field(default=default, metadata={SWITCH: spec})
+
+
+def switches_of(cls: type, group: str) -> tuple[Switch, ...]:
+    """The switches a config dataclass declares, in declaration order."""
+    return tuple(
+        Switch(name=f.name, group=group, default=f.default, **f.metadata[SWITCH])
+        for f in fields(cls)
+        if SWITCH in f.metadata
+    )
+
+
+def validate_switches(config: Any) -> None:
+    """Check every declared switch of a config instance (called from each ``__post_init__``)."""
+    for s in switches_of(type(config), ""):
+        s.check(getattr(config, s.name))
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -45,11 +193,10 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
         raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}")
 
 
-def _positive_float(name: str, value: Any, *, allow_zero: bool = False) -> None:
+def _positive_float(name: str, value: Any) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name}={value!r} must be a finite number {bound}")
+    if not ok or value <= 0:
+        raise ConfigError(f"{name}={value!r} must be a finite number > 0")
 
 
 @dataclass(frozen=True)
@@ -115,56 +262,125 @@ class Fidelity:
 class BNNConfig:
     """Prior and variational initialisation of the Pyro BNNs (Experiment 2)."""
 
-    prior_sigma: float = 1.0
-    init_log_sigma: float = -5.0
-    init_log_sigma_jitter: float = 0.1
+    prior_sigma: float = switch(1.0, "BNN prior N(0, σ²): σ.", low=0.0, low_open=True)
+    init_log_sigma: float = switch(-5.0, "Initial log σ of the variational posterior.")
+    init_log_sigma_jitter: float = switch(0.1, "Jitter (SD) of the initial log σ.", low=0.0)
+    depth: str = switch(
+        "weight_layers",
+        "Reading of 'five-layer / three-layer' BNN: weight layers (4 / 2 hidden) | layers of units "
+        "(3 / 1 hidden) | hidden layers (5 / 3 hidden).",
+        choices=("weight_layers", "unit_layers", "hidden_layers"),
+    )
 
     def __post_init__(self) -> None:
-        _positive_float("prior_sigma", self.prior_sigma)
-        ok = isinstance(self.init_log_sigma, (int, float)) and not isinstance(self.init_log_sigma, bool)
-        if not ok or not math.isfinite(self.init_log_sigma):
-            raise ConfigError(f"init_log_sigma={self.init_log_sigma!r} must be finite")
-        _positive_float("init_log_sigma_jitter", self.init_log_sigma_jitter, allow_zero=True)
+        validate_switches(self)
 
 
 @dataclass(frozen=True)
 class DistillConfig:
     """Knowledge distillation across label spaces: loss = CE + lam * T^2 * KL(teacher_T || aux_T)."""
 
-    lam: float = 1.0
-    temperature: float = 4.0
+    lam: float = switch(1.0, "Distillation weight λ.", low=0.0, option="--lambda")
+    temperature: float = switch(4.0, "Distillation temperature T.", low=0.0, low_open=True)
 
     def __post_init__(self) -> None:
-        _positive_float("lam", self.lam, allow_zero=True)
-        _positive_float("temperature", self.temperature)
+        validate_switches(self)
 
 
 @dataclass(frozen=True)
 class CGIConfig:
     """Every switch of cross generative initialisation (see docs/method.md for the reading of each)."""
 
-    init: str = "cross"
-    generator: str = "gmm"
-    scope: str = "separate"
-    M: int = 2000
-    K: int = 5
-    bootstrap: str = "uniform"
-    transfer: str = "mu_sigma"
-    covariance_type: str = "full"
-    target_warmup_epochs: int = 0
-    max_fit_points: int = 5000
-    reg_covar: float = 1e-6
+    init: str = switch(
+        "cross", "CGI ①: cross (bootstrap the target into the source) | random.", choices=("cross", "random")
+    )
+    generator: str = switch("gmm", "CGI ②: the generative model.", choices=("gmm", "gaussian"))
+    scope: str = switch(
+        "separate", "CGI ②: one generator per layer group, or one shared.", choices=("separate", "shared")
+    )
+    M: int | str = switch(
+        2000,
+        "Bootstrapped target weight points per group (all: as many as the target group has weights).",
+        low=1,
+        special=("all",),
+        option="--M",
+        kind="int",
+    )
+    K: int = switch(5, "GMM components.", low=1, option="--K")
+    bootstrap: str = switch("uniform", "Non-parametric bootstrap weights.", choices=("uniform", "bayesian"))
+    transfer: str = switch("mu_sigma", "What the generated points set in the target.", choices=("mu_sigma", "mu"))
+    covariance_type: str = switch(
+        "full", "GMM covariance parametrisation.", choices=("full", "diag", "tied", "spherical")
+    )
+    target_warmup_epochs: int = switch(0, "Warm the target up before bootstrapping.", low=0)
+    max_fit_points: int | str = switch(
+        5000, "Cap on source weight points fed to the generator (none: all of them).", low=1, special=("none",)
+    )
+    reg_covar: float = switch(1e-6, "GMM covariance regularisation.", low=0.0, low_open=True)
+    points: str = switch(
+        "mu_logsigma",
+        "What a posterior weight point is: (μ/s, log σ) | μ/s only (target keeps its σ) | a sample w ~ q, /s.",
+        choices=("mu_logsigma", "mu", "sample"),
+    )
+    input_layer: str = switch(
+        "middle",
+        "The 784-wide input layer: part of the middle group | its own third GMM | keeps the target's init.",
+        choices=("middle", "own", "keep"),
+    )
+    clip_log_sigma: bool = switch(False, "Clip generated log σ at the prior's log σ.")
+    source_labels: str = switch(
+        "true",
+        "Source training labels: true | shuffled (a control: a source that learned nothing transferable).",
+        choices=("true", "shuffled"),
+    )
 
     def __post_init__(self) -> None:
-        for name, allowed in CGI_CHOICES.items():
-            _choice(name, getattr(self, name), allowed)
-        _positive_int("M", self.M)
-        _positive_int("K", self.K)
-        _positive_int("target_warmup_epochs", self.target_warmup_epochs, minimum=0)
-        _positive_int("max_fit_points", self.max_fit_points)
-        _positive_float("reg_covar", self.reg_covar)
-        if self.generator == "gmm" and self.M < self.K:
+        validate_switches(self)
+        if self.generator == "gmm" and isinstance(self.M, int) and self.M < self.K:
             raise ConfigError(f"M={self.M} is smaller than K={self.K}: a K-component GMM needs M >= K points")
+
+    def canonical(self) -> CGIConfig:
+        """The same model under one name.
+
+        A one-component GMM *is* the single Gaussian (K is then moot); points without log σ transfer μ only.
+        """
+        out = self
+        if out.generator == "gaussian" or out.K == 1:
+            out = replace(out, generator="gaussian", K=1)
+        if out.points != "mu_logsigma":
+            out = replace(out, transfer="mu", clip_log_sigma=False)
+        if out.transfer == "mu":
+            out = replace(out, clip_log_sigma=False)
+        return out
+
+
+@dataclass(frozen=True)
+class RegimeConfig:
+    """How the BNNs are trained, beyond the fidelity preset (numerics, optimiser)."""
+
+    precision: str = switch(
+        "fp32",
+        "Matmul precision: fp32 (bit-for-bit reproducible) | bf16 (bf16 matmuls, fp32 master weights).",
+        choices=("fp32", "bf16"),
+    )
+    bnn_lr: float | None = switch(
+        None, "BNN learning rate (none: the fidelity preset's bnn_lr).", low=0.0, low_open=True, nullable=True
+    )
+    optimizer: str = switch("adam", "BNN optimiser on -ELBO/N.", choices=("adam", "sgd"))
+    kl_weight: float = switch(1.0, "Weight of the KL term in the ELBO (1: the ELBO itself).", low=0.0)
+    source_epochs: int | None = switch(
+        None, "Source BNN epochs (none: the fidelity preset's source_epochs).", low=1, nullable=True, kind="int"
+    )
+    target_epochs: int | None = switch(
+        None,
+        "Target (and benchmark) BNN epochs (none: the fidelity preset's epochs).",
+        low=1,
+        nullable=True,
+        kind="int",
+    )
+
+    def __post_init__(self) -> None:
+        validate_switches(self)
 
 
 @dataclass(frozen=True)
@@ -178,6 +394,7 @@ class RunConfig:
     cgi: CGIConfig = field(default_factory=CGIConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     bnn: BNNConfig = field(default_factory=BNNConfig)
+    regime: RegimeConfig = field(default_factory=RegimeConfig)
     device: str = "cpu"
     data_dir: str | None = None
     record_generators: bool = True
@@ -198,8 +415,78 @@ class RunConfig:
     def bayesian(self) -> bool:
         return self.technique in BAYESIAN_TECHNIQUES
 
+    @property
+    def target_epochs(self) -> int:
+        """The target budget: the regime's override, else the fidelity preset's."""
+        return self.regime.target_epochs or self.fidelity.epochs
+
+    @property
+    def source_epochs(self) -> int:
+        return self.regime.source_epochs or self.fidelity.source_epochs
+
+    @property
+    def bnn_lr(self) -> float:
+        return self.regime.bnn_lr or self.fidelity.bnn_lr
+
     def with_(self, **changes: Any) -> RunConfig:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def switch_values(self, registry: Registry | None = None) -> dict[str, Any]:
+        """Every switch's value, flat by name (what a trial record stores)."""
+        return {s.name: getattr(getattr(self, s.group), s.name) for s in (registry or REGISTRY).switches}
+
+    def canonical(self) -> RunConfig:
+        """Switches the technique never reads reset to defaults, and equivalent CGI settings merged.
+
+        Two configurations with the same canonical form run bit-identically, so a design runs them once.
+        """
+        cgi = self.cgi.canonical() if self.technique == "cgi" else type(self.cgi)()
+        distill = self.distill if self.technique == "distill" else type(self.distill)()
+        bnn = self.bnn if self.bayesian else type(self.bnn)()
+        return replace(self, cgi=cgi, distill=distill, bnn=bnn)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """All switches, by the ``RunConfig`` attribute (group) whose dataclass declares them.
+
+    A copy with an extra group or a subclassed config class is a different registry: every consumer takes one
+    (defaulting to :data:`REGISTRY`), which is how a test adds a throwaway switch without editing anything.
+    """
+
+    groups: tuple[tuple[str, type], ...]
+
+    @property
+    def switches(self) -> tuple[Switch, ...]:
+        return tuple(s for group, cls in self.groups for s in switches_of(cls, group))
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.switches)
+
+    def get(self, name: str) -> Switch:
+        for s in self.switches:
+            if s.name == name:
+                return s
+        raise ConfigError(f"{name!r} is not a switch (known: {', '.join(self.names())})")
+
+    def split(self, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Flat ``{switch: value}`` into ``{group: {switch: value}}``; unknown names are refused."""
+        out: dict[str, dict[str, Any]] = {group: {} for group, _ in self.groups}
+        for name, value in values.items():
+            out[self.get(name).group][name] = value
+        return out
+
+    def configs(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The validated config objects for a flat set of overrides (defaults for the rest)."""
+        split = self.split(values)
+        try:
+            return {group: cls(**split[group]) for group, cls in self.groups}
+        except TypeError as exc:  # a subclass registry may pass fields the base class lacks
+            raise ConfigError(str(exc)) from None
+
+
+REGISTRY = Registry((("cgi", CGIConfig), ("bnn", BNNConfig), ("distill", DistillConfig), ("regime", RegimeConfig)))
+"""The project's switches. ``RunConfig(**REGISTRY.configs(values), case=..., technique=...)`` builds a run."""

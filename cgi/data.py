@@ -18,7 +18,6 @@ given fidelity sees exactly the same examples and paired comparisons between run
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import io
@@ -38,6 +37,7 @@ import platformdirs
 import torch
 
 from crossgen.errors import ConfigError, DataError
+from crossgen.io import write_npz_atomic
 
 __all__ = [
     "MNIST_PKL_SHA256",
@@ -313,20 +313,9 @@ def _to_cache_arrays(arrays: Arrays, name: str) -> dict[str, np.ndarray]:
 
 
 def _write_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write to a temp file and rename, so a crash never leaves a truncated cache behind."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz.tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.chmod(0o644)  # mkstemp makes it 0600; the cache is public data, possibly in a shared dir
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    """Temp file + rename (crossgen.io), so a crash never leaves a truncated cache behind; a failure is a
+    one-line OutputError naming the file."""
+    write_npz_atomic(path, arrays)
 
 
 def fetch_mnist(data_dir: Path | None = None, *, quiet: bool = False) -> Path:

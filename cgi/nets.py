@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
 from crossgen.errors import ConfigError
+
+BF16 = torch.bfloat16
 
 HIDDEN_LAYERS: dict[tuple[str, bool], int] = {
     ("M1", False): 5,  # Experiment 1: "five hidden layers"
@@ -33,6 +38,30 @@ def middle_layer_index(n_hidden: int) -> int:
     return (n_hidden - 1) // 2
 
 
+class Bf16Linear(torch.autograd.Function):
+    """``x Wᵀ + b`` with bf16 matmuls (fp32 accumulation) and fp32 everything else, for training in bf16.
+
+    Why not ``torch.autocast``: it casts around every op and returns bf16 activations, so ReLU, the loss
+    and the gradients' bookkeeping run in bf16 with casts in between. Here each operand is cast once (the
+    input and the weight in the forward, the output gradient in the backward; the casts saved for the
+    backward are the forward's), the bias, the output and all gradients are fp32, and the master weight is
+    never touched: Adam updates fp32 parameters.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor):
+        x16, w16 = x.to(BF16), w.to(BF16)
+        ctx.save_for_backward(x16, w16)
+        return torch.add(b, torch.mm(x16, w16.t()))
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, g: torch.Tensor):  # type: ignore[override]
+        x16, w16 = ctx.saved_tensors
+        g16 = g.to(BF16)
+        g_x = torch.mm(g16, w16).float() if ctx.needs_input_grad[0] else None
+        return g_x, torch.mm(g16.t(), x16).float(), g.sum(0)
+
+
 class MLP(nn.Module):
     """ReLU MLP with PyTorch's default (fan-in uniform) initialisation and an optional auxiliary head.
 
@@ -46,23 +75,38 @@ class MLP(nn.Module):
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-2], sizes[1:-1], strict=True))
         self.head = nn.Linear(sizes[-2], sizes[-1])
         self.aux_head = nn.Linear(sizes[-2], aux_classes) if aux_classes else None
+        self.bf16 = False
+
+    @contextmanager
+    def precision(self, precision: str) -> Iterator[None]:
+        """Within the block, every layer runs as :class:`Bf16Linear` if ``precision`` is bf16 (training only)."""
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision={precision!r} must be fp32 or bf16")
+        previous, self.bf16 = self.bf16, precision == "bf16"
+        try:
+            yield
+        finally:
+            self.bf16 = previous
+
+    def _linear(self, layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        return Bf16Linear.apply(x, layer.weight, layer.bias) if self.bf16 else layer(x)
 
     def trunk(self, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
         """Hidden activations after hidden layer ``upto`` (default: the last one)."""
         last = len(self.hidden) - 1 if upto is None else upto
         for i, layer in enumerate(self.hidden):
-            x = torch.relu(layer(x))
+            x = torch.relu(self._linear(layer, x))
             if i == last:
                 break
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(x))
+        return self._linear(self.head, self.trunk(x))
 
     def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(x)
         assert self.aux_head is not None
-        return self.head(h), self.aux_head(h)
+        return self._linear(self.head, h), self._linear(self.aux_head, h)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Mid-level features: activations of the middle hidden layer."""

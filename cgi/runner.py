@@ -30,6 +30,8 @@ class RunResult:
     test_accuracy: float
     seconds: float
     stages: dict[str, float]
+    n_val: int = 0
+    n_test: int = 0
     history: dict[str, list[float]] = field(default_factory=dict)
     artefacts: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
@@ -96,6 +98,8 @@ def run(
         test_accuracy=test,
         seconds=time.perf_counter() - start,
         stages=dict(timer.seconds),
+        n_val=len(ctx.target.val),
+        n_test=len(ctx.target.test),
         history=outcome.history,
         artefacts=outcome.artefacts,
         config=config.to_dict(),

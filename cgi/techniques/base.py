@@ -141,6 +141,7 @@ def fit_bnn_on(
             noise=ctx.generator(f"{stream}_noise", device=True),
             on_epoch=on_epoch,
             what=what,
+            precision=ctx.config.regime.precision,
         ).losses
 
 

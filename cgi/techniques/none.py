@@ -41,6 +41,7 @@ def fit_target_mlp(
             loss_fn=loss_fn,
             on_epoch=hook,
             what="target MLP",
+            precision=ctx.config.regime.precision,
         ).losses
 
 
@@ -56,6 +57,7 @@ def fit_source_mlp(ctx: Context, net: MLP, history: dict[str, list[float]]) -> N
             batch_size=fid.batch_size,
             generator=ctx.generator("source_train"),
             what="source MLP",
+            precision=ctx.config.regime.precision,
         ).losses
 
 

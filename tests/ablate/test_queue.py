@@ -16,7 +16,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablate import queue
+from ablate import queue, record
 from ablate.designs import DesignPoint, Variant, load_ablation_design
 from ablate.storage import open_storage
 
@@ -69,30 +69,30 @@ def test_enqueue_points_is_idempotent(study: optuna.Study) -> None:
     keys = {p.key for p in points}
     assert len(keys) == len(points) > 2
 
-    assert queue.enqueue_points(study, points, queue.design_params) == len(points)
-    assert queue.enqueue_points(study, points, queue.design_params) == 0
+    assert queue.enqueue_points(study, points) == len(points)
+    assert queue.enqueue_points(study, points) == 0
 
     waiting = _by_state(study, TrialState.WAITING)
     assert len(study.trials) == len(points)
     assert {t.user_attrs["design_key"] for t in waiting} == keys
     first = waiting[0]
     assert first.user_attrs["case"] == CASE
-    assert first.system_attrs["fixed_params"]["technique"] == first.user_attrs["technique"]
+    assert first.user_attrs["technique"] in ("cgi", "bnn") and first.params == {}
 
     # A point that is running or complete is not enqueued again either.
     running_id = study._pop_waiting_trial_id()
     done_id = study._pop_waiting_trial_id()
     study.tell(study._storage.get_trial(done_id).number, 0.5)
     assert {running_id, done_id} <= {t._trial_id for t in study.trials}
-    assert queue.enqueue_points(study, points, queue.design_params) == 0
+    assert queue.enqueue_points(study, points) == 0
     assert len(study.trials) == len(points)
 
 
 def test_enqueue_points_adds_only_missing_points(study: optuna.Study) -> None:
     points = load_ablation_design("ofat").points([CASE], 2)
     half = points[: len(points) // 2]
-    assert queue.enqueue_points(study, half, queue.design_params) == len(half)
-    assert queue.enqueue_points(study, points, queue.design_params) == len(points) - len(half)
+    assert queue.enqueue_points(study, half) == len(half)
+    assert queue.enqueue_points(study, points) == len(points) - len(half)
     keys = [t.user_attrs["design_key"] for t in study.trials]
     assert sorted(keys) == sorted(p.key for p in points)
 
@@ -207,7 +207,7 @@ def test_duplicate_design_point_is_failed_and_not_run(study: optuna.Study) -> No
     point = DesignPoint(CASE, Variant("full", "cgi"), 0)
     other = DesignPoint(CASE, Variant("no transfer", "bnn"), 0)
     for p in (point, point, other):  # e.g. two coordinators raced to fill the same queue
-        study.enqueue_trial(queue.design_params(p), user_attrs=p.to_attrs())
+        study.enqueue_trial({}, user_attrs=record.point_attrs(p.point()))
     objective, calls = _counter([0.8, 0.7])
     stats = queue.work(study, objective)
 

@@ -1,4 +1,4 @@
-"""Tests for ablate.report and ablate.figures: formatting by hand computation, markup validity, atomic writes."""
+"""Tests for the ablate.report package: formatting by hand computation, markup validity, atomic writes, figures."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate import figures, report
+import ablate.report as report
+from ablate import stats
 from ablate.errors import AblateError
-from ablate.report import Section, Table
+from ablate.report import Section, Table, figures, render
+from crossgen.io import OutputError
 
 CASES = ["T1M1_T2M2", "T2M1_T1M2"]
 
@@ -105,6 +107,34 @@ def test_latex_bold_best_dagger_and_escaping():
     assert "**97.03±0.03**" in md and "96.10±0.10†" in md
 
 
+def test_latex_float_env_and_bold_significant_cell():
+    sig = pd.DataFrame({"T1M1_T2M2": [True, False], "T2M1_T1M2": [False, False]}, index=["A", "B"])
+    block = report.paper_table_block(fixed(), rows=["A", "B"], cases=CASES, significant=sig, title="Main_results")
+    tex = report.table_latex(block, float_env=True, label="tab:main")
+    lines = tex.splitlines()
+    assert lines[:5] == [r"\begin{table}[t]", r"\centering", lines[2], r"\label{tab:main}", r"\begin{tabular}{lrr}"]
+    assert lines[2].startswith(r"\caption{Main\_results. Mean $\pm$ sample") and lines[-1] == r"\end{table}"
+    assert r"A & \textbf{97.03$\pm$0.03$^{\dagger}$} & 50.00$\pm$0.00 \\" in lines  # bold and significant
+    assert lines[-4:-1] == [r"B & 96.10$\pm$0.10 & \textbf{62.00$\pm$2.00} \\", r"\bottomrule", r"\end{tabular}"]
+
+
+def test_html_tables_marks_escaping_and_stable_ids(tmp_path):
+    block = report.paper_table_block(fixed(), rows=["A", "B"], cases=CASES, title="a < b & c")
+    raw = pd.DataFrame({"x<y": ["<b>not bold</b>", "z"], "n": [1, 2]})
+    secs = [Section("One", tables=[block, raw]), Section("Two", tables=[Table(raw, title="again", slug="paper-table")])]
+    page = report.render_html(secs, title="T")
+    assert page == report.render_html(secs, title="T")  # no random element ids: reports are reproducible
+    head, body = page.split("</head>")
+    assert "<style" not in body  # Styler's cell CSS is gathered into the page head
+    bold_rule = re.search(r"(#T_paper-table_row\d_col\d(, )?)+ \{\s*font-weight: bold;\s*\}", head)
+    assert bold_rule and bold_rule.group(0).count("#T_") == 2  # A in case 1, B in case 2
+    ids = re.findall(r'<table id="([^"]+)"', body)
+    assert len(ids) == 3 and len(set(ids)) == 3
+    assert "<caption>a &lt; b &amp; c</caption>" in body
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in body and ">x&lt;y</th>" in body
+    assert re.search(r'<td id="T_paper-table_row0_col1" class="data row0 col1 num" >97.03±0.03</td>', body)
+
+
 def test_markdown_table_parses():
     md = report.table_markdown(report.paper_table_block(fixed(), rows=["A", "B"], cases=CASES))
     lines = md.splitlines()
@@ -190,8 +220,8 @@ def test_write_report_unwritable_dir_raises_before_work(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("rendered although the folder is unusable")
 
-    monkeypatch.setattr(report, "render_markdown", boom)
-    with pytest.raises(AblateError, match="not a folder"):
+    monkeypatch.setattr(render, "render_markdown", boom)
+    with pytest.raises(OutputError, match="not a folder"):
         report.write_report(blocker / "sub", "rep", [Section("s")])
     assert sorted(os.listdir(tmp_path)) == ["file"]
     with pytest.raises(AblateError, match="'pdf'"):
@@ -209,7 +239,7 @@ def test_failure_while_rendering_leaves_old_files_only(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("renderer crashed")
 
-    monkeypatch.setattr(report, "render_html", boom)  # md, tex, csv, json already rendered by then
+    monkeypatch.setattr(render, "render_html", boom)  # md, tex, csv, json already rendered by then
     with pytest.raises(RuntimeError, match="renderer crashed"):
         report.write_report(out, "rep", secs)
     assert sorted(os.listdir(out)) == ["rep.md"]
@@ -230,7 +260,7 @@ def test_failure_while_writing_removes_temp_files(tmp_path, monkeypatch):
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(AblateError, match="No space left"):
+    with pytest.raises(OutputError, match="No space left"):
         report.write_report(out, "rep", secs)
     assert sorted(os.listdir(out)) == ["rep.json"]
     assert (out / "rep.json").read_text() == "{}"
@@ -333,7 +363,7 @@ def test_transfer_and_sensitivity_sections(tmp_path):
     ss = report.sensitivity_report_sections(sens, imp, fig_dir=tmp_path / "f")
     assert [s.title for s in ss] == ["Parameter importances", "Marginal tests: T1M1_T2M2", "M × K: T1M1_T2M2"]
     assert list(report.as_table(ss[0].tables[0]).data.columns) == ["PED-ANOVA", "fANOVA"]
-    assert report.stats.TPE_CONFOUNDING_WARNING in ss[1].warnings
+    assert stats.TPE_CONFOUNDING_WARNING in ss[1].warnings
     assert set(report.as_table(ss[1].tables[0]).data["level"]) == {"gmm", "gaussian"}
     report.write_report(tmp_path / "r", "sens", ss, formats=("md", "html"))
     assert "Trials were sampled adaptively" in (tmp_path / "r" / "sens.md").read_text()

@@ -118,6 +118,150 @@ def test_sign_flip_edge_cases_and_min_attainable_p():
     assert S.min_attainable_p(4, alternative="greater") == pytest.approx(1 / 16)
 
 
+def f32(counts, n_examples: int, scale: float = 1.0) -> np.ndarray:
+    """What a run stores: the float32 accuracy k/N (torch's mean of 0/1), read back as a Python float."""
+    return np.float32(np.asarray(counts) * scale / n_examples).astype(float)
+
+
+def brute_force_p(k: list[int], alternative: str = "two-sided") -> float:
+    """Exact p on integer differences by listing every sign pattern (independent of scipy and of the module)."""
+    obs = sum(k)
+    sums = [
+        sum(s * abs(x) for s, x in zip(signs, k, strict=True)) for signs in itertools.product((-1, 1), repeat=len(k))
+    ]
+    hits = {
+        "two-sided": sum(abs(t) >= abs(obs) for t in sums),
+        "greater": sum(t >= obs for t in sums),
+        "less": sum(t <= obs for t in sums),
+    }[alternative]
+    return hits / len(sums)
+
+
+def null_sums_by_doubling(k: np.ndarray) -> np.ndarray:
+    """All 2**n sign-flip sums of integers, built one pair at a time (exact in int64, about 1 s at n = 20)."""
+    out = np.zeros(1, dtype=np.int64)
+    for x in np.abs(k):
+        out = np.concatenate([out + x, out - x])
+    return out
+
+
+# The issue's Table 2 example (smoke fidelity, T1M1_T2M2, 71 test images, 6 seeds): correct test images
+# of CGI and of the benchmark, differences (0, -2, +1, +1, 0, -1).
+ISSUE_N = 71
+ISSUE_CGI = [68, 65, 69, 69, 69, 68]
+ISSUE_BENCH = [68, 67, 68, 68, 69, 69]
+
+
+def test_sign_flip_counts_ties_exactly_on_the_issue_example():
+    # By hand: the non-zero |differences| are 2, 1, 1, 1 (total 5, odd), so every sign pattern has an odd
+    # sum and |sum| >= 1 = |observed sum|: all 64 patterns are at least as extreme, p = 1 (the old code: 0.875).
+    k = np.array(ISSUE_CGI) - np.array(ISSUE_BENCH)
+    assert list(k) == [0, -2, 1, 1, 0, -1]
+    assert brute_force_p(list(k)) == 1.0
+    d = f32(ISSUE_CGI, ISSUE_N) - f32(ISSUE_BENCH, ISSUE_N)
+    # the float32 copies are not tied in floating point: some patterns with the observed |sum| have a
+    # smaller |mean| by about 1e-8, which a tie rule of float64 precision counts as less extreme
+    assert any(
+        abs(np.dot(signs, k)) == abs(k.sum()) and 0 < abs(np.mean(d)) - abs(np.dot(signs, d) / 6) < 1e-7
+        for signs in itertools.product((-1, 1), repeat=6)
+    )
+    assert S.sign_flip_test(d) == 1.0  # tolerance path
+    assert S.sign_flip_test(d, n_examples=ISSUE_N) == 1.0  # integer path
+    assert S.sign_flip_test(k.astype(float)) == 1.0
+
+
+def test_sign_flip_second_hand_example_with_three_tied_patterns():
+    # Differences in correct images (+2, +1, +1, -1, +3) on 1,983 test images; |d| = 2, 1, 1, 1, 3 (total 8).
+    # A pattern's sum is 8 - 2 * (sum of the |d| it makes negative); the observed one negates a 1: sum 6.
+    # |sum| >= 6 needs a negated total <= 1 or >= 7: {} and the three single 1s, and their 4 mirror images.
+    # Two-sided p = 8/32 = 0.25; greater = 4/32 (sum 8, and sum 6 three times); less = 31/32 (all but sum 8).
+    kb = np.array([1950, 1940, 1960, 1932, 1971])
+    ka = kb + np.array([2, 1, 1, -1, 3])
+    d = f32(ka, 1983) - f32(kb, 1983)
+    for alternative, hand in (("two-sided", 8 / 32), ("greater", 4 / 32), ("less", 31 / 32)):
+        assert brute_force_p([2, 1, 1, -1, 3], alternative) == hand
+        assert S.sign_flip_test(d, alternative=alternative) == hand  # old code: 0.1875 and 0.09375
+        assert S.sign_flip_test(d, alternative=alternative, n_examples=1983) == hand
+
+
+def test_sign_flip_odd_sum_case_is_one():
+    # (+3, -1, -1, +2, -2): total |d| = 9 is odd, so no pattern sums to 0 and |observed sum| = 1 is the least
+    # any pattern reaches: p = 1 exactly (the old code gave 0.8125 on these float32 accuracies of 8,017 images).
+    kb = np.array([7602, 7308, 7997, 7812, 7982])
+    ka = kb + np.array([3, -1, -1, 2, -2])
+    d = f32(ka, 8017) - f32(kb, 8017)
+    assert brute_force_p([3, -1, -1, 2, -2]) == 1.0
+    assert S.sign_flip_test(d) == 1.0
+    assert S.sign_flip_test(d, n_examples=8017) == 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    k=st.lists(st.integers(-6, 6), min_size=1, max_size=10),
+    n_examples=st.sampled_from([71, 289, 1983, 8017, 10_000, 60_000]),
+    base=st.floats(0.3, 0.99),
+    alternative=st.sampled_from(["two-sided", "greater", "less"]),
+)
+def test_sign_flip_equals_brute_force_on_integers_and_on_float32_accuracies(k, n_examples, base, alternative):
+    hand = brute_force_p(k, alternative)
+    assert S.sign_flip_test(np.array(k, dtype=float), alternative=alternative) == pytest.approx(hand, abs=1e-15)
+    assert S.sign_flip_test(np.array(k, dtype=float), alternative=alternative, n_examples=1) == pytest.approx(
+        hand, abs=1e-15
+    )
+    kb = np.full(len(k), round(base * n_examples)) - np.arange(len(k))  # different accuracies per seed
+    d = f32(kb + np.array(k), n_examples) - f32(kb, n_examples)
+    assert S.sign_flip_test(d, alternative=alternative) == pytest.approx(hand, abs=1e-15)
+    assert S.sign_flip_test(d, alternative=alternative, n_examples=n_examples) == pytest.approx(hand, abs=1e-15)
+
+
+def test_sign_flip_integer_path_is_scipys_own_exact_integer_test():
+    # On integer data scipy compares with no tolerance at all; our integer path must be that very test.
+    k = np.array([3, -1, 4, 1, -5, 9, 2, 6])
+    ref = sps.permutation_test((k,), lambda x, axis: np.sum(x, axis=axis), permutation_type="samples")
+    assert ref.null_distribution.dtype.kind == "i"
+    assert S.sign_flip_test(k / 97.0, n_examples=97) == ref.pvalue
+
+
+def test_sign_flip_refuses_a_wrong_example_count_and_bad_arguments():
+    d = f32(ISSUE_CGI, ISSUE_N) - f32(ISSUE_BENCH, ISSUE_N)
+    with pytest.raises(S.StatsError, match="not a whole number"):
+        S.sign_flip_test(d, n_examples=70)
+    for bad in (0, -3, 71.0, True, "71"):
+        with pytest.raises(S.StatsError, match="n_examples"):
+            S.sign_flip_test(d, n_examples=bad)
+    with pytest.raises(S.StatsError, match="scale"):
+        S.sign_flip_test(d, scale=0.0)
+    with pytest.raises(S.StatsError, match="cannot resolve"):
+        S.sign_flip_test(d, n_examples=10**7)
+
+
+def test_sign_flip_tolerance_follows_the_scale_of_the_values():
+    # Percentages (100 k/N as float32) carry 100 times the rounding of fractions: scale=100 says so.
+    d = f32(ISSUE_CGI, ISSUE_N, 100.0) - f32(ISSUE_BENCH, ISSUE_N, 100.0)
+    assert S.sign_flip_test(d, scale=100.0) == 1.0
+    assert S.sign_flip_test(d, scale=100.0, n_examples=ISSUE_N) == 1.0  # counts come out as 100 x (0, -2, ...)
+
+
+def test_sign_flip_at_n_20_is_exact_without_warning_and_at_21_monte_carlo():
+    # n = 20 is the last exact n: all 2**20 patterns, p a multiple of 2**-20, no warning. The Monte Carlo p
+    # (99,999 patterns, +1 correction) is not such a multiple and differs from it in the 3rd-4th decimal.
+    k = np.array([5, -3, 2, 7, -1, 4, -6, 3, 2, -2, 8, -4, 1, 3, -5, 2, 6, -3, 1, -4])
+    null = null_sums_by_doubling(k)
+    exact = np.count_nonzero(np.abs(null) >= abs(k.sum())) / 2**20
+    assert 0.05 < exact < 0.95
+    kb = np.arange(250, 270)
+    df = tidy({"full": list(f32(kb, 289)), "v": list(f32(kb + k, 289))})
+    row = S.compare(S.paired(df, variant="v", reference="full"), n_resamples=999)
+    assert row["n"] == 20 and row["p"] == exact
+    assert not any("Monte Carlo" in w for w in row["warnings"])
+    mc = S.sign_flip_test(k / 289.0, max_exact=19)
+    assert mc != exact and mc == pytest.approx(exact, abs=0.01)
+
+    df21 = tidy({"full": list(f32(np.arange(250, 271), 289)), "v": list(f32(np.arange(250, 271) + [*k, 3], 289))})
+    row21 = S.compare(S.paired(df21, variant="v", reference="full"), n_resamples=999)
+    assert row21["n"] == 21 and any("Monte Carlo" in w for w in row21["warnings"])
+
+
 def test_paired_t_is_ttest_rel_and_nan_safe():
     a = np.array([81.0, 79.5, 80.2, 82.1, 78.9])
     b = np.array([80.0, 79.9, 79.1, 80.5, 78.0])
@@ -192,8 +336,10 @@ def test_a12_magnitude_vargha_delaney_thresholds(a, label):
     st.lists(st.integers(0, 5), min_size=1, max_size=8),
     st.lists(st.integers(0, 5), min_size=1, max_size=8),
 )
-def test_a12_is_complementary(x, y):
+def test_a12_is_complementary_and_the_definition(x, y):
     assert S.a12(x, y) + S.a12(y, x) == pytest.approx(1.0)
+    by_pairs = sum((u > v) + 0.5 * (u == v) for u in x for v in y) / (len(x) * len(y))
+    assert S.a12(x, y) == pytest.approx(by_pairs, abs=1e-15)
 
 
 # -------------------------------------------------------------------------------------------- verdict
@@ -250,6 +396,56 @@ def test_compare_partial_ties_are_counted_and_reduce_effective_n():
     text = " ".join(row["warnings"])
     assert "exactly zero" in text and "percentile" in text and "smallest attainable p" in text
     assert row["verdict"] == "inconclusive"
+
+
+def test_compare_sds_are_sample_sds_by_hand():
+    # variant 81, 79, 80, 84, 76: mean 80, squared deviations 1+1+0+16+16 = 34, SD = sqrt(34/4)
+    # reference 80, 80, 78, 82, 80: mean 80, 0+0+4+4+0 = 8, SD = sqrt(8/4); differences 1, -1, 2, 2, -4:
+    # mean 0, 1+1+4+4+16 = 26, SD = sqrt(26/4). ddof=1 throughout (sample SD, as the ± columns claim).
+    a, b = [81.0, 79.0, 80.0, 84.0, 76.0], [80.0, 80.0, 78.0, 82.0, 80.0]
+    row = S.compare(S.paired(tidy({"full": b, "v": a}), variant="v", reference="full"))
+    assert row["variant_sd"] == pytest.approx(math.sqrt(34 / 4)) == pytest.approx(np.std(a, ddof=1))
+    assert row["reference_sd"] == pytest.approx(math.sqrt(8 / 4)) == pytest.approx(np.std(b, ddof=1))
+    assert row["delta_sd"] == pytest.approx(math.sqrt(26 / 4)) == pytest.approx(np.std(np.subtract(a, b), ddof=1))
+
+
+def test_callers_pass_the_example_count_or_fall_back_to_the_tolerance():
+    a, b = f32(ISSUE_CGI, ISSUE_N), f32(ISSUE_BENCH, ISSUE_N)
+    df = tidy({"full": list(b), "v": list(a)})
+    pr = S.paired(df, variant="v", reference="full")
+    assert S.compare(pr)["p"] == 1.0 and S.compare(pr, n_examples=ISSUE_N)["p"] == 1.0
+    pct = tidy({"full": list(f32(ISSUE_BENCH, ISSUE_N, 100.0)), "v": list(f32(ISSUE_CGI, ISSUE_N, 100.0))})
+    assert S.compare(S.paired(pct, variant="v", reference="full"))["p"] == 1.0  # scale read from the values
+    with pytest.raises(S.StatsError, match="not a whole number"):
+        S.compare(pr, n_examples=70)  # proves compare hands the count to the test
+    assert S.ablation_table(df, reference="full", n_examples=ISSUE_N).loc[0, "p"] == 1.0
+    with pytest.raises(S.StatsError, match="not a whole number"):
+        S.ablation_table(df, reference="full", n_examples=70)
+    col = df.assign(n_test=ISSUE_N)
+    assert S.ablation_table(col, reference="full", n_examples="n_test").loc[0, "p"] == 1.0
+    with pytest.raises(S.StatsError, match="not a whole number"):
+        S.ablation_table(col.assign(n_test=70), reference="full", n_examples="n_test")
+    # runs without the count (older studies): the tolerance path, same exact p
+    assert S.ablation_table(col.assign(n_test=np.nan), reference="full", n_examples="n_test").loc[0, "p"] == 1.0
+    assert S.ablation_table(df, reference="full", n_examples="n_test").loc[0, "p"] == 1.0  # no such column
+    mixed = col.assign(n_test=np.where(col["variant"] == "v", 71, 72))
+    with pytest.raises(S.StatsError, match="same set"):
+        S.ablation_table(mixed, reference="full", n_examples="n_test")
+
+    # transfer: cases differ in N, so the count comes from a column
+    kb = np.array([1950, 1940, 1960, 1932, 1971])
+    ka = kb + np.array([2, 1, 1, -1, 3])
+    two = pd.concat(
+        [
+            col.replace({"v": "cgi", "full": "bnn"}).assign(case="A"),
+            tidy({"bnn": list(f32(kb, 1983)), "cgi": list(f32(ka, 1983))}).assign(case="B", n_test=1983),
+        ],
+        ignore_index=True,
+    )
+    per_case, _ = S.transfer_verdicts(two, method="cgi", baseline="bnn", n_examples="n_test")
+    assert list(per_case["p"]) == [1.0, 0.25]
+    with pytest.raises(S.StatsError, match="not a whole number"):
+        S.transfer_verdicts(two.assign(n_test=71), method="cgi", baseline="bnn", n_examples="n_test")
 
 
 def test_known_effect_is_detected_and_null_is_not():

@@ -7,15 +7,20 @@ server is down, but fail under CI=true.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
-import psycopg2
+import psycopg
 import pytest
 import sqlalchemy
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
@@ -29,7 +34,7 @@ from ablate.errors import AblateError, StorageError
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
-POSTGRES_URL = os.environ.get("ABLATE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get("ABLATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("ABLATE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("ABLATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -60,7 +65,7 @@ def _objective(trial: optuna.Trial) -> float:
 def _transient_error(message: str = "server closed the connection unexpectedly") -> StorageInternalError:
     """What a dropped connection looks like from RDBStorage: StorageInternalError from OperationalError."""
     error = StorageInternalError("An exception is raised during the commit.")
-    error.__cause__ = sqlalchemy.exc.OperationalError("COMMIT", {}, psycopg2.OperationalError(message))
+    error.__cause__ = sqlalchemy.exc.OperationalError("COMMIT", {}, psycopg.OperationalError(message))
     return error
 
 
@@ -76,13 +81,9 @@ def _transient_error(message: str = "server closed the connection unexpectedly")
         ("sqlite:////tmp/abs/ablate.db", "sqlite:////tmp/abs/ablate.db", "sqlite"),
         ("sqlite:///:memory:", "sqlite:///:memory:", "sqlite"),
         ("  sqlite:///x.db  ", "sqlite:///x.db", "sqlite"),
-        (
-            "postgresql://u:p@db.example:5432/abl",
-            "postgresql+psycopg2://u:p@db.example:5432/abl",
-            "postgresql",
-        ),
-        ("postgresql+psycopg2://u@h/abl", "postgresql+psycopg2://u@h/abl", "postgresql"),
-        ("postgres://u@h/abl", "postgresql+psycopg2://u@h/abl", "postgresql"),
+        ("postgresql://u:p@db.example:5432/abl", "postgresql://u:p@db.example:5432/abl", "postgresql"),
+        ("postgresql+psycopg://u@h/abl", "postgresql+psycopg://u@h/abl", "postgresql"),
+        ("postgres://u@h/abl", "postgresql://u@h/abl", "postgresql"),
         ("mysql://root@127.0.0.1:3306/test", "mysql+pymysql://root@127.0.0.1:3306/test", "mysql"),
         ("mysql+pymysql://root@h/test", "mysql+pymysql://root@h/test", "mysql"),
         ("mariadb://root@h/test", "mysql+pymysql://root@h/test", "mysql"),
@@ -120,6 +121,7 @@ def test_parse_accepted_forms(url: str, expected_url: str, kind: str) -> None:
         "postgresql://h",
         "postgresql://u:p@h:notaport/db",
         "postgresql+asyncpg://u@h/db",
+        "postgresql+nosuchdriver://u@h/db",
         "mysql+mysqldb://root@h/test",
         "redis://",
         "redis://h/zero",
@@ -155,8 +157,8 @@ def test_rejection_masks_the_password() -> None:
 
 def test_url_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
-    assert st.resolve_url(None) == st.DEFAULT_STORAGE
-    assert st.parse_storage(None) == st.StorageSpec(st.DEFAULT_STORAGE, "sqlite")
+    assert st.resolve_url(None) == st.default_storage_url()
+    assert st.parse_storage(None) == st.StorageSpec(st.default_storage_url(), "sqlite")
 
     monkeypatch.setenv("OPTUNA_STORAGE", "redis://127.0.0.1:6379/1")
     assert st.resolve_url(None) == "redis://127.0.0.1:6379/1"
@@ -166,21 +168,23 @@ def test_url_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
         st.parse_storage("")  # an explicit empty URL is an error, not "use the default"
 
     monkeypatch.setenv("OPTUNA_STORAGE", "  ")
-    assert st.resolve_url(None) == st.DEFAULT_STORAGE
+    assert st.resolve_url(None) == st.default_storage_url()
 
 
 @pytest.mark.parametrize(
     ("url", "masked"),
     [
-        ("postgresql+psycopg2://u:s3cret@h:5432/db", "postgresql+psycopg2://u:***@h:5432/db"),
-        ("mysql+pymysql://root:p@ss:w/rd@h/test", "mysql+pymysql://root:***@h/test"),
+        ("postgresql://u:s3cret@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://u:s%40cret@h/db", "postgresql://u:***@h/db"),
+        ("mysql+pymysql://root:p@ss:w/rd@h/test", "mysql+pymysql://root:***@h/test"),  # unparseable
         ("redis://:s3cret@h:6379/0?prefix=a", "redis://:***@h:6379/0?prefix=a"),
         (
-            "postgresql+psycopg2://u@h/db?password=s3cret&sslmode=require",
-            "postgresql+psycopg2://u@h/db?password=***&sslmode=require",
+            "postgresql://u@h/db?password=s3cret&sslmode=require",
+            "postgresql://u@h/db?password=***&sslmode=require",
         ),
-        ("postgresql+psycopg2://u@h/db", "postgresql+psycopg2://u@h/db"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
         ("sqlite:///x.db", "sqlite:///x.db"),
+        ("studies/runs/x.log", "studies/runs/x.log"),
     ],
 )
 def test_password_masking(url: str, masked: str) -> None:
@@ -327,20 +331,73 @@ def test_redis_journal_round_trip() -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "postgresql+psycopg2://root:hunter2@127.0.0.1:1/test",
+        "postgresql://root:hunter2@127.0.0.1:1/test",
         "mysql://root:hunter2@127.0.0.1:1/test",
         "redis://:hunter2@127.0.0.1:1/0",
     ],
 )
 def test_unreachable_server_fails_fast(url: str) -> None:
-    started = time.monotonic()
-    with pytest.raises(StorageError) as info:
-        st.open_storage(url)
-    assert time.monotonic() - started < 5.0
-    message = str(info.value)
-    assert "\n" not in message
-    assert "hunter2" not in message and ":***@127.0.0.1:1" in message
-    assert "refused" in message.lower()
+    for attempt in (lambda: st.check_reachable(st.parse_storage(url)), lambda: st.open_storage(url)):
+        started = time.monotonic()
+        with pytest.raises(StorageError) as info:
+            attempt()
+        assert time.monotonic() - started < 5.0
+        message = str(info.value)
+        assert "\n" not in message
+        assert "hunter2" not in message and ":***@127.0.0.1:1" in message
+        assert "refused" in message.lower()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _dashboard_studies(url: str, hide: Path) -> list[str]:
+    """Study names served by a real ``optuna-dashboard URL`` process, started as a user would by hand.
+
+    ``hide`` shadows psycopg2, so that the URL must open with the driver ablate installs (psycopg 3)."""
+    (hide / "psycopg2").mkdir()
+    (hide / "psycopg2" / "__init__.py").write_text("raise ImportError('psycopg2 hidden by the test')\n")
+    port = _free_port()
+    command = [str(Path(sys.executable).with_name("optuna-dashboard")), url, "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "PYTHONPATH": str(hide)}
+    with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            deadline = time.monotonic() + 120  # a wait for start-up, not a timing assertion
+            while proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10) as response:
+                        return [s["study_name"] for s in json.load(response)["study_summaries"]]
+                except OSError:
+                    time.sleep(0.5)
+            proc.terminate()
+            pytest.fail(f"optuna-dashboard did not serve {url}: {proc.communicate(timeout=30)[1][-2000:]}")
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.server
+def test_the_postgresql_url_given_to_ablate_opens_in_plain_optuna_and_the_dashboard(tmp_path: Path) -> None:
+    url = "postgresql://postgres@127.0.0.1:5432/test"
+    _require(url)
+    assert st.parse_storage(url).url == url  # what ablate stores and prints is what the user typed
+    storage = st.open_storage(url, heartbeat_interval=None)
+    assert storage.engine.dialect.driver == "psycopg"
+    name = _unique("plain")
+    study = optuna.create_study(study_name=name, storage=storage)
+    try:
+        study.optimize(_objective, n_trials=2)
+        plain = optuna.load_study(study_name=name, storage=url)  # a plain URL string: Optuna's own RDBStorage
+        assert [t.state for t in plain.trials] == [TrialState.COMPLETE] * 2
+        assert name in _dashboard_studies(url, tmp_path)
+    finally:
+        optuna.delete_study(study_name=name, storage=storage)
+        storage.engine.dispose()
 
 
 @pytest.mark.server
@@ -358,13 +415,11 @@ def test_missing_database(base: str) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _admin_connection() -> psycopg2.extensions.connection:
+def _admin_connection() -> psycopg.Connection:
     url = sqlalchemy.engine.make_url(POSTGRES_URL)
-    connection = psycopg2.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database
+    return psycopg.connect(
+        host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database, autocommit=True
     )
-    connection.autocommit = True
-    return connection
 
 
 def _terminate(where: str, *params: object) -> int:
@@ -421,7 +476,7 @@ def test_postgresql_retries_a_connection_killed_mid_operation(pg_study, caplog) 
         # The checkout event fires after pool_pre_ping, so the pool cannot hide this drop.
         if kills["armed"]:
             kills["armed"] -= 1
-            kills["done"] += _terminate("pid = %s", dbapi_connection.get_backend_pid())
+            kills["done"] += _terminate("pid = %s", dbapi_connection.info.backend_pid)
 
     sqlalchemy.event.listen(storage.engine, "checkout", kill_after_pre_ping)
     try:
@@ -527,6 +582,35 @@ def test_claim_retries_when_nothing_was_applied(sqlite_storage, monkeypatch) -> 
     assert sqlite_storage.set_trial_state_values(trial_id, TrialState.RUNNING) is True
     assert len(calls) == 2
     assert sqlite_storage.get_trial(trial_id).state == TrialState.RUNNING
+
+
+@pytest.mark.parametrize("via", ["storage", "study"])
+def test_a_trial_whose_creation_committed_is_not_created_again(sqlite_storage, monkeypatch, via: str) -> None:
+    """create_new_trial commits, then its answer is lost (a transient error): a retry would add a second trial
+    that nothing can detect, so the error reaches the caller and the study holds exactly one trial.
+
+    The fault is injected around RDBStorage's real ``_create_new_trial`` (behind both ``create_new_trial`` and
+    ``Study.ask`` through Optuna's cache), after its commit: Optuna's own retry loop inside it is not the
+    subject here."""
+    name = _unique("create")
+    study_id = sqlite_storage.create_new_study([StudyDirection.MINIMIZE], name)
+    calls = _flaky(monkeypatch, "_create_new_trial", apply_first=True)
+    with pytest.raises(StorageInternalError):
+        if via == "storage":
+            sqlite_storage.create_new_trial(study_id)
+        else:
+            optuna.load_study(study_name=name, storage=sqlite_storage).ask()
+    assert len(calls) == 1
+    assert len(RDBStorage.get_all_trials(sqlite_storage, study_id)) == 1
+
+
+def test_every_retried_method_is_an_rdb_storage_method() -> None:
+    from ablate import _optuna_compat as compat
+
+    for name in (*compat.RDB_READS, *compat.RDB_IDEMPOTENT_WRITES):
+        assert getattr(st.RetryingRDBStorage, name) is not getattr(RDBStorage, name), name
+    for name in compat.RDB_NOT_RETRIABLE:
+        assert getattr(st.RetryingRDBStorage, name) is getattr(RDBStorage, name), name
 
 
 def test_reads_and_idempotent_writes_are_retried(sqlite_storage, monkeypatch) -> None:

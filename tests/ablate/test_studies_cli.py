@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -26,11 +25,11 @@ import pytest
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from ablate import queue
-from ablate.cli import main
+from ablate import queue, record
 from ablate.designs import load_ablation_design
 from ablate.storage import open_storage
 from ablate.tidy import design_frame
+from crossgen.config import REGISTRY
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
@@ -42,7 +41,7 @@ CASE = "T1M1_T2M2"
 SENSITIVITY = f"sensitivity-{CASE}-smoke"
 SMALL_STUDY = ["study", "--case", CASE, "--fidelity", "smoke", "--sampler", "random"]
 
-POSTGRES_URL = os.environ.get("ABLATE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get("ABLATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("ABLATE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("ABLATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -63,38 +62,6 @@ eval_samples = 4
 # --------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    code: int | str | None
-    out: str
-    err: str
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run every command from an empty tmp directory, with artifacts there and no storage from the env."""
-    monkeypatch.setenv("ABLATE_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("COLUMNS", "250")  # rich tables: one row per line
-    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
-    monkeypatch.delenv("ABLATE_STUDIES_DIR", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def run_cli(capsys: pytest.CaptureFixture[str]):
-    """Call ``ablate.cli.main`` in-process; return its exit status and what it printed."""
-
-    def run(*argv: object) -> Result:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exc:
-            main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        return Result(exc.value.code, captured.out, captured.err)
-
-    return run
 
 
 def _load(url: str, name: str) -> optuna.Study:
@@ -129,20 +96,22 @@ def test_small_study_has_exact_total_attrs_and_resumes(env: Path, run_cli, kind:
     assert _finished(c) == 4 and c["FAIL"] == c["WAITING"] == c["RUNNING"] == 0
     assert len(study.trials) == 4
 
-    bench = study.user_attrs[f"benchmark:{CASE}:0"]
+    bench = record.cached_benchmark(study, CASE, 0)
     assert set(bench) == {"val_accuracy", "test_accuracy"}
-    assert study.user_attrs["ablate_kind"] == "sensitivity" and study.user_attrs["case"] == CASE
+    definition = record.read_definition(study)
+    assert definition.kind == "sensitivity" and definition.case == CASE
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert complete
     for t in complete:
         a = t.user_attrs
-        for key in ("test_accuracy", "transfer_gain", "transfer_gain_test", "stages", "seeds_run", "cgi"):
+        rec = record.read_trial(t)
+        for key in ("test_accuracy", "transfer_gain", "transfer_gain_test", "stages", "seeds_run", "config"):
             assert key in a, key
-        for key in ("val_accuracy", "test_accuracy", "seconds"):
-            assert f"seed0:{key}" in a, key
-        assert a["seeds_run"] == 1 and a["case"] == CASE and a[queue.TICKET_ATTR] is True
-        assert a["seed0:val_accuracy"] == pytest.approx(t.value)
-        assert a["test_accuracy"] == pytest.approx(a["seed0:test_accuracy"])
+        assert set(rec.config) == set(REGISTRY.names())
+        assert len(rec.seeds) == 1 and rec.case == CASE and a[queue.TICKET_ATTR] is True
+        assert rec.seeds[0].val_accuracy == pytest.approx(t.value)
+        assert rec.seeds[0].benchmark == bench and rec.seeds[0].n_test > 0
+        assert a["test_accuracy"] == pytest.approx(rec.seeds[0].test_accuracy)
         assert a["transfer_gain"] == pytest.approx(t.value - bench["val_accuracy"])
         assert a["transfer_gain_test"] == pytest.approx(a["test_accuracy"] - bench["test_accuracy"])
         assert 0.0 <= t.value <= 1.0 and 0.0 <= a["test_accuracy"] <= 1.0
@@ -186,19 +155,20 @@ def test_seeds_are_reported_as_steps_and_averaged(env: Path, run_cli) -> None:
     assert r.code == 0, r.err
 
     study = _load(url, SENSITIVITY)
-    assert study.user_attrs["seeds"] == 2
+    assert record.read_definition(study).seeds == 2
     for seed in (0, 1):
-        assert set(study.user_attrs[f"benchmark:{CASE}:{seed}"]) == {"val_accuracy", "test_accuracy"}
+        assert set(record.cached_benchmark(study, CASE, seed)) == {"val_accuracy", "test_accuracy"}
     trials = study.trials
     assert len(trials) == 2 and all(t.state == TrialState.COMPLETE for t in trials)
     for t in trials:
         a = t.user_attrs
-        per_seed = [a["seed0:val_accuracy"], a["seed1:val_accuracy"]]
+        seeds = record.read_trial(t).seeds
+        per_seed = [seeds[0].val_accuracy, seeds[1].val_accuracy]
         assert sorted(t.intermediate_values) == [0, 1]
         assert [t.intermediate_values[0], t.intermediate_values[1]] == pytest.approx(per_seed)
         assert t.value == pytest.approx(sum(per_seed) / 2)
         assert a["seeds_run"] == 2 and "pruned_after" not in a
-        assert a["test_accuracy"] == pytest.approx((a["seed0:test_accuracy"] + a["seed1:test_accuracy"]) / 2)
+        assert a["test_accuracy"] == pytest.approx((seeds[0].test_accuracy + seeds[1].test_accuracy) / 2)
 
 
 def test_two_workers_share_one_sqlite_storage_with_the_exact_total(env: Path, run_cli) -> None:
@@ -238,11 +208,9 @@ def test_ofat_ablation_runs_every_point_exactly_once(env: Path, run_cli) -> None
     by_key = {p.key: p for p in points}
     for t in complete:
         p = by_key[t.user_attrs["design_key"]]
-        assert (t.user_attrs["variant"], t.user_attrs["seed"], t.params["technique"]) == (
-            p.variant.label,
-            p.seed,
-            p.variant.technique,
-        )
+        rec = record.read_trial(t)
+        assert (rec.variant, rec.seed, rec.technique) == (p.variant.label, p.seed, p.variant.technique)
+        assert t.params == {}  # the point travels only in the record: one source of truth
         assert t.value == pytest.approx(t.user_attrs["val_accuracy"])
     frame = design_frame(study)
     assert len(frame) == len(points) and set(frame["seed"]) == {0, 1}
@@ -300,7 +268,7 @@ def _slow_study_argv(url: str) -> list[str]:
 def _sqlite_progress(path: Path) -> tuple[int, list[int]]:
     """(COMPLETE trials, numbers of RUNNING trials that sent a heartbeat and are training).
 
-    A trial is training once it recorded its sampled configuration (user attr ``cgi``): all its parameters
+    A trial is training once it recorded its sampled configuration (user attr ``config``): all its parameters
     are stored, and the next storage write comes only after the first seed's run.
     """
     if not path.exists():
@@ -312,7 +280,7 @@ def _sqlite_progress(path: Path) -> tuple[int, list[int]]:
             running = con.execute(
                 "SELECT t.number FROM trials t WHERE t.state = 'RUNNING'"
                 " AND EXISTS (SELECT 1 FROM trial_heartbeats h WHERE h.trial_id = t.trial_id)"
-                " AND EXISTS (SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id AND a.key = 'cgi')"
+                " AND EXISTS (SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id AND a.key = 'config')"
             ).fetchall()
         finally:
             con.close()
@@ -331,7 +299,7 @@ def _journal_progress(path: Path) -> tuple[int, list[int]]:
         return 0, []
     trials = storage.get_all_trials(studies[0]._study_id, deepcopy=False)
     complete = sum(t.state == TrialState.COMPLETE for t in trials)
-    return complete, [t.number for t in trials if t.state == TrialState.RUNNING and "cgi" in t.user_attrs]
+    return complete, [t.number for t in trials if t.state == TrialState.RUNNING and "config" in t.user_attrs]
 
 
 def _start_and_kill_mid_trial(tmp_path: Path, url: str, studies: Path, progress) -> int:
@@ -578,7 +546,7 @@ def test_small_study_on_a_server_with_four_workers(env: Path, run_cli, require_s
         c = queue.counts(study)
         assert _finished(c) == 8 and c["WAITING"] == c["RUNNING"] == c["FAIL"] == 0
         assert len(study.trials) == 8
-        assert f"benchmark:{CASE}:0" in study.user_attrs
+        assert record.cached_benchmark(study, CASE, 0) is not None
     finally:
         with contextlib.suppress(KeyError):
             optuna.delete_study(study_name=unique, storage=open_storage(url, heartbeat_interval=None))

@@ -12,8 +12,8 @@ import pytest
 from crossgen.config import (
     BAYESIAN_TECHNIQUES,
     CASES,
-    CGI_CHOICES,
     DETERMINISTIC_TECHNIQUES,
+    REGISTRY,
     TECHNIQUES,
     BNNConfig,
     Case,
@@ -153,10 +153,13 @@ def test_distill_config_allows_zero_lambda() -> None:
     assert DistillConfig(lam=0.0).lam == 0.0
 
 
-def test_cgi_config_defaults_are_first_choices() -> None:
-    cfg = CGIConfig()
-    for name, allowed in CGI_CHOICES.items():
-        assert getattr(cfg, name) == allowed[0]
+def test_switch_defaults_are_first_choices_and_valid() -> None:
+    cfg = RunConfig(case="T1M1_T2M2", technique="cgi")
+    values = cfg.switch_values()
+    for s in REGISTRY.switches:
+        if s.choices:
+            assert values[s.name] == s.choices[0], s.name
+        s.check(values[s.name])
 
 
 @pytest.mark.parametrize(

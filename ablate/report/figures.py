@@ -32,6 +32,8 @@ from matplotlib import MatplotlibDeprecationWarning
 from matplotlib.figure import Figure
 
 from ablate.errors import AblateError
+from ablate.report.model import require
+from crossgen.io import write_atomic
 
 __all__ = [
     "FigurePaths",
@@ -60,9 +62,7 @@ def _stem(stem: str | Path) -> Path:
 
 
 def _save(fig: Figure, stem: str | Path) -> FigurePaths:
-    """Render PNG and PDF in memory, then write both atomically (see ablate.report.write_atomic)."""
-    from ablate.report import write_atomic  # lazy: report imports this module
-
+    """Render PNG and PDF in memory, then write both atomically (crossgen.io.write_atomic)."""
     base = _stem(stem)
     paths = FigurePaths(Path(f"{base}.png"), Path(f"{base}.pdf"))
     payloads: dict[Path, bytes] = {}
@@ -77,14 +77,6 @@ def _save(fig: Figure, stem: str | Path) -> FigurePaths:
         raise AblateError(f"cannot create figure folder {base.parent}: {exc.strerror or exc}") from exc
     write_atomic(payloads)
     return paths
-
-
-def _require(df: pd.DataFrame, *cols: str) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise AblateError(
-            f"column(s) {', '.join(map(repr, missing))} not found (columns: {', '.join(map(str, df.columns))})"
-        )
 
 
 def _scale(percent: bool) -> float:
@@ -113,10 +105,10 @@ def box_strip(
     """Box plot per group with every run drawn on top (no outlier markers: the strip shows all points)."""
     import seaborn as sns
 
-    _require(df, value, by)
+    require(df, value, by)
     data = df
     if case is not None:
-        _require(df, case_col)
+        require(df, case_col)
         data = df[df[case_col] == case]
     data = data[[by, value]].dropna().copy()
     if data.empty:
@@ -155,7 +147,7 @@ def forest(
     Points are coloured by ``verdict`` when that column exists; rows without a CI show the point only.
     ``rope`` is in the value's units (like stats.verdict) and drawn as a band of ±rope.
     """
-    _require(ci_table, label, "delta", "ci_low", "ci_high")
+    require(ci_table, label, "delta", "ci_low", "ci_high")
     if ci_table.empty:
         raise AblateError("forest plot of an empty table")
     s = _scale(percent)
@@ -354,7 +346,7 @@ def mk_heatmap(
     i.e. log-spaced, when all values are positive, as for M)."""
     import seaborn as sns
 
-    _require(df, x, y, value)
+    require(df, x, y, value)
     data = df[[x, y, value]].dropna()
     if data.empty:
         raise AblateError(f"no rows with {x!r}, {y!r} and {value!r} to plot")

@@ -9,8 +9,16 @@ import optuna
 import pandas as pd
 from rich.table import Table as RichTable
 
-from ablate import report, tidy
+from ablate import tidy
 from ablate.errors import AblateError
+from ablate.report.model import Section
+from ablate.report.render import write_report
+from ablate.report.sections import transfer_report_sections
+from ablate.report.study import publish_sections
+from ablate.report.tables import paper_table
+from crossgen.io import write_atomic
+
+__all__ = ["design_runs", "table_sections", "terminal_table", "write_table_report"]
 
 
 def design_runs(study: optuna.Study, plan: Any) -> pd.DataFrame:
@@ -23,14 +31,16 @@ def design_runs(study: optuna.Study, plan: Any) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def table_sections(df: pd.DataFrame, design: Any, fig_dir: Path | None) -> list[report.Section]:
+def table_sections(df: pd.DataFrame, design: Any, fig_dir: Path | None) -> list[Section]:
+    """Every technique of the design against its baseline, in the paper's layout."""
     methods = [v.label for v in design.variants if v.label != design.baseline]
-    return report.transfer_report_sections(df, method=methods, baseline=design.baseline, fig_dir=fig_dir)
+    return transfer_report_sections(df, method=methods, baseline=design.baseline, fig_dir=fig_dir)
 
 
 def terminal_table(df: pd.DataFrame, design: Any, title: str) -> RichTable:
+    """The paper table for the terminal (rich), rows in the design's order."""
     rows = [v.label for v in design.variants]
-    shown = report.paper_table(df, rows=rows)
+    shown = paper_table(df, rows=rows)
     table = RichTable(title=title)
     table.add_column("Transfer means")
     for case in shown.columns:
@@ -46,16 +56,8 @@ def write_table_report(study: optuna.Study, plan: Any, out_dir: Path) -> tuple[l
     df = design_runs(study, plan)
     sections = table_sections(df, design, out_dir / "figures")
     meta = {"study": study.study_name, "fidelity": plan.fidelity.name, "seeds": plan.seeds, "storage": "see CLI"}
-    paths = report.write_report(out_dir, design.name, sections, title=design.title, metadata=meta)
+    paths = write_report(out_dir, design.name, sections, title=design.title, metadata=meta)
     runs_csv = out_dir / f"{design.name}-runs.csv"
-    paths += report.write_atomic({runs_csv: df.to_csv(index=False)})
-    publish(study, sections, design.title)
+    paths += write_atomic({runs_csv: df.to_csv(index=False)})
+    publish_sections(study, sections, design.title)
     return paths, terminal_table(df, design, f"{design.title} — test accuracy (%), {plan.fidelity.name} fidelity")
-
-
-def publish(study: optuna.Study, sections: list[report.Section], title: str) -> None:
-    """Save the markdown report as the study's dashboard note and its figures as artifacts."""
-    from ablate import dashboard
-
-    figures = [Path(png) for s in sections for png, _pdf in (report.png_pdf(f) for f in s.figures)]
-    dashboard.publish(study, report.render_markdown(sections, title=title), [f for f in figures if f.exists()])

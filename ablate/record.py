@@ -1,0 +1,307 @@
+"""The trial-record contract: the one module that writes and reads what a study and its trials store.
+
+Everything a report needs is written here when a study is created (its *definition*: kind, fidelity preset,
+design or space, the switches' declarations) and when a trial runs (its *record*: the resolved switches,
+per-seed metrics, stage timings, benchmark links, failure reason). Reports read only this, never the
+``studies/*.toml`` files again, so editing a definition file cannot change an old study's report.
+
+Layout (schema ``SCHEMA``): the study attribute ``definition`` holds the definition; each trial holds flat,
+readable attributes (``case``, ``variant``, ``seed``, ``val_accuracy``…) plus ``config`` (every switch's
+value) and, for multi-seed trials, ``seeds`` (one dict per seed). Studies written before the schema existed
+are refused with one line naming the version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from ablate.errors import AblateError
+from crossgen.config import REGISTRY, Registry
+
+SCHEMA = 2
+"""Version of the layout below. 1 was the unversioned layout of ablate 0.1 (string keys per seed)."""
+
+DEFINITION = "definition"
+FAIL_REASON = "fail_reason"
+KEY = "design_key"
+TICKET = "ticket"
+_SUMMARY = ("val_accuracy", "test_accuracy", "seconds")
+
+
+# ------------------------------------------------------------------------------------------------ study
+@dataclass(frozen=True)
+class Definition:
+    """What a study is: stored once at creation, read by every report and by every resumption."""
+
+    kind: str  # "design" | "sensitivity"
+    name: str
+    fidelity: dict[str, Any]
+    switches: tuple[dict[str, Any], ...]  # the registry's declarations at creation (labels, kinds, choices)
+    design: dict[str, Any] | None = None  # title, reference, baseline, variants [{label, technique, switches}]
+    cases: tuple[str, ...] = ()
+    seeds: int = 1
+    space: tuple[dict[str, Any], ...] = ()  # [{name, type, choices, low, high, log, when}]
+    case: str | None = None
+    schema: int = SCHEMA
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def switch_names(self) -> list[str]:
+        return [s["name"] for s in self.switches]
+
+    def label(self, name: str) -> str:
+        """A switch's report label: its CLI flag, the name a user typed."""
+        for s in self.switches:
+            if s["name"] == name:
+                return s.get("flag", name)
+        return name
+
+    def identity(self) -> dict[str, Any]:
+        """What must match when a study is resumed (mixing fidelities or designs in one study is dishonest)."""
+        ident = {"kind": self.kind, "fidelity": self.fidelity, "design": self.design, "space": list(self.space)}
+        ident.update(case=self.case, seeds=self.seeds if self.kind == "sensitivity" else None)
+        return json.loads(json.dumps(ident, sort_keys=True))
+
+
+def switch_declarations(registry: Registry = REGISTRY) -> tuple[dict[str, Any], ...]:
+    """The registry as plain data, stored with each study so reports never need the code's registry."""
+    return tuple(
+        {
+            "name": s.name,
+            "group": s.group,
+            "kind": s.kind,
+            "default": s.default,
+            "choices": list(s.choices),
+            "flag": s.flag,
+            "help": s.help,
+        }
+        for s in registry.switches
+    )
+
+
+def write_definition(study: optuna.Study, definition: Definition) -> None:
+    """Store the definition on a new study; on an existing one, refuse a different experiment."""
+    existing = study.user_attrs.get(DEFINITION)
+    payload = json.loads(json.dumps(asdict(definition)))
+    if existing is None:
+        if study.get_trials(deepcopy=False):
+            raise _old_layout(study)
+        study.set_user_attr(DEFINITION, payload)
+        return
+    stored = read_definition(study)
+    mine, theirs = definition.identity(), stored.identity()
+    for key in mine:
+        if mine[key] != theirs[key]:
+            raise AblateError(
+                f"study {study.study_name!r} already exists with a different {key}; choose another --study-name"
+            )
+
+
+def _old_layout(study: optuna.Study) -> AblateError:
+    return AblateError(
+        f"study {study.study_name!r} was written by an older ablate (trial record schema 1); this version reads "
+        f"schema {SCHEMA}: rerun it under a new --study-name"
+    )
+
+
+def read_definition(study: optuna.Study) -> Definition:
+    raw = study.user_attrs.get(DEFINITION)
+    if raw is None:
+        raise _old_layout(study)
+    if raw.get("schema") != SCHEMA:
+        raise AblateError(
+            f"study {study.study_name!r} has trial record schema {raw.get('schema')}; this version reads {SCHEMA}"
+        )
+    tuples = {"switches", "cases", "space"}
+    return Definition(**{k: tuple(v) if k in tuples else v for k, v in raw.items()})
+
+
+def kind_of(study: optuna.Study) -> str | None:
+    """The study's kind without refusing old layouts (listing studies must show them all)."""
+    raw = study.user_attrs.get(DEFINITION)
+    return raw.get("kind") if isinstance(raw, dict) else study.user_attrs.get("ablate_kind")
+
+
+# ------------------------------------------------------------------------------------------------ trials
+@dataclass(frozen=True)
+class Point:
+    """One design point as enqueued: what the objective runs."""
+
+    key: str
+    case: str
+    variant: str
+    technique: str
+    seed: int
+    switches: dict[str, Any]
+
+
+def point_attrs(point: Point) -> dict[str, Any]:
+    """User attributes an enqueued design trial carries (and the dashboard shows)."""
+    return {
+        KEY: point.key,
+        "case": point.case,
+        "variant": point.variant,
+        "technique": point.technique,
+        "seed": point.seed,
+        "overrides": point.switches,
+        "schema": SCHEMA,
+    }
+
+
+def read_point(attrs: Mapping[str, Any]) -> Point:
+    if KEY not in attrs:
+        raise AblateError("this trial carries no design point (was it created outside `ablate`?)")
+    if attrs.get("schema") != SCHEMA:
+        raise AblateError(f"design trial of record schema {attrs.get('schema', 1)}; this version reads {SCHEMA}")
+    return Point(
+        attrs[KEY], attrs["case"], attrs["variant"], attrs["technique"], int(attrs["seed"]), dict(attrs["overrides"])
+    )
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """One seed of a trial: the run's metrics and, where a benchmark ran on the same seed, its metrics."""
+
+    seed: int
+    val_accuracy: float
+    test_accuracy: float
+    seconds: float
+    n_val: int | None = None
+    n_test: int | None = None
+    benchmark: dict[str, float] | None = None
+    curve: dict[str, list[float]] | None = None
+
+
+def _round_stages(stages: Mapping[str, float]) -> dict[str, float]:
+    return {k: round(float(v), 4) for k, v in stages.items()}
+
+
+def write_run(trial: optuna.Trial, config: Mapping[str, Any], result: SeedResult, stages: Mapping[str, float]) -> None:
+    """A single-run trial (design point): its resolved switches, metrics and stage timings."""
+    trial.set_user_attr("config", dict(config))
+    trial.set_user_attr("val_accuracy", result.val_accuracy)
+    trial.set_user_attr("test_accuracy", result.test_accuracy)
+    trial.set_user_attr("seconds", round(result.seconds, 4))
+    trial.set_user_attr("n_eval", {"val": result.n_val, "test": result.n_test})
+    trial.set_user_attr("stages", _round_stages(stages))
+    if result.curve:
+        trial.set_user_attr("curve", result.curve)
+
+
+def write_generators(trial: optuna.Trial, summaries: Mapping[str, Mapping[str, Any]]) -> None:
+    keep = ("kind", "n_components", "weights", "means", "converged", "bic", "warnings")
+    trial.set_user_attr("generators", {name: {k: s.get(k) for k in keep} for name, s in summaries.items()})
+
+
+def write_started(trial: optuna.Trial, case: str, config: Mapping[str, Any]) -> None:
+    """A sampled trial's configuration, written before it runs (the dashboard shows what is running)."""
+    trial.set_user_attr("schema", SCHEMA)
+    trial.set_user_attr("case", case)
+    trial.set_user_attr("config", dict(config))
+
+
+def write_sampled(
+    trial: optuna.Trial, seeds: list[SeedResult], stages: Mapping[str, float], pruned_after: int | None
+) -> None:
+    """A multi-seed sampled trial: per-seed results (with their benchmarks) and the means reports use."""
+    n = len(seeds)
+    trial.set_user_attr("seeds", [asdict(s) for s in seeds])
+    trial.set_user_attr("seeds_run", n)
+    if pruned_after is not None:
+        trial.set_user_attr("pruned_after", pruned_after)
+    trial.set_user_attr("test_accuracy", sum(s.test_accuracy for s in seeds) / n)
+    with_bench = [s for s in seeds if s.benchmark]
+    if with_bench:
+        trial.set_user_attr(
+            "transfer_gain", sum(s.val_accuracy - s.benchmark["val_accuracy"] for s in with_bench) / len(with_bench)
+        )
+        trial.set_user_attr(
+            "transfer_gain_test",
+            sum(s.test_accuracy - s.benchmark["test_accuracy"] for s in with_bench) / len(with_bench),
+        )
+    trial.set_user_attr("stages", _round_stages(stages))
+
+
+def benchmark_key(case: str, seed: int) -> str:
+    return f"benchmark:{case}:{seed}"
+
+
+def cached_benchmark(study: optuna.Study, case: str, seed: int) -> dict[str, float] | None:
+    return study.user_attrs.get(benchmark_key(case, seed))
+
+
+def store_benchmark(study: optuna.Study, case: str, seed: int, metrics: dict[str, float]) -> None:
+    """Deterministic per (case, seed, fidelity): a concurrent duplicate writes the same value."""
+    study.set_user_attr(benchmark_key(case, seed), metrics)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A finished trial as reports see it."""
+
+    number: int
+    state: str
+    value: float | None
+    case: str | None
+    variant: str | None
+    technique: str | None
+    seed: int | None
+    config: dict[str, Any]
+    seeds: tuple[SeedResult, ...]
+    stages: dict[str, float]
+    pruned_after: int | None
+    fail_reason: str | None
+    key: str | None
+    attrs: dict[str, Any]
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.attrs.get("test_accuracy")
+
+    @property
+    def val_accuracy(self) -> float | None:
+        return self.attrs.get("val_accuracy", self.value)
+
+
+def read_trial(t: FrozenTrial) -> TrialRecord:
+    a = t.user_attrs
+    if a.get("schema") not in (None, SCHEMA) or (a.get("seeds_run") and "seeds" not in a):
+        raise AblateError(f"trial {t.number} has trial record schema {a.get('schema', 1)}; this version reads {SCHEMA}")
+    if "seeds" in a:
+        seeds = tuple(SeedResult(**s) for s in a["seeds"])
+    elif "val_accuracy" in a:
+        n_eval = a.get("n_eval") or {}
+        seeds = (
+            SeedResult(
+                int(a["seed"]),
+                a["val_accuracy"],
+                a["test_accuracy"],
+                a.get("seconds", 0.0),
+                n_eval.get("val"),
+                n_eval.get("test"),
+                curve=a.get("curve"),
+            ),
+        )
+    else:
+        seeds = ()
+    return TrialRecord(
+        number=t.number,
+        state=t.state.name,
+        value=t.value,
+        case=a.get("case"),
+        variant=a.get("variant"),
+        technique=a.get("technique"),
+        seed=int(a["seed"]) if "seed" in a else None,
+        config=dict(a.get("config") or {}),
+        seeds=seeds,
+        stages=dict(a.get("stages") or {}),
+        pruned_after=a.get("pruned_after"),
+        fail_reason=a.get(FAIL_REASON),
+        key=a.get(KEY),
+        attrs=dict(a),
+    )
