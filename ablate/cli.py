@@ -267,6 +267,20 @@ StorageOpt = Annotated[
 ]
 WorkersOpt = Annotated[int, typer.Option(help="Worker processes on this machine (0: only fill the queue).")]
 FidelityOpt = Annotated[str, typer.Option(help="Preset in studies/fidelity.toml: smoke, quick, paper.")]
+CurvesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--curves/--no-curves", help="Record every BNN run's per-epoch val/test accuracy (learning curves)."
+    ),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="NAME=VALUE: a switch value shared by every run, benchmark included (repeatable; e.g. "
+        "--set init_log_sigma=-2.3). The study name gets a +NAME=VALUE suffix.",
+    ),
+]
 ThreadsOpt = Annotated[
     int, typer.Option("--threads", help="torch threads per worker (1 is fastest for these small MLPs on a busy CPU).")
 ]
@@ -360,6 +374,8 @@ def reproduce_cmd(
     workers: WorkersOpt = 1,
     threads: ThreadsOpt = 1,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    settings: SetOpt = None,
+    curves: CurvesOpt = True,
 ) -> None:
     """Reproduce Table 1 or Table 2: every technique x case x seed is one enqueued Optuna trial.
 
@@ -369,7 +385,7 @@ def reproduce_cmd(
       ablate reproduce table1 --seeds 10 --fidelity quick
       ablate reproduce table2 --seeds 5 --fidelity quick --out studies/runs/table2
     """
-    from ablate.designs import load_table_design
+    from ablate.designs import load_table_design, parse_settings, settings_label
     from ablate.report import reproduce
     from ablate.studies import StudyPlan
     from crossgen.config import CASES
@@ -379,14 +395,16 @@ def reproduce_cmd(
     _device(device)
     _check_workers(workers)
     fid = presets.load_fidelity(fidelity)
-    design = load_table_design(table)
-    out_path = out_dir or presets.runs_dir() / f"{table}-{fidelity}"
+    base = parse_settings(settings)
+    design = load_table_design(table).with_base(base)
+    label = f"{table}-{fidelity}{settings_label(base)}"
+    out_path = out_dir or presets.runs_dir() / label
     from ablate.report import check_out_dir
 
     check_out_dir(out_path)
     url = _storage_url(storage)
     plan = StudyPlan(
-        name=f"{table}-{fidelity}",
+        name=label,
         storage=url,
         fidelity=fid,
         kind="design",
@@ -396,6 +414,7 @@ def reproduce_cmd(
         workers=workers,
         device=device,
         threads=threads,
+        curves=curves,
     )
     outcome = _execute(plan, f"{table} ({fidelity}, {seeds} seeds)")
     _summary(outcome)
@@ -426,6 +445,8 @@ def study_cmd(
     grace: Annotated[int | None, typer.Option(help="Seconds without heartbeat before a trial is stale.")] = None,
     threads: ThreadsOpt = 1,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    settings: SetOpt = None,
+    curves: CurvesOpt = True,
 ) -> None:
     """Sensitivity study: sample CGI configurations, optimise target validation accuracy.
 
@@ -433,7 +454,7 @@ def study_cmd(
       ablate study --case T2M1_T1M2 --trials 200
       ablate study --case all --trials 50 --seeds 3 --workers 2 --storage postgresql://user@db/ablate
     """
-    from ablate.designs import expand_cases
+    from ablate.designs import expand_cases, parse_settings, settings_label
     from ablate.space import load_space
     from ablate.studies import PRUNERS, SAMPLERS, StudyPlan
 
@@ -452,6 +473,10 @@ def study_cmd(
         _fail("--pruner wilcoxon compares seeds: it needs --seeds >= 2")
     fid = presets.load_fidelity(fidelity)
     sp = load_space(space)
+    base = parse_settings(settings)
+    overlap = sorted(set(base) & {p.name for p in sp.params})
+    if overlap:
+        _fail(f"--set {', '.join(overlap)}: already a parameter of the search space")
     if sampler == "grid":
         grid = sp.grid()
         size = 1
@@ -463,7 +488,7 @@ def study_cmd(
     url = _storage_url(storage)
     for c in cases:
         name = study_name if study_name and len(cases) == 1 else None
-        name = name or (f"{study_name}-{c}" if study_name else f"sensitivity-{c}-{fidelity}")
+        name = name or (f"{study_name}-{c}" if study_name else f"sensitivity-{c}-{fidelity}{settings_label(base)}")
         plan = StudyPlan(
             name=name,
             storage=url,
@@ -483,6 +508,8 @@ def study_cmd(
             grace_period=grace,
             device=device,
             threads=threads,
+            base=base,
+            curves=curves,
         )
         outcome = _execute(plan, name)
         _summary(outcome)
@@ -496,6 +523,11 @@ def ablation_cmd(
     fidelity: FidelityOpt = "quick",
     storage: StorageOpt = None,
     study_name: Annotated[str | None, typer.Option(help="Override the derived study name.")] = None,
+    design_file: Annotated[
+        Path | None, typer.Option(help="Design file (default studies/ablation.toml); its stem names the study.")
+    ] = None,
+    settings: SetOpt = None,
+    curves: CurvesOpt = True,
     workers: WorkersOpt = 1,
     join: Annotated[bool, typer.Option(help="Only work on an existing study's queue (extra machines).")] = False,
     heartbeat: Annotated[int, typer.Option(help="Heartbeat interval in seconds (RDB storages).")] = 60,
@@ -509,7 +541,7 @@ def ablation_cmd(
       ablate ablation --case T2M2_T1M1 --seeds 10 --design ofat
       ablate ablation --case all --seeds 5 --design factorial --workers 2
     """
-    from ablate.designs import expand_cases, load_ablation_design
+    from ablate.designs import expand_cases, load_ablation_design, parse_settings, settings_label
     from ablate.studies import StudyPlan
 
     cases = expand_cases(case)
@@ -517,10 +549,13 @@ def ablation_cmd(
     _device(device)
     _check_workers(workers)
     fid = presets.load_fidelity(fidelity)
-    dsg = load_ablation_design(design)
+    base = parse_settings(settings)
+    dsg = load_ablation_design(design, design_file).with_base(base)
+    stem = dsg.name if design_file is None else f"{dsg.name}-{design_file.stem}"
     url = _storage_url(storage)
     for c in cases:
-        name = (f"{study_name}-{c}" if len(cases) > 1 else study_name) if study_name else f"{dsg.name}-{c}-{fidelity}"
+        derived = f"{stem}-{c}-{fidelity}{settings_label(base)}"
+        name = (f"{study_name}-{c}" if len(cases) > 1 else study_name) if study_name else derived
         plan = StudyPlan(
             name=name,
             storage=url,
@@ -535,6 +570,7 @@ def ablation_cmd(
             grace_period=grace,
             device=device,
             threads=threads,
+            curves=curves,
         )
         outcome = _execute(plan, name)
         _summary(outcome)

@@ -71,6 +71,17 @@ class Design:
         """Every (case, variant, seed), seed-major so a partial run already holds complete pairs."""
         return [DesignPoint(case, v, s) for case in cases for s in range(seeds) for v in self.variants]
 
+    def with_base(self, base: dict[str, Any], registry: Registry = REGISTRY) -> Design:
+        """Every variant (the benchmark included) on top of ``base``: a regime shared by the whole design.
+
+        A variant's own switches win over the base, so a flip of a based switch still flips it.
+        """
+        if not base:
+            return self
+        where = "--set"
+        variants = [_validated(v.label, v.technique, {**base, **v.switches}, where, registry) for v in self.variants]
+        return Design(self.name, self.title, merge_identical(variants, registry), self.reference, self.baseline)
+
     def to_dict(self) -> dict[str, Any]:
         """The design as stored in the study's definition (reports read this, not the TOML file)."""
         return {
@@ -177,6 +188,28 @@ def load_ablation_design(kind: str, path: Path | None = None, registry: Registry
         raise AblateError(f"{where}: duplicate variant labels in the {kind} design")
     merged = merge_identical(variants, registry)
     return Design(f"ablation-{kind}", f"CGI ablation ({kind})", merged, reference, baseline)
+
+
+def parse_settings(settings: list[str] | None, registry: Registry = REGISTRY) -> dict[str, Any]:
+    """``--set NAME=VALUE`` options into validated switch values (one-line errors naming the option)."""
+    out: dict[str, Any] = {}
+    for item in settings or []:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise AblateError(f"--set {item!r}: write NAME=VALUE (e.g. --set init_log_sigma=-2.3)")
+        if name not in registry.names():
+            raise AblateError(f"--set {item!r}: {name!r} is not a switch (known: {', '.join(registry.names())})")
+        try:
+            out[name] = registry.get(name).parse(text)
+        except ConfigError as exc:
+            raise AblateError(f"--set {item!r}: {exc}") from None
+    return out
+
+
+def settings_label(base: dict[str, Any]) -> str:
+    """The suffix a study name gets for its ``--set`` values (so that different regimes never share a study)."""
+    return "".join(f"+{k}={v}" for k, v in sorted(base.items()))
 
 
 def expand_cases(case: str) -> list[str]:

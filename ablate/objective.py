@@ -21,6 +21,9 @@ from crossgen.runner import RunResult, load_run_tasks, run
 
 
 def seed_result(result: RunResult, benchmark: dict[str, float] | None = None) -> record.SeedResult:
+    curve = None
+    if "curve_val" in result.history:
+        curve = {"val": result.history["curve_val"], "test": result.history["curve_test"]}
     return record.SeedResult(
         seed=result.seed,
         val_accuracy=result.val_accuracy,
@@ -29,6 +32,7 @@ def seed_result(result: RunResult, benchmark: dict[str, float] | None = None) ->
         n_val=result.n_val,
         n_test=result.n_test,
         benchmark=benchmark,
+        curve=curve,
     )
 
 
@@ -55,6 +59,7 @@ class DesignObjective:
     device: str = "cpu"
     cache: TaskCache = field(default_factory=TaskCache)
     registry: Registry = REGISTRY
+    curves: bool = True
 
     def __call__(self, trial: optuna.Trial) -> float:
         point = record.read_point(trial.user_attrs)
@@ -66,6 +71,7 @@ class DesignObjective:
             device=self.device,
             data_dir=self.cache.data_dir,
             record_generators=True,
+            record_curve=self.curves,
             **self.registry.configs(point.switches),
         )
         result = run(config, tasks=self.cache.get(self.fidelity), log=self.cache.log)
@@ -93,6 +99,7 @@ class SensitivityObjective:
     device: str = "cpu"
     cache: TaskCache = field(default_factory=TaskCache)
     registry: Registry = REGISTRY
+    curves: bool = True
 
     def benchmark(self, study: optuna.Study, seed: int) -> dict[str, float]:
         """The no-transfer BNN on this case and seed, computed once per study and kept on it."""
@@ -104,10 +111,13 @@ class SensitivityObjective:
                 seed=seed,
                 fidelity=self.fidelity,
                 device=self.device,
+                record_curve=self.curves,
                 **self.registry.configs(self.base),
             )
             result = run(config, tasks=self.cache.get(self.fidelity), log=self.cache.log)
             cached = {"val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy}
+            if "curve_val" in result.history:
+                cached["curve"] = {"val": result.history["curve_val"], "test": result.history["curve_test"]}
             record.store_benchmark(study, self.case, seed, cached)
         return cached
 
@@ -127,6 +137,7 @@ class SensitivityObjective:
                 fidelity=self.fidelity,
                 device=self.device,
                 record_generators=False,
+                record_curve=self.curves,
                 **configs,
             )
             hook = self._epoch_hook(trial) if self.seeds == 1 else None

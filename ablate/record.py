@@ -305,3 +305,33 @@ def read_trial(t: FrozenTrial) -> TrialRecord:
         key=a.get(KEY),
         attrs=dict(a),
     )
+
+
+# ------------------------------------------------------------------------------------------------ links
+CONFIRMS = "confirms"  # Definition.extra key of a confirmation: what it confirms (source study, ranks, seeds)
+CONFIRMED_BY = "confirmed_by"  # user attribute of a searched study: the names of its confirmations
+PROVENANCE = "provenance"  # Definition.extra key: where, with what and by which command the study was made
+
+
+def confirmation_source(definition: Definition) -> dict[str, Any] | None:
+    """What a confirmation study confirms (``None`` for any other study): read from its definition."""
+    link = definition.extra.get(CONFIRMS)
+    return dict(link) if isinstance(link, Mapping) else None
+
+
+def link_confirmation(source: optuna.Study, confirmation: str) -> None:
+    """Point the searched study at a confirmation of it (the confirmation points back in its definition)."""
+    names = confirmations_of(source)
+    if confirmation not in names:
+        source.set_user_attr(CONFIRMED_BY, [*names, confirmation])
+
+
+def confirmations_of(study: optuna.Study) -> list[str]:
+    """Names of the confirmation studies linked to a searched study, oldest first."""
+    return [str(n) for n in study.user_attrs.get(CONFIRMED_BY) or []]
+
+
+def provenance_of(definition: Definition) -> dict[str, Any] | None:
+    """The provenance recorded when the study was created (``None`` for studies made before it was recorded)."""
+    prov = definition.extra.get(PROVENANCE)
+    return dict(prov) if isinstance(prov, Mapping) else None

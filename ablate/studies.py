@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 from optuna.exceptions import ExperimentalWarning
 
-from ablate import queue, record
+from ablate import provenance, queue, record
 from ablate.designs import Design, DesignPoint
 from ablate.objective import DesignObjective, SensitivityObjective, TaskCache
 from ablate.space import Space
@@ -63,6 +63,7 @@ class StudyPlan:
     data_dir: str | None = None
     threads: int = 1
     base: dict[str, Any] = field(default_factory=dict)  # switch values every run of a sampled study shares
+    curves: bool = True  # learning curves in every record (costs ~8% of a quick run; see docs/benchmarks.md)
     registry: Registry = REGISTRY
 
     @property
@@ -148,7 +149,7 @@ def open_study(plan: StudyPlan, *, worker: int = 0, create: bool = True) -> optu
 def prepare(plan: StudyPlan) -> tuple[optuna.Study, int]:
     """Create or resume the study, check it is the same experiment, and fill its queue."""
     study = open_study(plan)
-    record.write_definition(study, plan.definition())
+    record.write_definition(study, provenance.stamp(study, plan.definition(), plan))
     if plan.join:
         return study, 0
     if plan.kind == "design":
@@ -162,7 +163,9 @@ def build_objective(plan: StudyPlan, log: Callable[..., Any]) -> Callable[[optun
     cache = TaskCache(data_dir=plan.data_dir, log=log)
     if plan.kind == "design":
         assert plan.design is not None
-        return DesignObjective(plan.fidelity, device=plan.device, cache=cache, registry=plan.registry)
+        return DesignObjective(
+            plan.fidelity, device=plan.device, cache=cache, registry=plan.registry, curves=plan.curves
+        )
     assert plan.space is not None and plan.case is not None
     return SensitivityObjective(
         case=plan.case,
@@ -173,6 +176,7 @@ def build_objective(plan: StudyPlan, log: Callable[..., Any]) -> Callable[[optun
         device=plan.device,
         cache=cache,
         registry=plan.registry,
+        curves=plan.curves,
     )
 
 

@@ -398,6 +398,7 @@ class RunConfig:
     device: str = "cpu"
     data_dir: str | None = None
     record_generators: bool = True
+    record_curve: bool = False
 
     def __post_init__(self) -> None:
         Case.parse(self.case)

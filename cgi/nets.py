@@ -18,13 +18,22 @@ HIDDEN_LAYERS: dict[tuple[str, bool], int] = {
     ("M1", True): 4,  # Experiment 2: "a five layer BNN" = five weight layers = four hidden layers
     ("M2", True): 2,  # Experiment 2: "a three layer BNN" = three weight layers = two hidden layers
 }
-"""Hidden-layer counts by (model, bayesian). docs/method.md explains the reading."""
+"""Hidden-layer counts by (model, bayesian) under the default reading. docs/method.md explains it."""
+
+BNN_HIDDEN_BY_DEPTH: dict[str, dict[str, int]] = {
+    "weight_layers": {"M1": 4, "M2": 2},  # five / three weight layers (the default)
+    "unit_layers": {"M1": 3, "M2": 1},  # five / three layers of units, input and output included
+    "hidden_layers": {"M1": 5, "M2": 3},  # five / three hidden layers
+}
+"""Experiment 2's "five layer / three layer" BNNs under each reading of the ``depth`` switch."""
 
 
-def layer_sizes(model: str, n_in: int, n_out: int, width: int, *, bayesian: bool) -> list[int]:
+def layer_sizes(
+    model: str, n_in: int, n_out: int, width: int, *, bayesian: bool, depth: str = "weight_layers"
+) -> list[int]:
     """Return [n_in, width, ..., width, n_out] for model M1 or M2."""
     try:
-        hidden = HIDDEN_LAYERS[(model, bayesian)]
+        hidden = BNN_HIDDEN_BY_DEPTH[depth][model] if bayesian else HIDDEN_LAYERS[(model, False)]
     except KeyError:
         raise ConfigError(f"model={model!r} must be M1 or M2") from None
     return [n_in, *([width] * hidden), n_out]

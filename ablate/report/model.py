@@ -35,6 +35,7 @@ __all__ = [
     "fmt_mean_sd",
     "fmt_num",
     "fmt_p",
+    "figure_caption",
     "footnotes",
     "png_pdf",
     "require",
@@ -61,6 +62,7 @@ class Table:
     dagger: pd.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
     slug: str | None = None
+    role: str = ""  # what ``numeric`` holds ("ablation", "transfer", "marginal", "importances"): the Summary reads it
 
     def __post_init__(self) -> None:
         if not self.warnings:  # a DataFrame from ablate.stats carries its table-level warnings in attrs
@@ -69,7 +71,10 @@ class Table:
 
 @dataclass(eq=False)
 class Section:
-    """One report section: a heading, plain text, tables, figures (paths or stems) and warnings."""
+    """One report section: a heading, plain text, tables, figures (paths or stems) and warnings.
+
+    A figure with a ``caption`` attribute (:class:`~ablate.report.figures.FigurePaths`) is captioned with it.
+    """
 
     title: str
     text: str = ""
@@ -101,6 +106,12 @@ def png_pdf(fig: str | Path | tuple[Path, Path]) -> tuple[Path, Path]:
     p = Path(fig[0]) if isinstance(fig, tuple) else Path(fig)
     base = p.with_suffix("") if p.suffix.lower() in (".png", ".pdf") else p
     return Path(f"{base}.png"), Path(f"{base}.pdf")
+
+
+def figure_caption(fig: Any) -> str:
+    """A figure's caption: its own when it has one, else the file name (a caption must never be empty)."""
+    caption = getattr(fig, "caption", "")
+    return str(caption) if caption else png_pdf(fig)[0].stem
 
 
 # ---------------------------------------------------------------------------------------- formatting

@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
 from crossgen.bnn import BayesianMLP
 from crossgen.config import RunConfig
-from crossgen.data import Task
+from crossgen.data import Split, Task
 from crossgen.nets import MLP, layer_sizes
 from crossgen.seeding import torch_generator
 from crossgen.train import accuracy_bnn, accuracy_deterministic, fit_bnn
@@ -79,8 +79,10 @@ def new_bnn(ctx: Context, which: str) -> BayesianMLP:
     case = ctx.config.case_spec
     task = ctx.source if which == "source" else ctx.target
     model = case.source_model if which == "source" else case.target_model
-    sizes = layer_sizes(model, task.n_features, task.n_classes, ctx.config.fidelity.width, bayesian=True)
     cfg = ctx.config.bnn
+    sizes = layer_sizes(
+        model, task.n_features, task.n_classes, ctx.config.fidelity.width, bayesian=True, depth=cfg.depth
+    )
     bnn = BayesianMLP(
         sizes,
         prior_sigma=cfg.prior_sigma,
@@ -135,7 +137,7 @@ def fit_bnn_on(
             task.train.x,
             task.train.y,
             epochs=epochs,
-            lr=fid.bnn_lr,
+            lr=ctx.config.bnn_lr,
             batch_size=fid.batch_size,
             generator=ctx.generator(f"{stream}_train"),
             noise=ctx.generator(f"{stream}_noise", device=True),
@@ -145,22 +147,50 @@ def fit_bnn_on(
         ).losses
 
 
+def source_task(ctx: Context) -> Task:
+    """The source task as the source model sees it: with ``source_labels="shuffled"``, its training labels
+    permuted by a seeded stream (a control: the source then learns nothing it could transfer)."""
+    if ctx.config.cgi.source_labels == "true":
+        return ctx.source
+    train = ctx.source.train
+    perm = torch.randperm(len(train), generator=ctx.generator("source_labels")).to(train.y.device)
+    return replace(ctx.source, train=Split(train.x, train.y[perm]))
+
+
 def fit_target_bnn(ctx: Context, bnn: BayesianMLP, history: dict[str, list[float]]) -> None:
-    """Train the target BNN for the fidelity's epoch budget (shared by the benchmark and CGI)."""
+    """Train the target BNN for the run's epoch budget (shared by the benchmark and CGI).
+
+    With ``record_curve`` the target's validation and test accuracy after every epoch go into
+    ``history["curve_val"]`` / ``history["curve_test"]`` (learning curves: with a constant learning rate,
+    epoch k of a long run is a k-epoch run). Each evaluation uses a fresh eval stream, so the last epoch's
+    values equal the run's final accuracies and training is untouched.
+    """
     fid = ctx.config.fidelity
     tgt = ctx.target
 
-    def val_acc() -> float:  # a fresh eval stream: the last epoch's report equals the final val_accuracy
+    def acc(split: Split) -> float:
         gen = ctx.generator("eval", device=True)
-        return accuracy_bnn(bnn, tgt.val.x, tgt.val.y, samples=fid.eval_samples, generator=gen)
+        return accuracy_bnn(bnn, split.x, split.y, samples=fid.eval_samples, generator=gen)
+
+    report = target_epoch_hook(ctx, lambda: acc(tgt.val))
+    on_epoch = report
+    if ctx.config.record_curve:
+        curve_val: list[float] = history.setdefault("curve_val", [])
+        curve_test: list[float] = history.setdefault("curve_test", [])
+
+        def on_epoch(epoch: int, loss: float) -> None:
+            curve_val.append(acc(tgt.val))
+            curve_test.append(acc(tgt.test))
+            if ctx.on_target_epoch is not None:
+                ctx.on_target_epoch(epoch, curve_val[-1])
 
     history["target"] = fit_bnn_on(
         ctx,
         bnn,
         tgt,
-        epochs=fid.epochs,
+        epochs=ctx.config.target_epochs,
         stream="target",
         stage="target_training",
         what="target BNN",
-        on_epoch=target_epoch_hook(ctx, val_acc),
+        on_epoch=on_epoch,
     )

@@ -97,7 +97,7 @@ def test_small_study_has_exact_total_attrs_and_resumes(env: Path, run_cli, kind:
     assert len(study.trials) == 4
 
     bench = record.cached_benchmark(study, CASE, 0)
-    assert set(bench) == {"val_accuracy", "test_accuracy"}
+    assert {"val_accuracy", "test_accuracy"} <= set(bench)
     definition = record.read_definition(study)
     assert definition.kind == "sensitivity" and definition.case == CASE
     complete = study.get_trials(states=(TrialState.COMPLETE,))
@@ -157,7 +157,7 @@ def test_seeds_are_reported_as_steps_and_averaged(env: Path, run_cli) -> None:
     study = _load(url, SENSITIVITY)
     assert record.read_definition(study).seeds == 2
     for seed in (0, 1):
-        assert set(record.cached_benchmark(study, CASE, seed)) == {"val_accuracy", "test_accuracy"}
+        assert {"val_accuracy", "test_accuracy"} <= set(record.cached_benchmark(study, CASE, seed))
     trials = study.trials
     assert len(trials) == 2 and all(t.state == TrialState.COMPLETE for t in trials)
     for t in trials:

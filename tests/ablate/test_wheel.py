@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFINITIONS = {"fidelity.toml", "space.toml", "ablation.toml", "table1.toml", "table2.toml"}
 CASE = "T2M1_T1M2"
 STUDY = f"sensitivity-{CASE}-smoke"
-# Top-level entries of the checkout that are not source, plus output under studies/.
+# Top-level entries of a checkout that are not source (studies/runs/ is skipped in _ignore).
 NOT_SOURCE = {".git", ".venv", "build", "dist", "tests", ".pytest_cache", ".ruff_cache", ".hypothesis"}
 
 
@@ -52,8 +52,8 @@ def _ignore(folder: str, names: list[str]) -> set[str]:
     return skip
 
 
-def _run(argv: list[str], **kwargs: object) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, **kwargs)  # type: ignore[call-overload]
+def _run(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"{argv[:4]} failed:\n{proc.stdout}\n{proc.stderr}"
 
 

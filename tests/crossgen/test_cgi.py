@@ -92,9 +92,9 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
             record.target_streams = (kwargs["generator"].initial_seed(), kwargs["noise"].initial_seed())
         return real_fit(bnn, *args, **kwargs)
 
-    def spy_assign(bnn, points, *, transfer="mu_sigma"):
+    def spy_assign(bnn, points, *, transfer="mu_sigma", input_layer="middle"):
         record.assigned.append((group_sizes(bnn), {g: np.array(p) for g, p in points.items()}, transfer))
-        return real_assign(bnn, points, transfer=transfer)
+        return real_assign(bnn, points, transfer=transfer, input_layer=input_layer)
 
     monkeypatch.setattr(base_mod, "fit_bnn", spy_fit)  # every technique's SVI goes through base.fit_bnn_on
     monkeypatch.setattr(cgi_mod, "assign", spy_assign)
@@ -277,6 +277,36 @@ def test_init_cross_draws_source_from_target_bootstrap(tasks: dict[str, Task], s
     source_sizes, _, transfer = spy.assigned[0]
     assert source_sizes == group_sizes(new_bnn(ctx, "source"))
     assert transfer == "mu_sigma"
+
+
+def test_cross_init_can_start_the_source_from_every_bootstrapped_row(
+    tasks: dict[str, Task], spy: Spy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Line 8 draws from all M rows of θ_bb_t: with small M and many source weights, every row is used.
+
+    An off-by-one draw (rows 0..M-2 only) passes the containment checks above; it fails here.
+    """
+    m = 4
+    theta_bb: list[np.ndarray] = []
+    real = cgi_mod.bootstrap
+
+    def keep_bootstrap(points, m, rng, *, method="uniform"):
+        out = real(points, m, rng, method=method)
+        theta_bb.append(out)
+        return out
+
+    monkeypatch.setattr(cgi_mod, "bootstrap", keep_bootstrap)
+    cfg = config(init="cross", M=m)
+    go(cfg, tasks)
+    sizes = group_sizes(new_bnn(context(cfg, tasks), "source"))
+    assert spy.source_start is not None and len(theta_bb) == len(GROUPS)
+    for g, rows in zip(GROUPS, theta_bb, strict=True):
+        assert sizes[g] >= 30 * m  # so missing a row by chance has probability < m (1 - 1/m)^(30 m) ≈ 1e-15
+        assert len(np.unique(rows, axis=0)) == m  # distinct rows, so "every row used" is visible in the values
+        start = spy.source_start[g]
+        assert contained(start, rows)
+        for row in rows:
+            assert contained(row[None, :], start), f"{g}: bootstrapped row {row} never starts a source weight"
 
 
 @pytest.mark.parametrize(("scope", "names"), [("shared", {"shared"}), ("separate", {"middle", "classification"})])

@@ -156,9 +156,9 @@ def test_bnn_and_cgi_share_target_init_and_minibatch_stream(
             rec.setdefault("init", extract(bnn))  # the benchmark trains its init as is
         return real_fit(bnn, *args, **kwargs)
 
-    def first_extract(bnn):
+    def first_extract(bnn, **kwargs):
         seen.setdefault(current[-1], {}).setdefault("init", real_extract(bnn))  # CGI's first look is the target
-        return real_extract(bnn)
+        return real_extract(bnn, **kwargs)
 
     monkeypatch.setattr(base_mod, "fit_bnn", fit)
     monkeypatch.setattr(cgi_mod, "extract", first_extract)

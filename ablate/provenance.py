@@ -1,0 +1,215 @@
+"""Provenance: what made a study — command, versions, commit, machine, data checksum — recorded at creation.
+
+Why: a report is only as trustworthy as the claim that its runs are comparable. Two studies run on different
+torch versions, commits or data files may differ for reasons no switch explains, so every study stores where
+it came from once, in its definition (``Definition.extra["provenance"]``), and reports show it and warn when
+the studies they combine differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from ablate import record
+
+PACKAGES = ("torch", "pyro-ppl", "optuna", "scikit-learn", "numpy")
+#: Keys whose difference between two studies makes their comparison suspect (the command line may differ).
+COMPARED = ("versions", "git_commit", "git_dirty", "cpu", "device", "torch_threads", "data")
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def versions() -> dict[str, str | None]:
+    """Python and the numerical packages whose changes can move a result."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _git(*args: str) -> str | None:
+    if not (_ROOT / ".git").exists():
+        return None
+    try:
+        proc = subprocess.run(["git", *args], cwd=_ROOT, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def git_state() -> dict[str, Any]:
+    """The project's commit, and whether tracked files differed from it (an installed wheel has neither)."""
+    commit = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"git_commit": commit, "git_dirty": bool(dirty) if dirty is not None else None}
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_checksum(source: str, data_dir: str | None = None) -> dict[str, Any]:
+    """The data file a fidelity reads and its SHA-256 (MNIST: also the pinned checksum its source was checked with)."""
+    from crossgen import data
+
+    out: dict[str, Any] = {"source": source}
+    if source == "mnist":
+        path = Path(data_dir).expanduser() if data_dir else data.default_data_dir()
+        path = path / data.MNIST_NPZ
+        out["verified_source_sha256"] = data.MNIST_PKL_SHA256
+    elif source == "digits":
+        import sklearn.datasets
+
+        path = Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"
+    else:
+        out["path"] = source
+        return out
+    out["path"] = str(path)
+    out["sha256"] = sha256_file(path) if path.is_file() else None
+    return out
+
+
+def command_line() -> dict[str, Any]:
+    """The command as typed: inside the CLI rebuilt from the parsed options (in-process argv is the caller's)."""
+    out: dict[str, Any] = {"argv": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""}
+    with contextlib.suppress(ImportError, RuntimeError):
+        import click
+
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            out["command"] = _rebuild(ctx)
+    return out
+
+
+def _rebuild(ctx: Any) -> str:
+    """``ablate study --case X --trials 200 …``: every option the command received (defaults included)."""
+    import click
+
+    path = ctx.command_path.split()
+    parts = ["ablate", *path[1:]]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value is None or value == [] or value == ():
+            continue
+        values = list(value) if isinstance(value, list | tuple) else [value]
+        if isinstance(param, click.Argument):
+            parts += [str(v) for v in values]
+            continue
+        flag = max(param.opts, key=len)
+        if getattr(param, "is_flag", False):
+            if value:
+                parts.append(flag)
+            continue
+        parts += [x for v in values for x in (flag, str(v))]
+    return shlex.join(parts)
+
+
+def collect(*, fidelity: Mapping[str, Any], device: str = "cpu", threads: int = 1, data_dir: str | None = None) -> dict:
+    """Everything above for one study (its fidelity and space or design are already in its definition)."""
+    prov: dict[str, Any] = {
+        **command_line(),
+        "fidelity": str(fidelity.get("name")),
+        "versions": versions(),
+        **git_state(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "device": device,
+        "torch_threads": threads,
+        "platform": platform.platform(),
+        "data": data_checksum(str(fidelity.get("data", "mnist")), data_dir),
+    }
+    if device.startswith("cuda"):
+        import torch
+
+        with contextlib.suppress(RuntimeError, AssertionError):
+            prov["device_name"] = torch.cuda.get_device_name(torch.device(device))
+    return prov
+
+
+def stamp(study: optuna.Study, definition: record.Definition, plan: Any) -> record.Definition:
+    """The definition with provenance for a study about to be created; an existing study's is left as stored."""
+    if record.DEFINITION in study.user_attrs or record.PROVENANCE in definition.extra:
+        return definition
+    prov = collect(
+        fidelity=definition.fidelity,
+        device=getattr(plan, "device", "cpu"),
+        threads=getattr(plan, "threads", 1),
+        data_dir=getattr(plan, "data_dir", None),
+    )
+    return replace(definition, extra={**definition.extra, record.PROVENANCE: prov})
+
+
+def _flat(prov: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in COMPARED:
+        value = prov.get(key)
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                if k != "path":  # a cache in another folder with the same bytes is the same data
+                    out[f"{key}.{k}"] = v
+        else:
+            out[key] = value
+    return out
+
+
+def differences(provs: Sequence[tuple[str, Mapping[str, Any] | None]]) -> list[str]:
+    """One line per provenance item that differs between the named studies (or is missing from some)."""
+    missing = [name for name, p in provs if p is None]
+    notes = [f"no provenance recorded for: {', '.join(missing)} (created before ablate recorded it)"] if missing else []
+    flats = [(name, _flat(p)) for name, p in provs if p is not None]
+    keys = sorted({k for _, f in flats for k in f})
+    for key in keys:
+        values = {json.dumps(f.get(key), default=str): name for name, f in flats}
+        if len(values) > 1:
+            shown = "; ".join(f"{name}: {f.get(key)}" for name, f in flats)
+            notes.append(f"studies differ in {key} ({shown})")
+    return notes
+
+
+def summary_rows(prov: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(item, value) lines a report prints: short, the full record is in the JSON."""
+    if prov is None:
+        return [("provenance", "not recorded (study created before ablate recorded provenance)")]
+    v = prov.get("versions") or {}
+    data = prov.get("data") or {}
+    commit = prov.get("git_commit")
+    rows = [
+        ("command", str(prov.get("command") or prov.get("argv", ""))),
+        ("versions", ", ".join(f"{k} {val}" for k, val in v.items() if val)),
+        ("git commit", f"{commit[:12]}{' (uncommitted changes)' if prov.get('git_dirty') else ''}" if commit else "–"),
+        (
+            "machine",
+            f"{prov.get('cpu')} ({prov.get('cpu_count')} cores), device {prov.get('device')}, "
+            f"{prov.get('torch_threads')} torch thread(s)",
+        ),
+        ("data", f"{data.get('source')} sha256 {str(data.get('sha256') or 'not cached')[:16]}…"),
+    ]
+    return rows
