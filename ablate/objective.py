@@ -78,6 +78,7 @@ class DesignObjective:
         record.write_run(trial, config.switch_values(self.registry), seed_result(result), result.stages)
         if "generators" in result.artefacts:
             record.write_generators(trial, result.artefacts["generators"])
+        record.write_diagnostics(trial, result.artefacts)
         return result.val_accuracy
 
 

@@ -193,6 +193,27 @@ def write_run(trial: optuna.Trial, config: Mapping[str, Any], result: SeedResult
         trial.set_user_attr("curve", result.curve)
 
 
+DIAGNOSTICS = ("mean_log_sigma", "fit_ratio")
+"""Run artefacts kept in the record: the source's mean log σ per group (the KL drift) and the source : target
+counts inside each generator's fit data (a hidden knob otherwise)."""
+
+
+def write_diagnostics(trial: optuna.Trial, artefacts: Mapping[str, Any]) -> None:
+    kept = {k: artefacts[k] for k in DIAGNOSTICS if k in artefacts}
+    if kept:
+        trial.set_user_attr("diagnostics", kept)
+
+
+def diagnostics_columns(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat columns for the tidy table: ``mean_log_sigma_middle``, ``fit_source_middle``, …"""
+    diag = attrs.get("diagnostics") or {}
+    out: dict[str, Any] = {f"mean_log_sigma_{g}": v for g, v in (diag.get("mean_log_sigma") or {}).items()}
+    for g, counts in (diag.get("fit_ratio") or {}).items():
+        out[f"fit_target_{g}"] = counts.get("target")
+        out[f"fit_source_{g}"] = counts.get("source")
+    return out
+
+
 def write_generators(trial: optuna.Trial, summaries: Mapping[str, Mapping[str, Any]]) -> None:
     keep = ("kind", "n_components", "weights", "means", "converged", "bic", "warnings")
     trial.set_user_attr("generators", {name: {k: s.get(k) for k in keep} for name, s in summaries.items()})

@@ -957,3 +957,45 @@ def methods_paragraph(
             "smallest attainable p-value is reported alongside. "
         )
     return "".join(parts).strip()
+
+
+def gain_curve(
+    curves: pd.DataFrame,
+    *,
+    method: str,
+    baseline: str,
+    value: str = "test_accuracy",
+    alpha: float = 0.05,
+    n_examples: int | str | None = None,
+    seed: int = 0,
+    n_resamples: int = 9999,
+) -> pd.DataFrame:
+    """Transfer gain after k target epochs: Δ(k) = method − baseline, paired by seed, one row per (case, k).
+
+    ``curves`` is long: case, variant, seed, epoch, value (``ablate.tidy.curve_frame``). With a constant
+    learning rate epoch k of a long run *is* a k-epoch run, so one run gives every budget. Each k is one
+    paired comparison (exact sign-flip test, BCa CI); Holm runs over the budgets of a case, the family a
+    reader scans when asking "is there any budget where CGI helps?".
+    """
+    for col in ("case", "variant", "seed", "epoch", value):
+        if col not in curves.columns:
+            raise StatsError(f"column {col!r} not found in the curves frame")
+    rows: list[dict[str, Any]] = []
+    for case, per_case in curves.groupby("case", sort=False):
+        family: list[dict[str, Any]] = []
+        cis: list[CI] = []
+        for k, at_k in per_case.groupby("epoch", sort=True):
+            if not {method, baseline} <= set(at_k["variant"]):
+                continue
+            pairs = paired(at_k, variant=method, reference=baseline, value=value)
+            if pairs.n < 2:
+                continue
+            n_ex = _n_examples_of(at_k, n_examples, variant_col="variant", names=(method, baseline))
+            row, ci = _compare_row(pairs, alpha=alpha, seed=seed, n_resamples=n_resamples, n_examples=n_ex)
+            row.update(case=case, epoch=int(k))
+            family.append(row)
+            cis.append(ci)
+        if family:
+            _holm_rows(family, cis, alpha=alpha, rope=None)
+            rows.extend(family)
+    return _frame(rows, ["case", "epoch", *_FIRST])

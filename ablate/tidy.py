@@ -50,7 +50,35 @@ def design_frame(study: optuna.Study) -> pd.DataFrame:
         }
         row.update(rec.config)
         row.update(_stages(rec))
+        row.update(record.diagnostics_columns(rec.attrs))
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def curve_frame(study: optuna.Study) -> pd.DataFrame:
+    """Learning curves, long: one row per (design run, target epoch k) with val/test accuracy after k epochs."""
+    titles = _titles(study)
+    rows, seen = [], set()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        rec = record.read_trial(t)
+        if rec.key is None or rec.key in seen or not rec.seeds or not rec.seeds[0].curve:
+            continue
+        seen.add(rec.key)
+        run = rec.seeds[0]
+        variant = titles.get(rec.variant or "", rec.variant)
+        for k, (val, test) in enumerate(zip(run.curve["val"], run.curve["test"], strict=True), start=1):
+            rows.append(
+                {
+                    "case": rec.case,
+                    "variant": variant,
+                    "seed": run.seed,
+                    "epoch": k,
+                    "val_accuracy": val,
+                    "test_accuracy": test,
+                    "n_val": run.n_val,
+                    "n_test": run.n_test,
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -23,9 +23,18 @@ import pandas as pd
 
 from ablate import record, tidy
 from ablate.errors import AblateError
+from ablate.report.curves import gain_curve_section
 from ablate.report.model import Section, Table, png_pdf
+from ablate.report.provenance import provenance_section, report_provenance
 from ablate.report.render import render_markdown, write_report
-from ablate.report.sections import ablation_report_sections, sensitivity_report_sections, transfer_report_sections
+from ablate.report.sections import (
+    ablation_report_sections,
+    combined_methods_section,
+    sensitivity_methods_section,
+    sensitivity_report_sections,
+    transfer_report_sections,
+)
+from ablate.report.summary import Scope, label_families, state_totals, summary_section
 from crossgen.io import write_atomic
 
 __all__ = [
@@ -116,10 +125,28 @@ def _best_vs_benchmark(study: optuna.Study, metric: str) -> pd.DataFrame:
     return tidy.benchmark_pairs(study, study.best_trial.number, metric, "CGI (best trial)")
 
 
+def _gain_curves(
+    study: optuna.Study, methods: list[str], baseline: str | None, metric: str, alpha: float, fig_dir: Path | None
+) -> list[Section]:
+    """Transfer-gain curves (ablate.report.curves) for studies whose records carry learning curves."""
+    curves = tidy.curve_frame(study)
+    if curves.empty or baseline is None:
+        return []
+    found = (
+        gain_curve_section(curves, method=m, baseline=baseline, value=metric, alpha=alpha, fig_dir=fig_dir)
+        for m in methods
+    )
+    return [s for s in found if s is not None]
+
+
 def sections_for(
     study: optuna.Study, *, metric: str, alpha: float, rope: float | None, fig_dir: Path | None
 ) -> tuple[str, list[Section], pd.DataFrame]:
     """The report's sections for the study's kind, and the tidy runs they were built from."""
+    if record.confirmation_source(record.read_definition(study)) is not None:
+        from ablate.report.confirm import confirm_report_sections
+
+        return confirm_report_sections(study, metric=metric, alpha=alpha, rope=rope, fig_dir=fig_dir)
     defn = study_definition(study)
     if defn.kind in ("ablation", "table"):
         df = tidy.design_frame(study)
@@ -128,7 +155,14 @@ def sections_for(
         if defn.kind == "ablation":
             cases = sorted(df["case"].unique())
             sections = ablation_report_sections(
-                df, reference=defn.reference, value=metric, alpha=alpha, rope=rope, fig_dir=fig_dir, cases=cases
+                df,
+                reference=defn.reference,
+                value=metric,
+                alpha=alpha,
+                rope=rope,
+                fig_dir=fig_dir,
+                cases=cases,
+                with_methods=False,
             )
             sections += transfer_report_sections(
                 df,
@@ -139,19 +173,33 @@ def sections_for(
                 rope=rope,
                 fig_dir=fig_dir,
                 cases=cases,
+                with_methods=False,
             )
-            return "ablation", sections, df
+            label_families(sections, reference=str(defn.reference), baseline=str(defn.baseline))
+            sections += _gain_curves(study, [defn.reference], defn.baseline, metric, alpha, fig_dir)
+            methods = combined_methods_section(sections, alpha=alpha, rope=rope)
+            return "ablation", sections + ([methods] if methods else []), df
         sections = transfer_report_sections(
             df, method=defn.methods, baseline=defn.baseline, value=metric, alpha=alpha, rope=rope, fig_dir=fig_dir
         )
+        sections += _gain_curves(study, defn.methods, defn.baseline, metric, alpha, fig_dir)
         return "table", sections, df
     trials, _per_seed = tidy.sensitivity_frames(study)
     if trials.empty:
         raise AblateError(f"study {study.study_name!r} has no COMPLETE trials to report")
     frame = trials.rename(columns={"value": "val_accuracy"})
     params = [p for p in defn.params if p in frame]
+    labels, defaults, conditions = switch_info(record.read_definition(study))
     sections = sensitivity_report_sections(
-        frame, importances(study), value="val_accuracy", params=params, alpha=alpha, fig_dir=fig_dir
+        frame,
+        importances(study),
+        value="val_accuracy",
+        params=params,
+        alpha=alpha,
+        fig_dir=fig_dir,
+        labels=labels,
+        defaults=defaults,
+        conditions=conditions,
     )
     paired = _best_vs_benchmark(study, metric)
     if not paired.empty:
@@ -164,6 +212,7 @@ def sections_for(
             rope=rope,
             fig_dir=None,
             cases=sorted(paired["case"].unique()),
+            with_methods=False,
         )
         sections.append(
             Section(
@@ -173,7 +222,74 @@ def sections_for(
                 "with the chosen configuration on fresh seeds.",
             )
         )
+    sections.append(
+        sensitivity_methods_section(
+            n_trials=len(frame),
+            seeds=record.read_definition(study).seeds,
+            value="val_accuracy",
+            alpha=alpha,
+            sampler=record.read_definition(study).extra.get("sampler"),
+            benchmark_pairs=int(paired["seed"].nunique()) if not paired.empty else 0,
+        )
+    )
     return "sensitivity", sections, frame
+
+
+def switch_info(definition: record.Definition) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
+    """Per parameter: the label a reader sees (the switch's flag, from the study's own declarations), its
+    default level, and when a conditional parameter exists (``generator=gmm``)."""
+    labels = {s["name"]: str(s.get("flag") or s["name"]).lstrip("-") for s in definition.switches}
+    defaults = {s["name"]: s.get("default") for s in definition.switches}
+    conditions = {
+        p["name"]: " and ".join(f"{labels.get(k, k)}={v}" for k, v in p["when"].items())
+        for p in definition.space
+        if p.get("when")
+    }
+    return labels, defaults, conditions
+
+
+def report_scope(study: optuna.Study, kind: str, metric: str, alpha: float) -> Scope:
+    """What the study covered, for the Summary (from the stored definition and the trials' states)."""
+    definition = record.read_definition(study)
+    totals = state_totals(tidy.state_counts(study))
+    fidelity = str(definition.fidelity.get("name", "?"))
+    cases = tuple(definition.cases) or ((definition.case,) if definition.case else ())
+    design = definition.design or {}
+    if kind == "sensitivity":
+        case = definition.case or (cases[0] if cases else "all")
+        next_command = f"ablate ablation --case {case} --design ofat --fidelity {fidelity}"
+        metric = "val_accuracy (objective); test accuracy vs the benchmark"
+    elif kind == "ablation":
+        design_name = str(design.get("name", "ablation-ofat")).removeprefix("ablation-")
+        case = cases[0] if len(cases) == 1 else "all"
+        next_command = f"ablate ablation --case {case} --design {design_name} --fidelity {fidelity}"
+    else:
+        next_command = f"ablate reproduce {design.get('name', 'table2')} --fidelity {fidelity}"
+    return Scope(
+        kind=kind,
+        study=study.study_name,
+        cases=cases,
+        fidelity=fidelity,
+        seeds=int(definition.seeds),
+        metric=metric,
+        alpha=alpha,
+        reference=design.get("reference"),
+        baseline=design.get("baseline"),
+        sampler=definition.extra.get("sampler"),
+        next_command=next_command,
+        **totals,
+    )
+
+
+def report_title(scope: Scope) -> str:
+    """A title that says what the report is about; the study name stays in the Summary and metadata."""
+    what = {
+        "ablation": "Ablation of CGI",
+        "table": "CGI against the paper's tables",
+        "sensitivity": "Sensitivity of CGI",
+    }
+    cases = ", ".join(c.replace("_", " → ") for c in scope.cases)
+    return f"{what.get(scope.kind, scope.kind)}: {cases} ({scope.fidelity} fidelity, {scope.study})"
 
 
 # ---------------------------------------------------------------------------------------- writing
@@ -203,10 +319,17 @@ def write_study_report(
             )
         )
     meta: dict[str, Any] = {"study": study.study_name, "kind": kind, "metric": metric, "alpha": alpha, "rope": rope}
-    paths = write_report(out_dir, study.study_name, sections, formats=formats, title=study.study_name, metadata=meta)
+    sections.append(provenance_section(report_provenance(study)))
+    meta["provenance"] = dict(report_provenance(study))
+    title = study.study_name
+    if kind in ("ablation", "table", "sensitivity") and not (sections and sections[0].title == "Summary"):
+        scope = report_scope(study, kind, metric, alpha)
+        sections.insert(0, summary_section(scope, sections))
+        title = report_title(scope)
+    paths = write_report(out_dir, study.study_name, sections, formats=formats, title=title, metadata=meta)
     paths += write_atomic({out_dir / f"{study.study_name}-runs.csv": df.to_csv(index=False)})
     if publish:
-        publish_sections(study, sections, study.study_name)
+        publish_sections(study, sections, title)
     return StudyReport(study.study_name, kind, paths, len(df), counts)
 
 
@@ -215,4 +338,4 @@ def publish_sections(study: optuna.Study, sections: list[Section], title: str) -
     from ablate import dashboard  # lazy: optuna-dashboard is only needed when publishing
 
     figures = [Path(png) for s in sections for png, _pdf in (png_pdf(f) for f in s.figures)]
-    dashboard.publish(study, render_markdown(sections, title=title), [f for f in figures if f.exists()])
+    dashboard.publish(study, render_markdown(sections, title=title), figures)  # PLANTED

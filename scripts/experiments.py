@@ -1,0 +1,89 @@
+"""Run (or resume) the experiments of docs/findings.md: each is a list of plain `ablate` commands.
+
+Every cell is one designed ablation study (paired seeds, exact totals, resumable), so rerunning an
+experiment only runs what is missing, and `--dry-run` prints the commands findings.md cites.
+
+    python scripts/experiments.py budget-sigma --workers 2
+    python scripts/experiments.py readings --dry-run
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+EXPERIMENTS_DIR = Path("studies/experiments")
+SIGMAS = ("-5", "-2.3", "-0.4")
+
+
+def _ablation(case: str, design: str, seeds: int, fidelity: str, *settings: str) -> list[str]:
+    argv = ["ablation", "--case", case, "--seeds", str(seeds), "--fidelity", fidelity]
+    argv += ["--design-file", str(EXPERIMENTS_DIR / f"{design}.toml")]
+    for s in settings:
+        argv += ["--set", s]
+    return argv
+
+
+def experiments(fidelity: str, seeds: int | None) -> dict[str, list[list[str]]]:
+    """The cells of every experiment (issue 11), in the order they should run."""
+    return {
+        # 1. budget x initial sigma: learning curves up to 20 target epochs, transfer mu_sigma and mu
+        "budget-sigma": [
+            _ablation(case, "transfer", seeds or 10, fidelity, f"init_log_sigma={s}", "target_epochs=20")
+            for case in ("T2M2_T1M1", "T1M1_T2M2")
+            for s in SIGMAS
+        ],
+        "budget-sigma-all": [
+            _ablation(case, "transfer", seeds or 10, fidelity, f"init_log_sigma={s}", "target_epochs=20")
+            for case in ("T2M1_T1M2", "T1M2_T2M1")
+            for s in SIGMAS
+        ],
+        # 3. the alternative readings of Algorithm 1, and the depth readings (a regime: the benchmark changes)
+        "readings": [_ablation("all", "readings", seeds or 5, fidelity)]
+        + [
+            _ablation("all", "transfer", seeds or 5, fidelity, f"depth={d}")
+            for d in ("unit_layers", "hidden_layers")
+        ],
+        # 4. drift dose-response on the collapsing case, and a tight prior
+        "drift": [
+            _ablation("T1M2_T2M1", "drift", seeds or 10, fidelity),
+            _ablation("T1M2_T2M1", "transfer", seeds or 10, fidelity, "prior_sigma=0.1"),
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", help="experiment name (see --list)", nargs="?")
+    parser.add_argument("--list", action="store_true", help="list the experiments and their cells")
+    parser.add_argument("--fidelity", default="quick")
+    parser.add_argument("--seeds", type=int, default=None, help="override each cell's seed count")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--storage", default=None, help="Optuna storage URL (default: ablate's default)")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = parser.parse_args(argv)
+    table = experiments(args.fidelity, args.seeds)
+    if args.list or not args.name:
+        for name, cells in table.items():
+            print(f"{name}: {len(cells)} cell(s)")
+        return 0
+    if args.name not in table:
+        print(f"error: unknown experiment {args.name!r}; choose one of {', '.join(table)}", file=sys.stderr)
+        return 2
+    for cell in table[args.name]:
+        argv_cell = ["ablate", *cell, "--workers", str(args.workers)]
+        if args.storage:
+            argv_cell += ["--storage", args.storage]
+        print("$", shlex.join(argv_cell), flush=True)
+        if not args.dry_run:
+            rc = subprocess.call([sys.executable, "-m", "ablate.cli", *argv_cell[1:]])
+            if rc != 0:
+                return rc
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The trial-record contract: what is written is what is read, and old layouts are refused in one line."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from ablate import record
+from ablate.errors import AblateError
+
+
+@pytest.fixture
+def study() -> optuna.Study:
+    return optuna.create_study(direction="maximize")
+
+
+def _definition(**changes) -> record.Definition:
+    values = {
+        "kind": "design",
+        "name": "x",
+        "fidelity": {"name": "smoke", "epochs": 4},
+        "switches": record.switch_declarations(),
+        "design": {"name": "ablation-ofat", "reference": "full", "baseline": "no transfer", "variants": []},
+        "cases": ("T2M1_T1M2",),
+        "seeds": 2,
+    }
+    return record.Definition(**{**values, **changes})
+
+
+def test_definition_round_trips_and_resumption_checks_identity(study: optuna.Study) -> None:
+    record.write_definition(study, _definition())
+    back = record.read_definition(study)
+    assert back == _definition()
+    assert back.label("M") == "--M" and back.label("lam") == "--lambda"
+    record.write_definition(study, _definition(name="x"))  # same experiment: accepted
+    with pytest.raises(AblateError, match="different fidelity"):
+        record.write_definition(study, _definition(fidelity={"name": "quick", "epochs": 6}))
+
+
+def test_old_layout_is_refused_with_its_version(study: optuna.Study) -> None:
+    study.set_user_attr("ablate_kind", "design")  # what ablate 0.1 wrote
+    study.enqueue_trial({}, user_attrs={"design_key": "k", "case": "T2M1_T1M2"})
+    with pytest.raises(AblateError, match="schema 1") as info:
+        record.read_definition(study)
+    assert "\n" not in str(info.value)
+    with pytest.raises(AblateError, match="schema 1"):
+        record.write_definition(study, _definition())
+
+
+def test_design_run_round_trip(study: optuna.Study) -> None:
+    point = record.Point("T2M1_T1M2|full|0", "T2M1_T1M2", "full", "cgi", 0, {"M": 100})
+    study.enqueue_trial({}, user_attrs=record.point_attrs(point))
+    trial = study.ask()
+    assert record.read_point(trial.user_attrs) == point
+    result = record.SeedResult(0, 0.9, 0.8, 1.5, n_val=71, n_test=70, curve={"val": [0.5, 0.9], "test": [0.4, 0.8]})
+    record.write_run(trial, {"M": 100, "K": 5}, result, {"target_training": 1.23456})
+    record.write_diagnostics(
+        trial, {"mean_log_sigma": {"middle": -4.0}, "fit_ratio": {"middle": {"target": 100, "source": 50}}, "other": 1}
+    )
+    study.tell(trial, 0.9)
+    rec = record.read_trial(study.trials[0])
+    assert rec.key == point.key and rec.variant == "full" and rec.technique == "cgi" and rec.seed == 0
+    assert rec.config == {"M": 100, "K": 5}
+    assert rec.seeds == (result,)
+    assert rec.stages == {"target_training": 1.2346}
+    assert record.diagnostics_columns(rec.attrs) == {
+        "mean_log_sigma_middle": -4.0,
+        "fit_target_middle": 100,
+        "fit_source_middle": 50,
+    }
+
+
+def test_sampled_trial_round_trip_and_means(study: optuna.Study) -> None:
+    trial = study.ask()
+    record.write_started(trial, "T1M1_T2M2", {"M": 7})
+    seeds = [
+        record.SeedResult(0, 0.9, 0.8, 1.0, benchmark={"val_accuracy": 0.85, "test_accuracy": 0.82}),
+        record.SeedResult(1, 0.7, 0.6, 1.0, benchmark={"val_accuracy": 0.75, "test_accuracy": 0.62}),
+    ]
+    record.write_sampled(trial, seeds, {"s": 1.0}, pruned_after=None)
+    study.tell(trial, 0.8)
+    rec = record.read_trial(study.trials[0])
+    assert rec.case == "T1M1_T2M2" and rec.config == {"M": 7} and rec.seeds == tuple(seeds)
+    assert rec.test_accuracy == pytest.approx(0.7)
+    assert rec.attrs["transfer_gain"] == pytest.approx(((0.9 - 0.85) + (0.7 - 0.75)) / 2)
+    assert rec.attrs["transfer_gain_test"] == pytest.approx(((0.8 - 0.82) + (0.6 - 0.62)) / 2)
+
+
+def test_old_multi_seed_trial_is_refused(study: optuna.Study) -> None:
+    trial = study.ask()
+    trial.set_user_attr("seeds_run", 2)
+    trial.set_user_attr("seed0:val_accuracy", 0.9)
+    study.tell(trial, 0.9)
+    with pytest.raises(AblateError, match="schema 1"):
+        record.read_trial(study.trials[0])
+
+
+def test_benchmark_cache(study: optuna.Study) -> None:
+    assert record.cached_benchmark(study, "T2M1_T1M2", 0) is None
+    record.store_benchmark(study, "T2M1_T1M2", 0, {"val_accuracy": 0.5, "test_accuracy": 0.4})
+    assert record.cached_benchmark(study, "T2M1_T1M2", 0) == {"val_accuracy": 0.5, "test_accuracy": 0.4}
+    assert record.cached_benchmark(study, "T2M1_T1M2", 1) is None
