@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import importlib.metadata
 import json
 import os
@@ -97,37 +98,42 @@ def data_checksum(source: str, data_dir: str | None = None) -> dict[str, Any]:
     return out
 
 
+def _context() -> Any:
+    """The running CLI command's click context (typer ships its own click copy, so both are looked at)."""
+    for name in ("typer._click", "click"):
+        with contextlib.suppress(ImportError, AttributeError):
+            ctx = importlib.import_module(f"{name}.globals").get_current_context(silent=True)
+            if ctx is not None:
+                return ctx
+    return None
+
+
 def command_line() -> dict[str, Any]:
     """The command as typed: inside the CLI rebuilt from the parsed options (in-process argv is the caller's)."""
     out: dict[str, Any] = {"argv": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""}
-    with contextlib.suppress(ImportError, RuntimeError):
-        import click
-
-        ctx = click.get_current_context(silent=True)
-        if ctx is not None:
+    ctx = _context()
+    if ctx is not None:
+        with contextlib.suppress(Exception):  # provenance must never stop a study from being created
             out["command"] = _rebuild(ctx)
     return out
 
 
 def _rebuild(ctx: Any) -> str:
     """``ablate study --case X --trials 200 …``: every option the command received (defaults included)."""
-    import click
-
-    path = ctx.command_path.split()
-    parts = ["ablate", *path[1:]]
+    parts = ["ablate", *ctx.command_path.split()[1:]]
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
         if value is None or value == [] or value == ():
             continue
         values = list(value) if isinstance(value, list | tuple) else [value]
-        if isinstance(param, click.Argument):
+        if param.param_type_name == "argument":
             parts += [str(v) for v in values]
             continue
-        flag = max(param.opts, key=len)
-        if getattr(param, "is_flag", False):
-            if value:
-                parts.append(flag)
+        if isinstance(value, bool):
+            flags = param.opts if value else (param.secondary_opts or [])
+            parts += [max(flags, key=len)] if flags and (value or param.secondary_opts) else []
             continue
+        flag = max(param.opts, key=len)
         parts += [x for v in values for x in (flag, str(v))]
     return shlex.join(parts)
 

@@ -141,6 +141,9 @@ def open_study(plan: StudyPlan, *, worker: int = 0, create: bool = True) -> optu
             pruner=pruner,
             load_if_exists=True,
         )
+        with warnings.catch_warnings():  # experimental since Optuna 3.2; the dashboard's axes say what the value is
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            study.set_metric_names(["val_accuracy"])
     else:
         study = optuna.load_study(study_name=plan.name, storage=storage, sampler=sampler, pruner=pruner)
     return study

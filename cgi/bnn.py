@@ -250,10 +250,11 @@ class ElboGradient:
     matrix units; ``"fp32"`` (the default) is bit-for-bit the step that every stored result was trained with.
     """
 
-    def __init__(self, bnn: BayesianMLP, precision: str = "fp32") -> None:
+    def __init__(self, bnn: BayesianMLP, precision: str = "fp32", kl_weight: float = 1.0) -> None:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision={precision!r} must be fp32 or bf16")
         self.bnn = bnn
+        self.kl_weight = kl_weight
         self.bf16 = precision == "bf16"
         self._w_var = [torch.empty_like(layer.w_loc) for layer in bnn.layers]
         self._b_var = [torch.empty_like(layer.b_loc) for layer in bnn.layers]
@@ -289,7 +290,7 @@ class ElboGradient:
         ws = self._workspace(batch, x, y)
         xb = torch.index_select(x, 0, idx, out=ws.x)
         yb = torch.index_select(y, 0, idx, out=ws.y)
-        s = 1.0 / n_total
+        s = self.kl_weight / n_total  # the KL's weight per example (1: the ELBO itself)
         cs2 = s / self.bnn.prior_sigma**2  # 2cs
 
         h = xb
@@ -345,7 +346,7 @@ class ElboGradient:
         ws = self._workspace(batch, x, y)
         xb = torch.index_select(x, 0, idx, out=ws.x)
         yb = torch.index_select(y, 0, idx, out=ws.y)
-        s = 1.0 / n_total
+        s = self.kl_weight / n_total  # the KL's weight per example (1: the ELBO itself)
         cs2 = s / self.bnn.prior_sigma**2  # 2cs
 
         h = xb

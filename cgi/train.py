@@ -90,8 +90,9 @@ def _adam_epochs(
     epoch_value: Callable[[float], float],
     on_epoch: EpochCallback | None,
     what: str,
+    optimizer: str = "adam",
 ) -> FitHistory:
-    """The one minibatch loop: Adam for ``epochs`` seeded permutations of the training set.
+    """The one minibatch loop: Adam (or plain SGD) for ``epochs`` seeded permutations of the training set.
 
     ``batch_grad(indices)`` returns the minibatch's loss and leaves its gradient in each parameter's
     ``.grad`` (by autograd, or written out as :class:`ElboGradient` does).
@@ -99,7 +100,12 @@ def _adam_epochs(
     ``epoch_value`` turns the epoch's mean minibatch loss into what is logged (a BNN adds its KL / N);
     a non-finite value ends the run with :class:`DivergenceError` rather than training on garbage.
     """
-    opt = torch.optim.Adam(params, lr=lr, fused=True)
+    if optimizer == "sgd":  # plain SGD: each step moves a weight by lr x its gradient (no per-weight scaling)
+        opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=lr)
+    elif optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=lr, fused=True)
+    else:
+        raise ConfigError(f"optimizer={optimizer!r} is not one of adam, sgd")
     history = FitHistory()
     for epoch in range(epochs):
         total = torch.zeros((), device=device)
@@ -177,6 +183,8 @@ def fit_bnn(
     on_epoch: EpochCallback | None = None,
     what: str = "bnn",
     precision: str = "fp32",
+    optimizer: str = "adam",
+    kl_weight: float = 1.0,
 ) -> FitHistory:
     """Stochastic variational inference: Adam on -ELBO/N with local reparameterisation and analytic KL.
 
@@ -188,11 +196,11 @@ def fit_bnn(
     require_precision(precision, x.device)
     noise = generator if noise is None else noise
     n_total = x.shape[0]
-    elbo_grad = ElboGradient(bnn, precision)
+    elbo_grad = ElboGradient(bnn, precision, kl_weight=kl_weight)
 
     def epoch_value(mean_nll: float) -> float:
         with torch.no_grad():
-            return mean_nll + bnn.kl().item() / n_total
+            return mean_nll + kl_weight * bnn.kl().item() / n_total
 
     return _adam_epochs(
         bnn.parameters(),
@@ -206,6 +214,7 @@ def fit_bnn(
         epoch_value=epoch_value,
         on_epoch=on_epoch,
         what=what,
+        optimizer=optimizer,
     )
 
 

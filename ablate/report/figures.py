@@ -12,6 +12,10 @@ Design decisions
 * PDFs carry no creation date and PNGs no software tag, so re-running a report gives identical files.
 * Accuracies are plotted in percent (``percent=True``) to match the tables; pass ``percent=False`` for
   values that are not fractions (timings, losses).
+* Sized for print: figures are at most 5.5 in wide with 10 pt text (9 pt ticks), so text stays at or above
+  about 6.5 pt when a figure is scaled into a 3.5 in single column. The fonts are set per figure with
+  :func:`matplotlib.rc_context`, never globally.
+* Every function takes a ``caption`` (the sentence a reader sees under the figure), returned with the paths.
 
 API: ``box_strip``, ``forest``, ``cd_diagram``, ``importance_bars``, ``mk_heatmap``,
 ``weight_points_scatter``; each returns :class:`FigurePaths` ``(png, pdf)``.
@@ -19,16 +23,17 @@ API: ``box_strip``, ``forest``, ``cd_diagram``, ``importance_bars``, ``mk_heatma
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib import MatplotlibDeprecationWarning
+from matplotlib import MatplotlibDeprecationWarning, rc_context
 from matplotlib.figure import Figure
 
 from ablate.errors import AblateError
@@ -51,9 +56,50 @@ VERDICT_COLORS = {"better": "#1a7f37", "worse": "#c62828", "equivalent": "#1f5fa
 NEUTRAL = "#555555"
 
 
-class FigurePaths(NamedTuple):
-    png: Path
-    pdf: Path
+#: Text sizes legible in a single-column PDF (see the module docstring); applied per figure.
+PRINT_RC: dict[str, Any] = {
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
+}
+WIDTH = 5.5  # inches
+
+
+class FigurePaths(tuple):
+    """``(png, pdf)``, unpacking as the two paths, with the sentence a reader sees under the figure as
+    ``caption`` (empty: the report falls back to the file name)."""
+
+    caption: str
+
+    def __new__(cls, png: Path, pdf: Path, caption: str = "") -> FigurePaths:
+        self = super().__new__(cls, (Path(png), Path(pdf)))
+        self.caption = caption
+        return self
+
+    def __getnewargs__(self) -> tuple[Path, Path, str]:  # pickling/copy keep the caption
+        return self[0], self[1], self.caption
+
+    @property
+    def png(self) -> Path:
+        return self[0]
+
+    @property
+    def pdf(self) -> Path:
+        return self[1]
+
+
+def _printable(fn: Callable[..., FigurePaths]) -> Callable[..., FigurePaths]:
+    """Build the figure under :data:`PRINT_RC` (sizes are fixed when artists are created)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> FigurePaths:
+        with rc_context(PRINT_RC):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _stem(stem: str | Path) -> Path:
@@ -61,10 +107,10 @@ def _stem(stem: str | Path) -> Path:
     return p.with_suffix("") if p.suffix.lower() in (".png", ".pdf") else p
 
 
-def _save(fig: Figure, stem: str | Path) -> FigurePaths:
+def _save(fig: Figure, stem: str | Path, caption: str = "") -> FigurePaths:
     """Render PNG and PDF in memory, then write both atomically (crossgen.io.write_atomic)."""
     base = _stem(stem)
-    paths = FigurePaths(Path(f"{base}.png"), Path(f"{base}.pdf"))
+    paths = FigurePaths(Path(f"{base}.png"), Path(f"{base}.pdf"), caption)
     payloads: dict[Path, bytes] = {}
     for path, fmt, meta in ((paths.png, "png", {"Software": None}), (paths.pdf, "pdf", {"CreationDate": None})):
         buf = io.BytesIO()
@@ -90,6 +136,7 @@ def _label(value: str, percent: bool) -> str:
 # --------------------------------------------------------------------------------------------- box+strip
 
 
+@_printable
 def box_strip(
     df: pd.DataFrame,
     stem: str | Path,
@@ -101,6 +148,7 @@ def box_strip(
     order: Sequence[str] | None = None,
     percent: bool = True,
     title: str | None = None,
+    caption: str = "",
 ) -> FigurePaths:
     """Box plot per group with every run drawn on top (no outlier markers: the strip shows all points)."""
     import seaborn as sns
@@ -117,22 +165,28 @@ def box_strip(
     data[value] = data[value].astype(float) * _scale(percent)
     levels = [str(o) for o in order] if order is not None else list(pd.unique(data[by]))
     levels = [lv for lv in levels if lv in set(data[by])]
-    fig = Figure(figsize=(7.0, 0.55 * len(levels) + 1.3))
+    fig = Figure(figsize=(WIDTH, 0.45 * len(levels) + 1.2))
     ax = fig.subplots()
     with warnings.catch_warnings():  # seaborn 0.13 passes boxplot(vert=...), deprecated in Matplotlib 3.11
         warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
         sns.boxplot(data=data, x=value, y=by, order=levels, ax=ax, showfliers=False, color="#dbe6f3", width=0.6)
-    sns.stripplot(data=data, x=value, y=by, order=levels, ax=ax, color="#1f3b5c", size=3.5, jitter=0.18, alpha=0.8)
+    # every run on top, jittered by a seeded generator (seaborn's stripplot draws from NumPy's global state, so
+    # a re-run would give a different PNG and the dashboard would store the figure again)
+    rng = np.random.default_rng(0)
+    for i, level in enumerate(levels):
+        xs = data.loc[data[by] == level, value].to_numpy()
+        ax.scatter(xs, i + rng.uniform(-0.18, 0.18, xs.size), color="#1f3b5c", s=12, alpha=0.8, lw=0, zorder=3)
     ax.set_xlabel(_label(value, percent))
     ax.set_ylabel("")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(title if title is not None else (f"{case}: {value}" if case else value))
-    return _save(fig, stem)
+    return _save(fig, stem, caption)
 
 
 # ------------------------------------------------------------------------------------------------ forest
 
 
+@_printable
 def forest(
     ci_table: pd.DataFrame,
     stem: str | Path,
@@ -141,6 +195,7 @@ def forest(
     rope: float | None = None,
     percent: bool = True,
     title: str | None = None,
+    caption: str = "",
 ) -> FigurePaths:
     """Mean paired difference with its CI per row (``delta``, ``ci_low``, ``ci_high``), zero line, ROPE band.
 
@@ -156,7 +211,7 @@ def forest(
     lo = ci_table["ci_low"].to_numpy(dtype=float) * s
     hi = ci_table["ci_high"].to_numpy(dtype=float) * s
     verdicts = list(ci_table["verdict"]) if "verdict" in ci_table.columns else [None] * len(labels)
-    fig = Figure(figsize=(7.0, 0.5 * len(labels) + 1.3))
+    fig = Figure(figsize=(WIDTH, 0.42 * len(labels) + 1.2))
     ax = fig.subplots()
     y = np.arange(len(labels))[::-1]
     if rope is not None:
@@ -173,9 +228,9 @@ def forest(
     ax.set_xlabel("Δ = variant − reference" + (" (percentage points)" if percent else ""))
     ax.grid(axis="x", alpha=0.3)
     if rope is not None:
-        ax.legend(loc="best", fontsize=8, frameon=False)
+        ax.legend(loc="best", frameon=False)
     ax.set_title(title if title is not None else "Paired difference with 95% CI")
-    return _save(fig, stem)
+    return _save(fig, stem, caption)
 
 
 # -------------------------------------------------------------------------------------------- CD diagram
@@ -195,12 +250,14 @@ def _cliques(ranks: np.ndarray, cd: float) -> list[tuple[int, int]]:
     return out
 
 
+@_printable
 def cd_diagram(
     ranks: pd.Series | Mapping[str, float],
     cd: float,
     stem: str | Path,
     *,
     title: str | None = None,
+    caption: str = "",
 ) -> FigurePaths:
     """Critical-difference diagram (Demšar 2006): average-rank axis (1 = best, on the left), variants
     labelled left/right of the axis, a CD scale bar, and thick bars joining variants whose average ranks
@@ -219,7 +276,7 @@ def cd_diagram(
     # data coordinates: x in rank units (with margins for the labels), y in inches downwards from the axis
     label_top = 0.18 + 0.12 * len(cliques) + 0.15
     top, bottom = (-1.0 if title else -0.75), label_top + 0.28 * (rows - 1) + 0.25
-    fig = Figure(figsize=(7.5, bottom - top))
+    fig = Figure(figsize=(WIDTH + 0.5, bottom - top))
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
     ax.set_axis_off()
     margin = 0.32 * (hi_r - lo_r) + 0.6
@@ -252,17 +309,19 @@ def cd_diagram(
         ax.text(x_text + (-0.05 if ha == "right" else 0.05), yy, f"{name} ({v:.2f})", ha=ha, va="center", fontsize=9)
     if title:
         ax.text((lo_r + hi_r) / 2, top + 0.08, title, ha="center", va="top", fontsize=10, weight="bold")
-    return _save(fig, stem)
+    return _save(fig, stem, caption)
 
 
 # ------------------------------------------------------------------------------------------- importances
 
 
+@_printable
 def importance_bars(
     importances: Mapping[str, Mapping[str, float]] | Mapping[str, float],
     stem: str | Path,
     *,
     title: str | None = None,
+    caption: str = "",
 ) -> FigurePaths:
     """Grouped horizontal bars: ``{evaluator: {param: importance}}`` (e.g. PED-ANOVA and fANOVA side by side),
     or a flat ``{param: importance}``. Parameters are ordered by the first evaluator's importance."""
@@ -270,7 +329,7 @@ def importance_bars(
     if table.empty:
         raise AblateError("no importances to plot")
     params, evaluators = list(table.index), list(table.columns)
-    fig = Figure(figsize=(7.0, 0.32 * len(params) * max(1, len(evaluators)) + 1.3))
+    fig = Figure(figsize=(WIDTH, 0.3 * len(params) * max(1, len(evaluators)) + 1.2))
     ax = fig.subplots()
     h = 0.8 / len(evaluators)
     y = np.arange(len(params))[::-1]
@@ -287,9 +346,9 @@ def importance_bars(
     ax.set_xlabel("importance (as reported by each evaluator)")
     ax.grid(axis="x", alpha=0.3)
     if len(evaluators) > 1:
-        ax.legend(frameon=False, fontsize=8, loc="lower right")
+        ax.legend(frameon=False, loc="lower right")
     ax.set_title(title if title is not None else "Hyperparameter importances")
-    return _save(fig, stem)
+    return _save(fig, stem, caption)
 
 
 def importance_frame(importances: Mapping[str, Any]) -> pd.DataFrame:
@@ -310,25 +369,44 @@ def importance_frame(importances: Mapping[str, Any]) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------- heatmap
 
 
+def _integral(s: pd.Series) -> bool:
+    v = s.dropna()
+    return pd.api.types.is_numeric_dtype(v) and len(v) > 0 and bool(np.all(np.asarray(v, dtype=float) % 1 == 0))
+
+
+def _round_sig(x: float, digits: int = 2) -> float:
+    return float(f"{x:.{digits}g}") if x else 0.0
+
+
+def _num_text(x: float, integral: bool) -> str:
+    return f"{int(round(x)):,}" if integral else f"{x:.3g}"
+
+
 def _axis_bins(s: pd.Series, max_levels: int, n_bins: int) -> tuple[pd.Series, str]:
-    """Categorical/discrete axis as is; a continuous numeric one is binned (log bins when all > 0)."""
+    """A few levels as they are (integers shown as integers, never ``10.0``); more are cut into ``n_bins``
+    equal-count bins with edges rounded to two significant digits, labelled in one notation:
+    ``lo–hi`` (both included) for integers, ``[lo, hi)`` for real numbers."""
+    integral = _integral(s)
     if not pd.api.types.is_numeric_dtype(s) or s.nunique(dropna=True) <= max_levels:
-        return s, "levels"
-    lo, hi = float(s.min()), float(s.max())
-    if lo > 0:
-        edges, how = np.geomspace(lo, hi, n_bins + 1), "log bins"
-    else:
-        edges, how = np.linspace(lo, hi, n_bins + 1), "bins"
-    edges[0], edges[-1] = lo, hi
-    labels = [
-        f"[{a:.3g}, {b:.3g}{']' if i == n_bins - 1 else ')'}"
-        for i, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True))
-    ]
-    binned = pd.cut(s, bins=edges, labels=labels, include_lowest=True, right=False)
-    binned[s == hi] = labels[-1]
-    return binned, how
+        return (s.astype("Int64") if integral else s), "levels"
+    x = s.astype(float)
+    edges = sorted({_round_sig(float(q)) for q in np.quantile(x, np.linspace(0, 1, n_bins + 1))[1:-1]})
+    edges = [e for e in edges if x.min() < e <= x.max()]
+    bounds = [float(x.min()), *edges, math.inf]
+    labels = []
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        last = i == len(bounds) - 2
+        if integral:
+            hi = x.max() if last else math.ceil(b) - 1
+            labels.append(f"{_num_text(a, True)}–{_num_text(hi, True)}" if hi > a else _num_text(a, True))
+        else:
+            labels.append(f"[{_num_text(a, False)}, {_num_text(x.max() if last else b, False)}{']' if last else ')'}")
+    codes = np.searchsorted(np.asarray(edges, dtype=float), x.to_numpy(), side="right")
+    binned = pd.Series(pd.Categorical.from_codes(codes, categories=labels, ordered=True), index=s.index)
+    return binned, "binned"
 
 
+@_printable
 def mk_heatmap(
     df: pd.DataFrame,
     stem: str | Path,
@@ -338,20 +416,24 @@ def mk_heatmap(
     value: str = "val_accuracy",
     percent: bool = True,
     max_levels: int = 8,
-    n_bins: int = 6,
+    n_bins: int | None = None,
     title: str | None = None,
+    caption: str = "",
 ) -> FigurePaths:
-    """Mean ``value`` per (x, y) cell, annotated with mean and number of trials. A numeric axis with more
-    than ``max_levels`` distinct values is treated as continuous and cut into ``n_bins`` bins (geometric,
-    i.e. log-spaced, when all values are positive, as for M)."""
+    """Mean ``value`` per (x, y) cell, annotated with mean and number of trials. Only rows where both
+    parameters exist are drawn (a conditional parameter covers a subset: say so in ``title``). A numeric
+    axis with more distinct values than ``n_bins`` (at most ``max_levels``) is cut into ``n_bins`` bins of
+    about equal size; ``n_bins`` None picks as many per axis as keep about three trials per cell (2 to 6)."""
     import seaborn as sns
 
     require(df, x, y, value)
     data = df[[x, y, value]].dropna()
     if data.empty:
         raise AblateError(f"no rows with {x!r}, {y!r} and {value!r} to plot")
-    bx, how_x = _axis_bins(data[x], max_levels, n_bins)
-    by_, how_y = _axis_bins(data[y], max_levels, n_bins)
+    # about three trials per cell: an axis keeps its levels only while cells stay that full
+    per_axis = n_bins or int(np.clip(math.isqrt(max(1, len(data) // 3)), 2, 6))
+    bx, how_x = _axis_bins(data[x], min(max_levels, per_axis), per_axis)
+    by_, how_y = _axis_bins(data[y], min(max_levels, per_axis), per_axis)
     frame = pd.DataFrame({"x": bx, "y": by_, "v": data[value].astype(float) * _scale(percent)})
     g = frame.groupby(["y", "x"], observed=True)["v"].agg(["mean", "count"])
     means = g["mean"].unstack("x")
@@ -366,7 +448,7 @@ def mk_heatmap(
                 annot[i, j] = (
                     f"{m:.1f}\nn={int(counts.iat[i, j])}" if percent else f"{m:.3g}\nn={int(counts.iat[i, j])}"
                 )
-    fig = Figure(figsize=(1.0 * means.shape[1] + 2.5, 0.7 * means.shape[0] + 1.6))
+    fig = Figure(figsize=(min(WIDTH, 1.0 * means.shape[1] + 2.6), 0.6 * means.shape[0] + 1.6))
     ax = fig.subplots()
     sns.heatmap(
         means.astype(float),
@@ -374,13 +456,15 @@ def mk_heatmap(
         fmt="",
         cmap="viridis",
         ax=ax,
-        annot_kws={"fontsize": 7},
+        annot_kws={"fontsize": 9},
         cbar_kws={"label": f"mean {_label(value, percent)}"},
     )
+    ax.set_xticks(ax.get_xticks(), [str(c) for c in means.columns], rotation=0)
+    ax.set_yticks(ax.get_yticks(), [str(i) for i in means.index], rotation=0)
     ax.set_xlabel(f"{x} ({how_x})" if how_x != "levels" else x)
     ax.set_ylabel(f"{y} ({how_y})" if how_y != "levels" else y)
     ax.set_title(title if title is not None else f"mean {value} per {x} × {y}")
-    return _save(fig, stem)
+    return _save(fig, stem, caption)
 
 
 # ---------------------------------------------------------------------------------------- weight points
@@ -407,11 +491,13 @@ _POINT_STYLES = {  # drawn in this order: the (many) generated points underneath
 }
 
 
+@_printable
 def weight_points_scatter(
     points: Mapping[str, Mapping[str, Any]],
     stem: str | Path,
     *,
     title: str | None = None,
+    caption: str = "",
 ) -> FigurePaths:
     """Scatter of weight points per group in the (μ/s, log σ) plane, one panel per group.
 
@@ -443,7 +529,7 @@ def weight_points_scatter(
                     f"group {group!r}, {kind}: expected an (n, 2) array of (μ/s, log σ), got shape {arr.shape}"
                 )
             ax.scatter(arr[:, 0], arr[:, 1], **style)
-        ax.set_title(str(group), fontsize=9)
+        ax.set_title(str(group))
         ax.set_xlabel("μ / s")
         ax.set_ylabel("log σ")
         ax.grid(alpha=0.3)
@@ -456,7 +542,7 @@ def weight_points_scatter(
                 handles.append(h)
                 labels.append(lab)
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=8)
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), frameon=False)
     if title:
         fig.suptitle(title)
-    return _save(fig, stem)
+    return _save(fig, stem, caption)

@@ -30,10 +30,22 @@ from typing import Any
 import jinja2
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 from pandas.io.formats.style import Styler
 
 from ablate.errors import AblateError
-from ablate.report.model import DAGGER, DASH, Section, Table, as_sections, as_table, cell_text, png_pdf, slugify
+from ablate.report.model import (
+    DAGGER,
+    DASH,
+    Section,
+    Table,
+    as_sections,
+    as_table,
+    cell_text,
+    figure_caption,
+    png_pdf,
+    slugify,
+)
 from crossgen.io import check_out_dir, write_atomic
 
 __all__ = [
@@ -255,9 +267,18 @@ def _rel(path: Path, base_dir: str | Path | None) -> str:
 
 
 def render_markdown(
-    sections: Section | Iterable[Section], *, title: str | None = None, base_dir: str | Path | None = None
+    sections: Section | Iterable[Section],
+    *,
+    title: str | None = None,
+    base_dir: str | Path | None = None,
+    figure_links: Mapping[Path, str] | None = None,
 ) -> str:
-    """GitHub Markdown; figure links are relative to ``base_dir`` (the report folder) when given."""
+    """GitHub Markdown; figure links are relative to ``base_dir`` (the report folder) when given.
+
+    ``figure_links`` maps a figure's PNG (resolved path) to the address it is served from (the dashboard
+    note links its artifacts: a file path would resolve against the dashboard's URL and break).
+    """
+    links = {Path(k).resolve(): v for k, v in (figure_links or {}).items()}
     out: list[str] = []
     if title:
         out += [f"# {title}", ""]
@@ -275,8 +296,9 @@ def render_markdown(
                 out += ["**Warnings**", ""] + [f"- {_md_escape(w)}" for w in _table_warnings(tb)] + [""]
         for fig in s.figures:
             png, _ = png_pdf(fig)
-            rel = _rel(png, base_dir)
-            out += [f"![{png.stem}]({'<' + rel + '>' if ' ' in rel else rel})", ""]
+            rel = links.get(png.resolve()) or _rel(png, base_dir)
+            caption = _md_escape(figure_caption(fig)).replace("[", "(").replace("]", ")")
+            out += [f"![{caption}]({'<' + rel + '>' if ' ' in rel else rel})", "", f"_{caption}_", ""]
         if s.warnings:
             out += ["**Warnings**", ""] + [f"- {_md_escape(w)}" for w in s.warnings] + [""]
     return "\n".join(out).rstrip() + "\n"
@@ -317,6 +339,8 @@ def render_latex(
                 r"\begin{center}",
                 rf"\includegraphics[width=0.9\linewidth]{{{_rel(use, base_dir)}}}",
                 r"\end{center}",
+                rf"{{\footnotesize {tex_escape(figure_caption(fig))}\par}}",
+                "",
             ]
         if s.warnings:
             body += [_tex_warnings(s.warnings)]
@@ -362,8 +386,13 @@ def _split_style(markup: str) -> tuple[str, str]:
     return (m.group(1), markup[m.end() :]) if m else ("", markup)
 
 
-def _html_paragraphs(text: str) -> list[str]:
-    return [p.strip() for p in re.split(r"\n\s*\n", text.strip())] if text else []
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def _html_paragraphs(text: str) -> list[Markup]:
+    """Paragraphs escaped, with ```command``` spans as ``<code>`` (a command to copy must look like one)."""
+    paras = [p.strip() for p in re.split(r"\n\s*\n", text.strip())] if text else []
+    return [Markup(_CODE.sub(r"<code>\1</code>", html.escape(p, quote=False))) for p in paras]
 
 
 def render_html(sections: Section | Iterable[Section], *, title: str | None = None) -> str:
@@ -380,7 +409,7 @@ def render_html(sections: Section | Iterable[Section], *, title: str | None = No
                 b64 = base64.b64encode(png.read_bytes()).decode("ascii")
             except OSError as exc:
                 raise AblateError(f"cannot read figure {png}: {exc.strerror or exc}") from exc
-            figures.append({"alt": png.stem, "src": f"data:image/png;base64,{b64}"})
+            figures.append({"alt": figure_caption(fig), "src": f"data:image/png;base64,{b64}"})
         tables = []
         for tb in map(as_table, s.tables):
             css, markup = _split_style(table_html(tb, uid=next(slugs)))

@@ -12,9 +12,11 @@ from rich.table import Table as RichTable
 from ablate import tidy
 from ablate.errors import AblateError
 from ablate.report.model import Section
+from ablate.report.provenance import provenance_section, report_provenance
 from ablate.report.render import write_report
 from ablate.report.sections import transfer_report_sections
-from ablate.report.study import publish_sections
+from ablate.report.study import publish_sections, report_scope
+from ablate.report.summary import summary_section
 from ablate.report.tables import paper_table
 from crossgen.io import write_atomic
 
@@ -56,6 +58,9 @@ def write_table_report(study: optuna.Study, plan: Any, out_dir: Path) -> tuple[l
     df = design_runs(study, plan)
     sections = table_sections(df, design, out_dir / "figures")
     meta = {"study": study.study_name, "fidelity": plan.fidelity.name, "seeds": plan.seeds, "storage": "see CLI"}
+    sections.append(provenance_section(report_provenance(study)))
+    meta["provenance"] = dict(report_provenance(study))
+    sections.insert(0, summary_section(report_scope(study, "table", "test_accuracy", 0.05), sections))
     paths = write_report(out_dir, design.name, sections, title=design.title, metadata=meta)
     runs_csv = out_dir / f"{design.name}-runs.csv"
     paths += write_atomic({runs_csv: df.to_csv(index=False)})

@@ -23,16 +23,48 @@ from ablate.report.model import (
     finite,
     fmt_delta_ci,
     fmt_mean_sd,
-    fmt_num,
     fmt_p,
     footnotes,
     require,
 )
 from crossgen.config import CASES
 
-__all__ = ["format_comparisons", "paper_table", "paper_table_block", "significance_mask", "significance_rows"]
+__all__ = [
+    "constant_columns",
+    "format_comparisons",
+    "n_examples_column",
+    "paper_table",
+    "paper_table_block",
+    "significance_mask",
+    "significance_rows",
+]
 
 SIGNIFICANT = ("better", "worse")
+N_EXAMPLES = {"test_accuracy": "n_test", "val_accuracy": "n_val"}
+
+
+def n_examples_column(value: str) -> str | None:
+    """The tidy column holding N of a count-ratio metric (accuracy = correct / N), so the sign-flip test
+    counts ties on whole examples (its exact integer path); None for other metrics (tolerance path)."""
+    return N_EXAMPLES.get(value)
+
+
+def constant_columns(shown: pd.DataFrame, keep: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str]]:
+    """Drop columns whose every cell is the same (with two or more rows) and say them once instead:
+    a constant column spends width on nothing, and at 1200 px width is what a table lacks."""
+    if len(shown) < 2:
+        return shown, []
+    notes, drop = [], []
+    for c in shown.columns:
+        if c in keep:
+            continue
+        vals = shown[c].astype(str)
+        if vals.nunique() == 1:
+            drop.append(c)
+            if vals.iloc[0].strip():
+                notes.append(f"{c}: {vals.iloc[0]} in every row")
+    return shown.drop(columns=drop), notes
+
 
 # ---------------------------------------------------------------------------------------- paper table
 
@@ -252,6 +284,7 @@ def significance_rows(
             rope=rope,
             seed=seed,
             n_resamples=n_resamples,
+            n_examples=n_examples_column(value),
         )
         frames.append(per_case)
         summaries[m] = summary
@@ -289,10 +322,14 @@ def format_comparisons(
     caption: str | None = None,
     slug: str | None = None,
     rope: float | None = None,
+    family: str | None = None,
+    role: str = "",
 ) -> Table:
-    """Human columns for rows of ablate.stats (ablation_table / transfer_verdicts): n, mean ± SD of each
-    side, median [IQR], Δ [95% CI] (pp when ``percent``), p, p (Holm), p (t), d_z and A12 with labels,
-    verdict, and warning footnotes. The stats rows themselves (with pp columns) become the numeric twin."""
+    """Human columns for rows of ablate.stats (ablation_table / transfer_verdicts), the answer first: label,
+    verdict, Δ [95% CI] (pp when ``percent``), p (Holm), then n, mean ± SD of each side, p, p (t), d_z and
+    A12 with labels, and warning footnotes. A column equal in every row moves into the caption; median [IQR]
+    stays in the numeric twin (the stats rows with pp columns, written to CSV/JSON). ``family`` names the
+    Holm family in the caption (the same comparison may sit in two families of one report)."""
     s, d = (100.0, 2) if percent else (1.0, 4)
     unit = "pp" if percent else "units"
     numeric = tab.copy()
@@ -309,6 +346,12 @@ def format_comparisons(
     shown = pd.DataFrame(
         {
             label: [str(x) for x in tab[label]],
+            "verdict": verdicts,
+            f"Δ {unit} [95% CI]": [
+                fmt_delta_ci(x * s, lo * s, hi * s, d)
+                for x, lo, hi in zip(tab["delta"], tab["ci_low"], tab["ci_high"], strict=True)
+            ],
+            "p (Holm)": [fmt_p(p) for p in tab["p_holm"]],
             "n": [int(x) for x in tab["n"]],
             "mean ± SD": [
                 fmt_mean_sd(m * s, sd * s, d) for m, sd in zip(tab["variant_mean"], tab["variant_sd"], strict=True)
@@ -316,16 +359,7 @@ def format_comparisons(
             f"{ref} mean ± SD": [
                 fmt_mean_sd(m * s, sd * s, d) for m, sd in zip(tab["reference_mean"], tab["reference_sd"], strict=True)
             ],
-            "median [IQR]": [
-                f"{fmt_num(m * s, d)} [{fmt_num(a * s, d)}, {fmt_num(b * s, d)}]" if finite(m) else DASH
-                for m, a, b in zip(tab["variant_median"], tab["variant_q1"], tab["variant_q3"], strict=True)
-            ],
-            f"Δ {unit} [95% CI]": [
-                fmt_delta_ci(x * s, lo * s, hi * s, d)
-                for x, lo, hi in zip(tab["delta"], tab["ci_low"], tab["ci_high"], strict=True)
-            ],
             "p": [fmt_p(p) for p in tab["p"]],
-            "p (Holm)": [fmt_p(p) for p in tab["p_holm"]],
             "p (t)": [fmt_p(p) for p in tab["p_t"]],
             "d_z": [
                 f"{x:.2f} ({lab})" if finite(x) else DASH for x, lab in zip(tab["d_z"], tab["d_z_label"], strict=True)
@@ -333,10 +367,10 @@ def format_comparisons(
             "A12": [
                 f"{x:.2f} ({lab})" if finite(x) else DASH for x, lab in zip(tab["a12"], tab["a12_label"], strict=True)
             ],
-            "verdict": verdicts,
-            "warnings": cells,
+            "notes": cells,
         }
     )
+    shown, constant = constant_columns(shown, keep=[label, "verdict"])
     if percent:
         for col in ("delta", "ci_low", "ci_high"):
             numeric[f"{col}_pp"] = numeric[col].astype(float) * 100.0
@@ -345,10 +379,13 @@ def format_comparisons(
         caption = (
             f"Δ = {label if label == 'variant' else 'method'} − {ref}, paired by seed"
             + (" (percentage points)" if percent else "")
-            + "; p: exact sign-flip permutation test; p (Holm): Holm-adjusted over the rows of this table; "
+            + "; p: exact sign-flip permutation test; p (Holm): Holm-adjusted over "
+            + (family or "the rows of this table")
+            + "; "
             "p (t): paired t-test (sensitivity check); mean ± sample SD over the paired seeds"
             + (f"; ROPE ±{rope * s:g} {unit} (rope={rope:g} in value units, as in the warnings)" if rope else "")
-            + "."
+            + "; median and IQR are in the CSV."
+            + (f" {'; '.join(constant)}." if constant else "")
         )
     return Table(
         data=shown,
@@ -357,4 +394,5 @@ def format_comparisons(
         numeric=numeric,
         warnings=notes + [str(w) for w in tab.attrs.get("warnings", [])],
         slug=slug,
+        role=role,
     )

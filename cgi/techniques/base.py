@@ -144,6 +144,8 @@ def fit_bnn_on(
             on_epoch=on_epoch,
             what=what,
             precision=ctx.config.regime.precision,
+            optimizer=ctx.config.regime.optimizer,
+            kl_weight=ctx.config.regime.kl_weight,
         ).losses
 
 

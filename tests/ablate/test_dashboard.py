@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from pathlib import Path
 from wsgiref.util import setup_testing_defaults
@@ -61,6 +62,21 @@ def test_report_note_and_figures_are_served_by_optuna_dashboard(
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     originals = {p.read_bytes() for p in (tmp_path / "rep" / "figures").glob("*.png")}
     assert data in originals
+    # the note links every figure by the address the dashboard serves it from (a file path would resolve
+    # against the dashboard's URL and come back as its HTML: a broken image), and each one is a PNG
+    links = re.findall(r"!\[[^\]]*\]\(<?([^)>]+)>?\)", note)
+    assert len(links) == len(list((tmp_path / "rep" / "figures").glob("*.png"))) > 0
+    assert all(link.startswith(f"/artifacts/{study._study_id}/") for link in links), links
+    for link in links:
+        status, data = _get(app, link)
+        assert status.startswith("200") and data[:8] == b"\x89PNG\r\n\x1a\n", link
+    assert len(artifacts) == len(links)
+    # reporting again uploads nothing new (figures are reproducible) and names the metric
+    with pytest.raises(SystemExit):
+        main(["report", "ablation-ofat-T1M1_T2M2-smoke", "--storage", url, "--out", str(tmp_path / "rep")])
+    status, body = _get(app, f"/api/studies/{study._study_id}")
+    assert len(json.loads(body)["artifacts"]) == len(artifacts)
+    assert study.metric_names == ["val_accuracy"]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -362,8 +363,156 @@ def test_transfer_and_sensitivity_sections(tmp_path):
     imp = {"PED-ANOVA": {"M": 0.6, "K": 0.1, "generator": 0.3}, "fANOVA": {"M": 0.5, "K": 0.2, "generator": 0.3}}
     ss = report.sensitivity_report_sections(sens, imp, fig_dir=tmp_path / "f")
     assert [s.title for s in ss] == ["Parameter importances", "Marginal tests: T1M1_T2M2", "M × K: T1M1_T2M2"]
-    assert list(report.as_table(ss[0].tables[0]).data.columns) == ["PED-ANOVA", "fANOVA"]
-    assert stats.TPE_CONFOUNDING_WARNING in ss[1].warnings
-    assert set(report.as_table(ss[1].tables[0]).data["level"]) == {"gmm", "gaussian"}
+    assert list(report.as_table(ss[0].tables[0]).data.columns) == [
+        "trials",
+        "PED-ANOVA",
+        "fANOVA",
+        "rank (PED-ANOVA)",
+        "rank (fANOVA)",
+    ]
+    marginal = report.as_table(ss[1].tables[0])
+    assert stats.TPE_CONFOUNDING_WARNING in marginal.warnings and not ss[1].warnings  # one warnings block
+    assert list(marginal.data["comparison"]) in (["gaussian vs gmm"], ["gmm vs gaussian"])  # one row, binary
     report.write_report(tmp_path / "r", "sens", ss, formats=("md", "html"))
-    assert "Trials were sampled adaptively" in (tmp_path / "r" / "sens.md").read_text()
+    md = (tmp_path / "r" / "sens.md").read_text()
+    assert "Trials were sampled adaptively" in md and md.count("**Warnings**") == 1
+
+
+# ------------------------------------------------------------------------------- issue 13: answer first
+
+
+def sensitivity_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Sampled trials where transfer=mu is 5 pp better and K exists only for the GMM generator."""
+    rng = np.random.default_rng(seed)
+    generator = rng.choice(["gmm", "gaussian"], n)
+    transfer = rng.choice(["mu_sigma", "mu"], n, p=[0.2, 0.8])
+    value = 0.9 + 0.05 * (transfer == "mu") + rng.normal(0, 0.005, n)
+    k = np.where(generator == "gmm", rng.integers(1, 11, n), np.nan)
+    return pd.DataFrame(
+        {
+            "case": "T2M1_T1M2",
+            "generator": generator,
+            "transfer": transfer,
+            "M": rng.integers(50, 5000, n),
+            "K": k,
+            "val_accuracy": value,
+        }
+    )
+
+
+SWITCHES = {
+    "labels": {"transfer": "transfer", "generator": "generator", "K": "K", "M": "M"},
+    "defaults": {"transfer": "mu_sigma", "generator": "gmm"},
+    "conditions": {"K": "generator=gmm"},
+}
+
+
+def test_sensitivity_binary_parameter_is_one_row_vs_its_default_and_conditional_n_is_shown(tmp_path):
+    df = sensitivity_frame()
+    imp = {"PED-ANOVA": {"transfer": 0.9, "K": 0.05, "M": 0.05}, "fANOVA": {"transfer": 0.8, "M": 0.2}}
+    ss = report.sensitivity_report_sections(
+        df, imp, params=["generator", "transfer"], fig_dir=tmp_path / "f", **SWITCHES
+    )
+    marginal = report.as_table(ss[1].tables[0])
+    rows = marginal.data.set_index("parameter")
+    assert rows.loc["transfer", "comparison"] == "mu vs mu_sigma"  # non-default level vs the default
+    n_mu, n_ms = int((df["transfer"] == "mu").sum()), int((df["transfer"] == "mu_sigma").sum())
+    assert rows.loc["transfer", "n trials"] == f"{n_mu} vs {n_ms}"
+    means = df.groupby("transfer")["val_accuracy"].mean()
+    delta = means["mu"] - means["mu_sigma"]
+    assert rows.loc["transfer", "Δ pp"] == f"{delta * 100:+.2f}"
+    assert "vs" not in marginal.data.columns and "level" not in marginal.data.columns  # no constant column
+    trials = report.as_table(ss[0].tables[0]).data["trials"]
+    n_k = int(df["K"].notna().sum())
+    assert trials["K"] == f"{n_k} of {len(df)} (only when generator=gmm)" and trials["M"] == str(len(df))
+    heat = ss[2]
+    assert f"{n_k} of {len(df)} trials" in heat.text and "generator=gmm" in heat.text
+    assert f"{n_k} of {len(df)} trials" in heat.figures[0].caption
+
+
+def test_heatmap_integer_ticks_and_one_bin_notation(tmp_path):
+    df = sensitivity_frame(200)
+    binned, how = figures._axis_bins(df["K"].dropna(), 4, 4)
+    assert how == "binned" and all("." not in str(c) for c in binned.cat.categories)  # "1–3", never "1.0"
+    levels, how = figures._axis_bins(pd.Series([10.0, 9.0, 9.0, np.nan]).dropna(), 8, 4)
+    assert how == "levels" and [str(v) for v in levels] == ["10", "9", "9"]
+    m_bins, _ = figures._axis_bins(df["M"], 3, 3)
+    assert all(re.fullmatch(r"[\d,]+–[\d,]+", str(c)) for c in m_bins.cat.categories), m_bins.cat.categories
+
+
+def test_comparison_table_verdict_early_and_constant_columns_in_caption():
+    df = runs({"init=random": 0.02, "generator=gaussian": 0.0}, cases=CASES[:1])
+    secs = report.ablation_report_sections(df, reference="full", n_resamples=999)
+    t = report.as_table(secs[0].tables[0])
+    assert list(t.data.columns[:4]) == ["variant", "verdict", "Δ pp [95% CI]", "p (Holm)"]
+    assert "n" not in t.data.columns and "n: 10 in every row" in t.caption  # constant → caption
+    assert "full mean ± SD" not in t.data.columns
+    assert t.role == "ablation" and "the ablation family" in t.caption
+
+
+def test_sign_flip_counts_whole_examples_from_the_runs_n():
+    """The ablation table passes the runs' N (n_test) to the exact test: an N the values are not whole counts
+    of is refused, which only happens when the column reaches stats (the integer path)."""
+    df = runs({"init=random": 0.02}, cases=CASES[:1])
+    df["test_accuracy"] = (df["test_accuracy"] * 1000).round() / 1000  # counts out of 1000
+    df["n_test"] = 1000
+    report.ablation_report_sections(df, reference="full", n_resamples=99)  # whole counts: fine
+    df["n_test"] = 997
+    with pytest.raises(AblateError, match="n_examples=997"):
+        report.ablation_report_sections(df, reference="full", n_resamples=99)
+
+
+def test_summary_is_generated_from_the_tables_and_one_methods_section(tmp_path):
+    from ablate.report.sections import combined_methods_section
+    from ablate.report.summary import Scope, label_families, seeds_to_decide, summary_section
+
+    df = runs({"init=random": 0.02, "scope=shared": 0.0, "no transfer": -0.01}, cases=CASES[:1])
+    secs = report.ablation_report_sections(df, reference="full", n_resamples=999, with_methods=False)
+    secs += report.transfer_report_sections(
+        df, method="full", baseline="no transfer", cases=CASES[:1], n_resamples=999, with_methods=False
+    )
+    label_families(secs, reference="full", baseline="no transfer")
+    secs.append(combined_methods_section(secs, alpha=0.05, rope=None))
+    scope = Scope(
+        kind="ablation",
+        study="s",
+        cases=tuple(CASES[:1]),
+        fidelity="smoke",
+        seeds=10,
+        complete=40,
+        pruned=0,
+        failed=1,
+        other=0,
+        metric="test_accuracy",
+        alpha=0.05,
+        reference="full",
+        baseline="no transfer",
+        next_command="ablate ablation --case T1M1_T2M2 --design ofat --fidelity smoke",
+    )
+    summ = summary_section(scope, secs)
+    assert "40 complete, 0 pruned, 1 failed" in summ.text and "10 seed(s)" in summ.text
+    assert "Found: the strongest effect is init=random vs full" in summ.text and "verdict better" in summ.text
+    effects = report.as_table(summ.tables[0]).data
+    assert "full vs no transfer" not in list(effects["effect"])  # one comparison, one verdict (ablation family)
+    row = report.as_table(secs[0].tables[0]).numeric.set_index("variant").loc["no transfer"]
+    assert f"full − no transfer = {-row['delta'] * 100:+.2f} pp" in summ.text and "ablation family" in summ.text
+    assert "Next: `ablate ablation --case T1M1_T2M2" in summ.text
+    assert summ.warnings and "1 trial(s) failed" in summ.warnings[0]
+    transfer_text = next(s.text for s in secs if s.title == "full vs no transfer")
+    assert "Two families" in transfer_text and "Holm over 3 variants" in transfer_text
+    md = report.render_markdown([summ, *secs])
+    assert md.count("## Methods") == 1 and md.index("## Summary") < md.index("## Ablation")
+    # the seeds rule, by hand: m=11, α=0.05 → α/m = 0.004545; 2/2^9 = 0.0039 < that (n_min = 9);
+    # z(1 − 0.002273) + z(0.8) = 2.838 + 0.842 = 3.680; (3.680 / 0.96)² = 14.7 → 15
+    assert seeds_to_decide(0.96, 11, 0.05) == 15 and seeds_to_decide(1.52, 11, 0.05) == 9
+    assert seeds_to_decide(math.nan, 11, 0.05) is None
+    assert seeds_to_decide(10.0, 11, 0.05) == 9  # a huge effect still needs p = 2/2^n below α/m
+    assert seeds_to_decide(10.0, 1, 0.0625) == 6  # 2/2^5 = 0.0625 is not below α = 0.0625
+
+
+def test_markdown_links_figures_to_their_served_address_and_captions_them(tmp_path):
+    png = figures.importance_bars({"a": 0.5, "b": 0.2}, tmp_path / "imp", caption="Importance of a and b.")
+    sec = Section("S", figures=[png])
+    md = report.render_markdown([sec], base_dir=tmp_path, figure_links={png.png: "/artifacts/1/abc"})
+    assert "![Importance of a and b.](/artifacts/1/abc)" in md and "_Importance of a and b._" in md
+    assert "(imp.png)" in report.render_markdown([sec], base_dir=tmp_path)  # the file report keeps its link

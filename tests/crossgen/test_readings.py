@@ -131,6 +131,8 @@ def _run(tasks, technique: str = "cgi", **changes):
         {"target_epochs": 3},
         {"source_epochs": 1},
         {"bnn_lr": 0.003},
+        {"optimizer": "sgd"},
+        {"kl_weight": 0.1},
     ],
 )
 def test_each_switch_changes_a_cgi_run(tasks, change: dict) -> None:
@@ -208,3 +210,22 @@ def test_shuffled_source_labels_are_a_seeded_permutation(tasks) -> None:
         )
         is source
     )
+
+
+def test_kl_weight_scales_only_the_kl_part_of_the_gradient() -> None:
+    """∇(NLL + w·KL/N) is linear in w: the gradient at w = 0.3 is 0.7·∇(w = 0) + 0.3·∇(w = 1)."""
+    from crossgen.bnn import ElboGradient
+
+    x = torch.rand(32, 8, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 3, (32,), generator=torch.Generator().manual_seed(2))
+    idx = torch.arange(16)
+
+    def grads(w: float) -> list[torch.Tensor]:
+        bnn = _bnn([8, 6, 3])
+        ElboGradient(bnn, kl_weight=w).step(x, y, idx, 100, torch.Generator().manual_seed(3))
+        return [p.grad.clone() for p in bnn.parameters()]
+
+    g0, g1, g3 = grads(0.0), grads(1.0), grads(0.3)
+    for a, b, c in zip(g0, g1, g3, strict=True):
+        assert torch.allclose(c, 0.7 * a + 0.3 * b, atol=1e-6)
+    assert any(not torch.allclose(a, b) for a, b in zip(g0, g1, strict=True))

@@ -1,0 +1,248 @@
+"""The report as a person sees it: `ablate dashboard` (a real optuna-dashboard server) in headless Chromium.
+
+A small smoke sensitivity study is run and reported (the report is saved as the study's note, its figures as
+artifacts); then Chromium, driven over the Chrome DevTools protocol (websocket-client), opens the note and
+the HTML report at 1200 px and checks what a reader would: the note renders with its Summary, every figure in
+it loads (``naturalWidth > 0``; a link that resolves to the dashboard's HTML gives 0), the dashboard names the
+metric, and no table of the HTML report is wider than the window. Screenshots go to the test's tmp folder.
+
+Chromium comes from Debian (``make browser`` installs it when missing and run as root); without it the test
+skips with the reason, except under ``CI=true``, where it fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ablate.storage import open_storage
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+WIDTH = 1200
+STUDY = "sensitivity-T2M1_T1M2-smoke"
+DEADLINE = 90.0  # seconds to wait for a page before failing (a deadline, not a timing assertion)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _require(ok: bool, message: str) -> None:
+    if ok:
+        return
+    if _in_ci():
+        pytest.fail(f"{message}; CI=true requires the browser test to run")
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(what: str, check: Any, deadline: float = DEADLINE) -> Any:
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            result = check()
+        except OSError:
+            result = None
+        if result:
+            return result
+        if time.monotonic() > end:
+            pytest.fail(f"gave up waiting for {what} after {deadline:.0f} s")
+        time.sleep(0.25)
+
+
+class Page:
+    """One Chromium tab over the DevTools protocol: send a command, wait for its answer, evaluate JS."""
+
+    def __init__(self, ws_url: str) -> None:
+        import websocket
+
+        self._ws = websocket.create_connection(ws_url, timeout=DEADLINE, suppress_origin=True)
+        self._ids = itertools.count(1)
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        n = next(self._ids)
+        self._ws.send(json.dumps({"id": n, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self._ws.recv())
+            if msg.get("id") == n:
+                if "error" in msg:
+                    raise AssertionError(f"{method}: {msg['error']}")
+                return msg["result"]
+
+    def js(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise AssertionError(f"JS failed: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def open(self, url: str, ready: str) -> None:
+        """Navigate and wait until the JS expression ``ready`` is true (the page has rendered what we check)."""
+        self.call("Page.navigate", url=url)
+        _wait(f"{url} to render", lambda: self.js(f"document.readyState === 'complete' && ({ready})"))
+
+    def screenshot(self, path: Path) -> None:
+        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+
+    def close(self) -> None:
+        self._ws.close()
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    _require(CHROMIUM.exists(), f"Chromium not found at {CHROMIUM} (run `make browser` as root)")
+    try:
+        import websocket  # noqa: F401
+    except ImportError:
+        _require(False, "websocket-client is not installed (pip install -e '.[test]')")
+    port = _free_port()
+    args = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        f"--remote-debugging-port={port}",
+        f"--window-size={WIDTH},900",
+        "about:blank",
+    ]
+    log = (tmp_path / "chromium.log").open("wb")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        targets = _wait(
+            "Chromium's DevTools endpoint",
+            lambda: [
+                t
+                for t in json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5))
+                if t["type"] == "page"
+            ],
+        )
+        p = Page(targets[0]["webSocketDebuggerUrl"])
+        p.call("Page.enable")
+        p.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=900, deviceScaleFactor=1, mobile=False)
+        yield p
+        p.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def dashboard(env: Path, run_cli: Any) -> Iterator[tuple[str, int, Path]]:
+    """A smoke sensitivity study, reported (note + artifacts), served by `ablate dashboard` on a free port."""
+    url = f"sqlite:///{env / 'b.db'}"
+    r = run_cli("study", "--case", "T2M1_T1M2", "--trials", 8, "--seeds", 2, "--fidelity", "smoke", "--storage", url)
+    assert r.code == 0, r.err
+    r = run_cli("report", STUDY, "--storage", url, "--out", env / "rep")
+    assert r.code == 0, r.err
+    study_id = open_storage(url, heartbeat_interval=None).get_study_id_from_name(STUDY)
+    port = _free_port()
+    exe = shutil.which("ablate", path=str(Path(sys.executable).parent)) or "ablate"
+    log = (env / "dashboard.log").open("wb")
+    proc = subprocess.Popen(
+        [exe, "dashboard", "--storage", url, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=os.environ
+    )
+    try:
+        _wait(
+            "ablate dashboard to listen",
+            lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True,
+        )
+        yield f"http://127.0.0.1:{port}", study_id, env / "rep"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+IMAGES = "JSON.stringify([...document.images].map(i => [i.getAttribute('src'), i.complete, i.naturalWidth]))"
+TABLES = """JSON.stringify([...document.querySelectorAll('table')].map(t => {
+  const box = t.getBoundingClientRect(), holder = t.parentElement;
+  return {caption: (t.caption ? t.caption.textContent : t.rows[0].textContent).slice(0, 60),
+          right: Math.round(box.right), scroll: holder.scrollWidth - holder.clientWidth};
+}))"""
+
+NOTE_TABLES = """JSON.stringify((() => {
+  const column = document.querySelector('h1').parentElement.getBoundingClientRect();
+  return [...document.querySelectorAll('table')].map(t => ({
+    head: t.rows[0].textContent.slice(0, 40), over: Math.round(t.getBoundingClientRect().right - column.right)}));
+})())"""
+
+
+def test_note_figures_load_and_report_fits_1200px(dashboard: tuple[str, int, Path], page: Page, tmp_path: Path) -> None:
+    base, study_id, rep = dashboard
+    markdown = (rep / f"{STUDY}.md").read_text()
+    n_figures = markdown.count("![")
+    assert n_figures >= 2, "the smoke study should have importance and M × K figures"
+
+    # the note: rendered, with its Summary on top and every figure loaded from the dashboard's artifacts
+    page.open(
+        f"{base}/dashboard/studies/{study_id}/note",
+        "document.body.innerText.includes('Summary') && [...document.images].every(i => i.complete)"
+        f" && document.images.length >= {n_figures}",
+    )
+    page.screenshot(tmp_path / "note.png")
+    text = page.js("document.body.innerText")
+    for expected in ("Summary", "Covered:", "Found:", "How sure:", "Next:"):
+        assert expected in text, f"the note does not show {expected!r}"
+    images = json.loads(page.js(IMAGES))
+    assert len(images) == n_figures, images
+    broken = [src for src, _complete, width in images if width == 0]
+    assert not broken, f"figures that do not load in the dashboard note: {broken}"
+    assert all(src.startswith("/artifacts/") for src, _c, _w in images), images
+    note_tables = json.loads(page.js(NOTE_TABLES))
+    assert note_tables, "the note shows no table"
+    assert not [t for t in note_tables if t["over"] > 0], f"note tables wider than the note: {note_tables}"
+    page.js("document.images[0].scrollIntoView()")
+    page.screenshot(tmp_path / "note-figure.png")
+
+    # the study's main page names the metric instead of "Objective 0"
+    page.open(f"{base}/dashboard/studies/{study_id}", "document.body.innerText.includes('History')")
+    page.screenshot(tmp_path / "study.png")
+    main_text = page.js("document.body.innerText")
+    assert "val_accuracy" in main_text and "Objective 0" not in main_text
+
+    # the HTML report at 1200 px: no table wider than the window, no table scrolled sideways
+    page.open((rep / f"{STUDY}.html").as_uri(), "document.images.length > 0")
+    page.screenshot(tmp_path / "report-html.png")
+    tables = json.loads(page.js(TABLES))
+    assert tables, "the HTML report has no tables"
+    too_wide = [t for t in tables if t["right"] > WIDTH or t["scroll"] > 0]
+    assert not too_wide, f"tables wider than {WIDTH} px: {too_wide}"
+    assert page.js("document.documentElement.scrollWidth") <= WIDTH
+    assert all(w > 0 for _s, _c, w in json.loads(page.js(IMAGES)))
+    assert page.js("document.querySelector('h2').textContent") == "Summary"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__]))
