@@ -128,7 +128,7 @@ def build_run_config(
             fidelity=fid,
             device=device,
             data_dir=str(data_dir) if data_dir else None,
-            **registry.configs(switches or {}),
+            **registry.configs(switches or {}, fid),
         )
     except ConfigError as exc:
         raise ConfigError(_option_message(str(exc), registry)) from None

@@ -72,7 +72,7 @@ class DesignObjective:
             data_dir=self.cache.data_dir,
             record_generators=True,
             record_curve=self.curves,
-            **self.registry.configs(point.switches),
+            **self.registry.configs(point.switches, self.fidelity),
         )
         result = run(config, tasks=self.cache.get(self.fidelity), log=self.cache.log)
         record.write_run(trial, config.switch_values(self.registry), seed_result(result), result.stages)
@@ -113,7 +113,7 @@ class SensitivityObjective:
                 fidelity=self.fidelity,
                 device=self.device,
                 record_curve=self.curves,
-                **self.registry.configs(self.base),
+                **self.registry.configs(self.base, self.fidelity),
             )
             result = run(config, tasks=self.cache.get(self.fidelity), log=self.cache.log)
             cached = {"val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy}
@@ -124,7 +124,7 @@ class SensitivityObjective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         values = {**self.base, **self.space.sample(trial)}
-        configs = self.registry.configs(values)
+        configs = self.registry.configs(values, self.fidelity)
         started = RunConfig(case=self.case, technique="cgi", fidelity=self.fidelity, **configs)
         record.write_started(trial, self.case, started.switch_values(self.registry))
         per_seed: list[record.SeedResult] = []

@@ -62,11 +62,14 @@ def with_switch_options(func: Callable[..., Any], registry: Registry = REGISTRY)
     if clash:
         raise RuntimeError(f"switch names clash with the command's own options: {sorted(clash)}")
 
-    def command(**kwargs: Any) -> Any:
+    def command(switch_context: typer.Context, **kwargs: Any) -> Any:
+        # only switches the user gave: the rest come from the fidelity preset, else the declared default
+        given = {n for n in names if switch_context.get_parameter_source(n).name != "DEFAULT"}
         switches = {name: kwargs.pop(name) for name in names}
-        return func(**kwargs, switches=switches)
+        return func(**kwargs, switches={n: v for n, v in switches.items() if n in given})
 
-    params = own + [switch_parameter(s) for s in registry.switches]
+    context = inspect.Parameter("switch_context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
+    params = [context] + own + [switch_parameter(s) for s in registry.switches]
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = func.__doc__

@@ -113,7 +113,7 @@ def power(
     rng = np.random.default_rng(seed)
     diffs = rng.normal(delta, sd, size=(sims * m, n)) if sd > 0 else np.full((sims * m, n), float(delta))
     signs, exact = _signs(n, patterns, rng)
-    p = sign_flip_p(diffs, signs, exact).reshape(sims, m)
+    p = holm_rows(sign_flip_p(diffs, signs, exact).reshape(sims, m))
     right_way = np.sign(diffs.sum(axis=1)).reshape(sims, m) == np.sign(delta)
     return float(np.mean((p < alpha) & right_way))
 

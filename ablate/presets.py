@@ -18,7 +18,7 @@ from typing import Any
 import platformdirs
 
 from ablate.errors import AblateError
-from crossgen.config import Fidelity
+from crossgen.config import REGISTRY, Fidelity
 from crossgen.errors import ConfigError
 
 DEFINITIONS_PACKAGE = "ablate_studies"
@@ -109,6 +109,7 @@ def fidelities(path: Definition | None = None) -> dict[str, Fidelity]:
             raise AblateError(f"{path}: [{name}] must be a table")
         try:
             out[name] = Fidelity.from_dict(name, values)
+            REGISTRY.configs({}, out[name])  # its switch values must be valid switches
         except (ConfigError, TypeError) as exc:
             raise AblateError(f"{path}: [{name}] {exc}") from None
     return out

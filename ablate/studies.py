@@ -87,7 +87,12 @@ class StudyPlan:
         if self.kind == "sensitivity":
             assert self.space is not None and self.case is not None
             return record.Definition(
-                kind="sensitivity", case=self.case, seeds=self.seeds, space=self.space.to_dicts(), **common
+                kind="sensitivity",
+                case=self.case,
+                seeds=self.seeds,
+                space=self.space.to_dicts(),
+                extra={"sampler": self.sampler, "pruner": self.pruner, "base": dict(self.base)},
+                **common,
             )
         assert self.design is not None
         return record.Definition(

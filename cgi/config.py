@@ -150,10 +150,9 @@ def switch(
     kind: str | None = None,
 ) -> Any:
     """Declare a config field as a switch (the one declaration; see :class:`Switch`)."""
-    if kind is None:
-        kind = "str" if default is None and choices else type(default if default is not None else 0.0).__name__
-        if choices and not isinstance(default, bool) and default is not None:
-            kind = type(choices[0]).__name__
+    if kind is None:  # from the values it takes: its choices, else its default (None needs an explicit kind)
+        sample = choices[0] if choices else default
+        kind = type(sample).__name__ if sample is not None else "float"
     spec = {
         "kind": kind,
         "help": help,
@@ -236,8 +235,14 @@ class Fidelity:
     lr: float = 1e-3
     bnn_lr: float = 1e-2
     eval_samples: int = 8
+    switches: dict[str, Any] = field(default_factory=dict)
+    """Switch values every run at this fidelity starts from (a calibrated regime such as ``paper-regime``);
+    explicit values (``--set``, a design, a space) override them. Validated against the registry in
+    :func:`Registry.configs` when a run is built."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.switches, dict):
+            raise ConfigError(f"fidelity.switches={self.switches!r} must be a table of switch values")
         for name in ("width", "epochs", "source_epochs", "batch_size", "eval_samples"):
             _positive_int(f"fidelity.{name}", getattr(self, name))
         for name in ("max_train", "max_eval"):
@@ -480,9 +485,12 @@ class Registry:
             out[self.get(name).group][name] = value
         return out
 
-    def configs(self, values: dict[str, Any]) -> dict[str, Any]:
-        """The validated config objects for a flat set of overrides (defaults for the rest)."""
-        split = self.split(values)
+    def configs(self, values: dict[str, Any], fidelity: Fidelity | None = None) -> dict[str, Any]:
+        """The validated config objects for a flat set of overrides (defaults for the rest).
+
+        ``fidelity``: its preset switch values come first, ``values`` override them.
+        """
+        split = self.split({**(fidelity.switches if fidelity else {}), **values})
         try:
             return {group: cls(**split[group]) for group, cls in self.groups}
         except TypeError as exc:  # a subclass registry may pass fields the base class lacks

@@ -43,10 +43,14 @@ def experiments(fidelity: str, seeds: int | None) -> dict[str, list[list[str]]]:
         ],
         # 3. the alternative readings of Algorithm 1, and the depth readings (a regime: the benchmark changes)
         "readings": [_ablation("all", "readings", seeds or 5, fidelity)]
-        + [
-            _ablation("all", "transfer", seeds or 5, fidelity, f"depth={d}")
-            for d in ("unit_layers", "hidden_layers")
+        + [_ablation("all", "transfer", seeds or 5, fidelity, f"depth={d}") for d in ("unit_layers", "hidden_layers")],
+        # 5. the control where a gain appeared (budget-sigma: transfer=mu at init log σ = -2.3)
+        "shuffled": [
+            _ablation(case, "shuffled", seeds or 10, fidelity, "init_log_sigma=-2.3", "target_epochs=20", "transfer=mu")
+            for case in ("T2M2_T1M1", "T1M1_T2M2")
         ],
+        # 2. Table 2 in the calibrated regime (scripts/calibrate.py), transfer mu_sigma and mu
+        "paper-regime": [_ablation("all", "transfer", seeds or 10, "paper-regime")],
         # 4. drift dose-response on the collapsing case, and a tight prior
         "drift": [
             _ablation("T1M2_T2M1", "drift", seeds or 10, fidelity),

@@ -338,4 +338,4 @@ def publish_sections(study: optuna.Study, sections: list[Section], title: str) -
     from ablate import dashboard  # lazy: optuna-dashboard is only needed when publishing
 
     figures = [Path(png) for s in sections for png, _pdf in (png_pdf(f) for f in s.figures)]
-    dashboard.publish(study, render_markdown(sections, title=title), figures)  # PLANTED
+    dashboard.publish(study, lambda links: render_markdown(sections, title=title, figure_links=links), figures)

@@ -64,8 +64,9 @@ class Scope:
 def seeds_to_decide(d_z: float, m: int, alpha: float) -> int | None:
     """Pairs needed before an effect of size ``d_z`` can get a verdict under Holm over ``m`` (module docstring).
 
-    HOOK (ablate seeds): the seeds advisor (``ablate/power.py``) replaces this rule when it lands; until then
-    this documented normal-approximation rule is used. None when d_z is unknown or zero.
+    A quick normal-approximation rule, so the Summary costs no simulation; the seeds advisor
+    (:mod:`ablate.power`, ``ablate seeds STUDY``), which simulates the exact sign-flip test with Holm, gives the
+    sharper number, and the Summary's last line points to it. None when d_z is unknown or zero.
     """
     m = max(1, int(m))
     level = alpha / m
@@ -314,7 +315,8 @@ def _next(sc: Scope, paired: pd.DataFrame, marginal: pd.DataFrame) -> str:
     return (
         f"Next: `{sc.next_command} --seeds {target}`: it adds seeds to this study, enough to decide "
         f"{names} if the effect persists ({len(undecided)} comparison(s) are undecided; rule: "
-        "ablate.report.summary.seeds_to_decide)."
+        "ablate.report.summary.seeds_to_decide). For the exact test's simulated power per comparison run "
+        f"`ablate seeds {sc.study}`."
     )
 
 

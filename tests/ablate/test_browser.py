@@ -199,7 +199,7 @@ NOTE_TABLES = """JSON.stringify((() => {
 })())"""
 
 
-def test_note_figures_load_and_report_fits_1200px(dashboard: tuple[str, int, Path], page: Page, tmp_path: Path) -> None:
+def test_note_figures_load_and_report_fits_1200px(page: Page, dashboard: tuple[str, int, Path], tmp_path: Path) -> None:
     base, study_id, rep = dashboard
     markdown = (rep / f"{STUDY}.md").read_text()
     n_figures = markdown.count("![")

@@ -299,3 +299,41 @@ def test_mlp_features_come_from_the_middle_hidden_layer() -> None:
         h = torch.relu(layer(h))
     torch.testing.assert_close(net.features(x), h, rtol=0, atol=0)
     assert net.features(x).shape == (4, 5)
+
+
+# ---------------------------------------------------------------------------------- the switch registry
+
+
+def test_switch_parse_handles_named_values_none_and_bools() -> None:
+    assert REGISTRY.get("M").parse("all") == "all" and REGISTRY.get("M").parse("300") == 300
+    assert REGISTRY.get("max_fit_points").parse("none") == "none"
+    assert REGISTRY.get("target_epochs").parse("none") is None and REGISTRY.get("target_epochs").parse("7") == 7
+    assert REGISTRY.get("clip_log_sigma").parse("true") is True
+    assert REGISTRY.get("init_log_sigma").parse("-2.3") == -2.3
+    for name, text, message in [
+        ("M", "some", "M='some' must be an integer >= 1 or all"),
+        ("M", "0", "M=0 must be an integer >= 1 or all"),
+        ("target_epochs", "0", "target_epochs=0 must be an integer >= 1 or none"),
+        ("bnn_lr", "0", "bnn_lr=0.0 must be a finite number > 0 or none"),
+        ("transfer", "sigma", "transfer='sigma' is not one of mu_sigma, mu"),
+        ("clip_log_sigma", "yes", "clip_log_sigma='yes' must be true or false"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            REGISTRY.get(name).parse(text)
+        assert str(info.value) == message
+
+
+def test_registry_names_are_unique_and_split_refuses_unknown() -> None:
+    names = REGISTRY.names()
+    assert len(names) == len(set(names))
+    assert REGISTRY.split({"M": 5, "prior_sigma": 0.5})["cgi"] == {"M": 5}
+    with pytest.raises(ConfigError, match="'nope' is not a switch"):
+        REGISTRY.split({"nope": 1})
+
+
+def test_fidelity_switches_are_a_base_that_explicit_values_override() -> None:
+    fid = Fidelity(name="x", switches={"init_log_sigma": -2.3, "M": 100})
+    configs = REGISTRY.configs({"M": 50}, fid)
+    assert configs["bnn"].init_log_sigma == -2.3 and configs["cgi"].M == 50
+    with pytest.raises(ConfigError, match="init_log_sigma"):
+        REGISTRY.configs({}, Fidelity(name="x", switches={"init_log_sigma": "low"}))

@@ -1,0 +1,115 @@
+"""Calibrate the `paper-regime` fidelity: the training regime whose no-transfer BNN benchmarks land closest
+to the paper's Table 2 benchmarks (97.68, 94.69, 97.32, 88.97 % for the four cases).
+
+The paper's benchmarks sit far below ours (its T2M2→T1M1 benchmark is 88.97 % against our 97.70 % at paper
+fidelity), so it trained in a smaller budget or a noisier regime — where an initialisation can still matter.
+This finds such a regime, choosing on *validation* accuracy only (the paper's numbers are test accuracies;
+matching them on validation keeps our test split untouched), with a TPE study over the BNN learning rate,
+the epoch budget (source = target), the initial posterior log σ and the prior σ, on the `quick` data and
+width. Each trial trains the benchmark of all four cases on seed 0.
+
+    python scripts/calibrate.py --trials 40            # run or resume the study
+    python scripts/calibrate.py --write                # write the best regime as [paper-regime]
+
+`--write` replaces the [paper-regime] block of studies/fidelity.toml, with a comment naming the study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import re
+import sys
+import warnings
+from pathlib import Path
+
+import optuna
+
+from ablate.presets import load_fidelity
+from ablate.storage import open_storage
+from crossgen.config import CASES, REGISTRY, RunConfig
+from crossgen.runner import load_run_tasks, run
+
+PAPER_BENCHMARK = dict(zip(CASES, (0.9768, 0.9469, 0.9732, 0.8897), strict=True))
+"""The paper's Table 2 'Without Transfer Benchmark' row, by case (source_target)."""
+STUDY = "calibrate-paper-regime"
+
+
+def regime(trial: optuna.Trial) -> tuple[dict, dict]:
+    """(fidelity fields, switch values) of one trial."""
+    epochs = trial.suggest_int("epochs", 1, 20)
+    fields = {"epochs": epochs, "source_epochs": epochs, "bnn_lr": trial.suggest_float("bnn_lr", 1e-4, 3e-2, log=True)}
+    switches = {
+        "init_log_sigma": trial.suggest_float("init_log_sigma", -6.0, -0.5),
+        "prior_sigma": trial.suggest_float("prior_sigma", 0.05, 1.0, log=True),
+    }
+    return fields, switches
+
+
+def objective(trial: optuna.Trial, base, tasks) -> float:
+    fields, switches = regime(trial)
+    fid = dataclasses.replace(base, name="calibrating", **fields)
+    squared = []
+    for case in CASES:
+        cfg = RunConfig(case=case, technique="bnn", seed=0, fidelity=fid, **REGISTRY.configs(switches))
+        result = run(cfg, tasks=tasks, log=lambda *a: None)
+        trial.set_user_attr(f"val:{case}", result.val_accuracy)
+        trial.set_user_attr(f"test:{case}", result.test_accuracy)
+        squared.append((100 * (result.val_accuracy - PAPER_BENCHMARK[case])) ** 2)
+    return math.sqrt(sum(squared) / len(squared))  # RMSE in percentage points
+
+
+def write_preset(study: optuna.Study, path: Path) -> str:
+    best = study.best_trial
+    p = best.params
+    block = (
+        f"[paper-regime]    # calibrated: `python scripts/calibrate.py` (study {STUDY!r}, trial {best.number}, "
+        f"validation RMSE {best.value:.2f} pp to the paper's benchmarks)\n"
+        f'data = "mnist"\nmax_train = 10000\nmax_eval = 2000\nwidth = 100\n'
+        f"epochs = {p['epochs']}\nsource_epochs = {p['epochs']}\nbatch_size = 128\nlr = 0.002\n"
+        f"bnn_lr = {p['bnn_lr']:.6g}\neval_samples = 8\n"
+        f"switches = {{ init_log_sigma = {p['init_log_sigma']:.4g}, prior_sigma = {p['prior_sigma']:.4g} }}\n"
+    )
+    text = path.read_text()
+    pattern = re.compile(r"\n\[paper-regime\].*?(?=\n\[|\Z)", re.S)
+    text = pattern.sub("", text).rstrip("\n") + "\n\n" + block
+    path.write_text(text)
+    return block
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=40, help="total trials the study should hold")
+    parser.add_argument("--storage", default="sqlite:///studies/runs/experiments.db")
+    parser.add_argument("--write", action="store_true", help="write the best regime into studies/fidelity.toml")
+    parser.add_argument("--fidelity-file", type=Path, default=Path("studies/fidelity.toml"))
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(args.storage, heartbeat_interval=None)
+    study = optuna.create_study(
+        study_name=STUDY,
+        storage=storage,
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=10),
+        load_if_exists=True,
+    )
+    study.set_metric_names(["val_rmse_pp"])
+    base = load_fidelity("quick")
+    todo = args.trials - len([t for t in study.trials if t.state.is_finished()])
+    if todo > 0:
+        tasks = load_run_tasks(RunConfig(case=CASES[0], technique="bnn", fidelity=base), log=lambda *a: None)
+        study.optimize(lambda t: objective(t, base, tasks), n_trials=todo)
+    best = study.best_trial
+    print(f"best trial {best.number}: validation RMSE {best.value:.2f} pp; {best.params}")
+    for case in CASES:
+        val, test = (100 * best.user_attrs[f"{split}:{case}"] for split in ("val", "test"))
+        print(f"  {case}: val {val:.2f}  test {test:.2f}  paper {100 * PAPER_BENCHMARK[case]:.2f}")
+    if args.write:
+        print(write_preset(study, args.fidelity_file))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
