@@ -285,6 +285,13 @@ SetOpt = Annotated[
 ThreadsOpt = Annotated[
     int, typer.Option("--threads", help="torch threads per worker (1 is fastest for these small MLPs on a busy CPU).")
 ]
+JoinOpt = Annotated[
+    bool, typer.Option(help="Only work on the queue a coordinator fills (extra machines); never creates the study.")
+]
+JoinWaitOpt = Annotated[
+    float,
+    typer.Option(help="--join: wait up to this many seconds for the study and its queue (0: refuse at once)."),
+]
 
 
 def _storage_url(storage: str | None) -> str:
@@ -298,6 +305,11 @@ def _storage_url(storage: str | None) -> str:
 def _check_workers(workers: int) -> None:
     if workers < 0:
         _fail(f"--workers {workers} must be >= 0")
+
+
+def _check_join_wait(seconds: float) -> None:
+    if seconds < 0:
+        _fail(f"--join-wait {seconds:g} must be >= 0")
 
 
 def _check_counts(**values: int | None) -> None:
@@ -439,7 +451,8 @@ def study_cmd(
     storage: StorageOpt = None,
     study_name: Annotated[str | None, typer.Option(help="Override the derived study name.")] = None,
     workers: WorkersOpt = 1,
-    join: Annotated[bool, typer.Option(help="Only work on an existing study's queue (extra machines).")] = False,
+    join: JoinOpt = False,
+    join_wait: JoinWaitOpt = 300,
     timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
     sampler_seed: Annotated[int, typer.Option(help="Sampler seed (worker i uses seed + i).")] = 0,
     heartbeat: Annotated[int, typer.Option(help="Heartbeat interval in seconds (RDB storages).")] = 60,
@@ -477,6 +490,12 @@ def study_cmd(
     _choice("--pruner", pruner, PRUNERS)
     if pruner == "wilcoxon" and seeds < 2:
         _fail("--pruner wilcoxon compares seeds: it needs --seeds >= 2")
+    _check_join_wait(join_wait)
+    from ablate.studies import pruning_warning
+
+    cannot = pruning_warning(pruner, seeds)
+    if cannot:
+        print(f"warning: {cannot}", file=sys.stderr)
     fid = presets.load_fidelity(fidelity)
     sp = load_space(space)
     base = parse_settings(settings)
@@ -509,6 +528,7 @@ def study_cmd(
             sampler_seed=sampler_seed,
             workers=workers,
             join=join,
+            join_wait=join_wait,
             timeout=timeout,
             heartbeat_interval=heartbeat,
             grace_period=grace,
@@ -774,7 +794,8 @@ def ablation_cmd(
     settings: SetOpt = None,
     curves: CurvesOpt = True,
     workers: WorkersOpt = 1,
-    join: Annotated[bool, typer.Option(help="Only work on an existing study's queue (extra machines).")] = False,
+    join: JoinOpt = False,
+    join_wait: JoinWaitOpt = 300,
     heartbeat: Annotated[int, typer.Option(help="Heartbeat interval in seconds (RDB storages).")] = 60,
     grace: Annotated[int | None, typer.Option(help="Seconds without heartbeat before a trial is stale.")] = None,
     threads: ThreadsOpt = 1,
@@ -793,6 +814,7 @@ def ablation_cmd(
     _check_counts(seeds=seeds, heartbeat=heartbeat, threads=threads, grace=grace)
     _device(device)
     _check_workers(workers)
+    _check_join_wait(join_wait)
     fid = presets.load_fidelity(fidelity)
     base = parse_settings(settings)
     dsg = load_ablation_design(design, design_file).with_base(base)
@@ -811,6 +833,7 @@ def ablation_cmd(
             seeds=seeds,
             workers=workers,
             join=join,
+            join_wait=join_wait,
             heartbeat_interval=heartbeat,
             grace_period=grace,
             device=device,
@@ -967,8 +990,33 @@ def dashboard_cmd(
 
 
 # ---------------------------------------------------------------------------------------------- entry
+# Optuna features ablate uses on purpose although Optuna marks them experimental (checked against Optuna 5.0).
+# Their ExperimentalWarning says nothing to a user; it is silenced here, once, for every command. Any other
+# experimental feature still warns.
+CHOSEN_EXPERIMENTAL = (
+    "RetryHeartbeatStaleTrialCallback",
+    "fail_stale_trials",
+    "WilcoxonPruner",
+    "set_metric_names",
+    "QMCSampler",
+    "JournalStorage",
+    "JournalFileBackend",
+    "JournalRedisBackend",
+)
+
+
+def _silence_chosen_experimental() -> None:
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+
+    pattern = "|".join(CHOSEN_EXPERIMENTAL)
+    warnings.filterwarnings("ignore", message=f"({pattern}) is experimental", category=ExperimentalWarning)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the typer app and turn every user error into one line and exit 2."""
+    _silence_chosen_experimental()
     command = typer.main.get_command(app)
     try:
         rc = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="ablate", standalone_mode=False)

@@ -14,9 +14,10 @@ import contextlib
 import logging
 import multiprocessing as mp
 import signal
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from optuna.exceptions import ExperimentalWarning
 
 from ablate import provenance, queue, record
 from ablate.designs import Design, DesignPoint
+from ablate.errors import AblateError
 from ablate.objective import DesignObjective, SensitivityObjective, TaskCache
 from ablate.space import Space
 from ablate.storage import open_storage, parse_storage
@@ -32,6 +34,10 @@ from crossgen.config import REGISTRY, Fidelity, Registry
 
 SAMPLERS = ("tpe", "random", "qmc", "grid")
 PRUNERS = ("none", "median", "wilcoxon", "hyperband")
+WILCOXON_P_THRESHOLD = 0.1  # prunes when the exact one-sided p < this
+WILCOXON_STARTUP_STEPS = 2  # compares from this many seeds on
+MEDIAN_WARMUP_STEPS = 1  # with seeds as steps: from the second seed on
+JOIN_POLL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class StudyPlan:
     # execution
     workers: int = 1
     join: bool = False
+    join_wait: float = 300.0  # --join: seconds to wait for the coordinator to create the study and fill its queue
     timeout: float | None = None
     heartbeat_interval: int | None = 60
     grace_period: int | None = None
@@ -120,12 +127,52 @@ def make_pruner(plan: StudyPlan) -> optuna.pruners.BasePruner:
     if plan.kind == "design" or plan.pruner == "none":
         return optuna.pruners.NopPruner()
     if plan.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=MEDIAN_WARMUP_STEPS)
     if plan.pruner == "wilcoxon":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
+            return optuna.pruners.WilcoxonPruner(
+                p_threshold=WILCOXON_P_THRESHOLD, n_startup_steps=WILCOXON_STARTUP_STEPS
+            )
     return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=plan.fidelity.epochs)
+
+
+def min_one_sided_p(n: int) -> float:
+    """The smallest exact one-sided Wilcoxon signed-rank p with ``n`` paired seeds (every difference one sign)."""
+    from scipy import stats
+
+    return float(stats.wilcoxon(range(1, n + 1), alternative="greater", method="exact").pvalue)
+
+
+def pruning_warning(pruner: str, seeds: int) -> str | None:
+    """Why ``pruner`` can never prune a trial of ``seeds`` seeds (one line), or None when it can.
+
+    With seeds as steps the objective consults the pruner after seeds 1..N-1 (after the last one, pruning
+    saves nothing). WilcoxonPruner prunes only when its exact one-sided p is below the threshold, and with n
+    seeds that p cannot go below 1/2^n: too few seeds and a "pruned" study is an unpruned one.
+    """
+    if seeds < 2:
+        return None  # one seed: the pruner sees the target's epochs instead
+    checked = seeds - 1  # seeds run at the last consultation
+    if pruner == "wilcoxon":
+        needed = max(2, WILCOXON_STARTUP_STEPS)
+        while min_one_sided_p(needed) >= WILCOXON_P_THRESHOLD:
+            needed += 1
+        if checked >= needed:
+            return None
+        why = (
+            f"the smallest exact one-sided p after {checked} seeds is {min_one_sided_p(checked):g}, "
+            f"never below its threshold {WILCOXON_P_THRESHOLD:g}"
+            if checked >= 2
+            else "it is consulted only after the first seed, too few to compare"
+        )
+        return f"--pruner wilcoxon cannot prune with --seeds {seeds}: {why}; pruning needs --seeds {needed + 1} or more"
+    if pruner == "median" and checked <= MEDIAN_WARMUP_STEPS:
+        return (
+            f"--pruner median cannot prune with --seeds {seeds}: it acts from seed {MEDIAN_WARMUP_STEPS + 1} on, "
+            f"and after the last seed pruning saves nothing; pruning needs --seeds {MEDIAN_WARMUP_STEPS + 2} or more"
+        )
+    return None
 
 
 def open_study(plan: StudyPlan, *, worker: int = 0, create: bool = True) -> optuna.Study:
@@ -154,9 +201,40 @@ def open_study(plan: StudyPlan, *, worker: int = 0, create: bool = True) -> optu
     return study
 
 
-def prepare(plan: StudyPlan) -> tuple[optuna.Study, int]:
-    """Create or resume the study, check it is the same experiment, and fill its queue."""
-    study = open_study(plan)
+def _await_study(plan: StudyPlan, log: Callable[..., Any]) -> optuna.Study:
+    """``--join``: the study once its coordinator has created it and enqueued work, waiting up to ``join_wait`` s.
+
+    A joiner never creates a study: one that started before its coordinator (a SLURM array starts its tasks
+    together) would otherwise create an empty study, find nothing to do and exit 0. The first enqueued trial
+    is the signal, because the coordinator writes the study's definition before it enqueues.
+    """
+    storage = open_storage(
+        plan.storage,
+        workers=max(1, plan.workers),
+        heartbeat_interval=plan.heartbeat_interval,
+        grace_period=plan.grace_period,
+    )
+    deadline = time.monotonic() + plan.join_wait
+    told = False
+    while True:
+        with contextlib.suppress(KeyError):
+            study = optuna.load_study(study_name=plan.name, storage=storage)
+            if study.get_trials(deepcopy=False):
+                return open_study(plan, create=False)
+        if time.monotonic() >= deadline:
+            raise AblateError(
+                f"--join: no study {plan.name!r} with a queue in {plan.storage} after {plan.join_wait:g} s; "
+                "start its coordinator first (the same command without --join, e.g. with --workers 0)"
+            )
+        if not told:
+            log(f"--join: waiting up to {plan.join_wait:g} s for study {plan.name!r} to be created and queued")
+            told = True
+        time.sleep(min(JOIN_POLL_S, max(0.0, deadline - time.monotonic())))
+
+
+def prepare(plan: StudyPlan, log: Callable[..., Any] = print) -> tuple[optuna.Study, int]:
+    """Create or resume the study, check it is the same experiment, and fill its queue (``--join``: only wait)."""
+    study = _await_study(plan, log) if plan.join else open_study(plan)
     record.write_definition(study, provenance.stamp(study, plan.definition(), plan))
     if plan.join:
         return study, 0
@@ -188,21 +266,42 @@ def build_objective(plan: StudyPlan, log: Callable[..., Any]) -> Callable[[optun
     )
 
 
-def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+@contextlib.contextmanager
+def sigterm_as_interrupt(children: list[Any] | None = None) -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while inside: the running trial is failed with its reason, the command exits 130.
+
+    Schedulers (SLURM, Kubernetes, systemd) stop jobs with SIGTERM, and they signal the coordinator (worker 0)
+    as often as a spawned worker. A terminal's Ctrl-C reaches every process of the group by itself; SIGTERM
+    reaches only its target, so the coordinator passes it on to its live ``children``. Outside the main thread
+    no handler can be installed and nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        for child in children or ():
+            if child.is_alive():
+                child.terminate()  # SIGTERM: the child's own handler fails its trial
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def worker_main(plan: StudyPlan, worker: int, threads: int) -> None:
     """Entry point of one worker process: its own connection, threads and sampler stream."""
     import torch
 
-    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
-    torch.set_num_threads(threads)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.basicConfig(level=logging.WARNING, format=f"[worker {worker}] %(message)s")
-    study = open_study(plan, worker=worker, create=False)
-    deadline = time.time() + plan.timeout if plan.timeout else None
-    with contextlib.suppress(KeyboardInterrupt):
+    with sigterm_as_interrupt(), contextlib.suppress(KeyboardInterrupt):
+        torch.set_num_threads(threads)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        logging.basicConfig(level=logging.WARNING, format=f"[worker {worker}] %(message)s")
+        study = open_study(plan, worker=worker, create=False)
+        deadline = time.time() + plan.timeout if plan.timeout else None
         queue.work(
             study,
             build_objective(plan, log=lambda *a, **k: None),
@@ -228,8 +327,16 @@ def execute(
 ) -> Outcome:
     """Prepare the study and run ``plan.workers`` workers until its queue is done (or the timeout)."""
     parse_storage(plan.storage)
+    procs: list[Any] = []
+    with sigterm_as_interrupt(procs):  # SIGTERM to this process (worker 0) ends like Ctrl-C: trial FAIL, exit 130
+        return _execute(plan, procs, on_progress, log)
+
+
+def _execute(
+    plan: StudyPlan, procs: list[Any], on_progress: Callable[[dict[str, Any]], None] | None, log: Callable[..., Any]
+) -> Outcome:
     start = time.time()
-    study, added = prepare(plan)
+    study, added = prepare(plan, log)
     if plan.workers == 0:
         return Outcome(study, queue.counts(study), added, time.time() - start)
     deadline = start + plan.timeout if plan.timeout else None
@@ -238,7 +345,7 @@ def execute(
     # Workers 1..N-1 are spawned processes; worker 0 is this process, so the coordinator works too and the
     # children's start-up (importing torch, loading MNIST: seconds) overlaps with useful work.
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=worker_main, args=(plan, i, plan.threads)) for i in range(1, plan.workers)]
+    procs.extend(ctx.Process(target=worker_main, args=(plan, i, plan.threads)) for i in range(1, plan.workers))
     for p in procs:
         p.start()
     study.sampler = make_sampler(plan, 0)
@@ -258,7 +365,7 @@ def execute(
                 on_progress(progress_info(study))
             time.sleep(0.5)
     except KeyboardInterrupt:
-        for p in procs:  # they got the same SIGINT; give them time to record their trials as FAIL
+        for p in procs:  # they got the SIGINT or SIGTERM too; give them time to record their trials as FAIL
             p.join(timeout=30)
         raise
     for p in procs:
