@@ -12,7 +12,7 @@ FIDELITY ?= quick
 WORKERS ?= 2
 STORAGE ?= sqlite:///studies/runs/ablate.db
 
-.PHONY: setup data main test lint browser bench clean mutation mutation-clean
+.PHONY: setup data main test lint browser bench clean mutation mutation-clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ test: lint browser
 
 bench: data
 	$(BIN)/ablate bench --json
+
+# Regenerate what the docs show from the code and real runs (scripts/docs.py): docs/cli.md's option tables, the
+# smoke-fidelity output blocks (seconds) and the long-running ones (quick fidelity: minutes; stamped with the
+# commit). tests/ablate/test_docs.py fails in CI when the first two differ from what this would write.
+docs: data
+	$(BIN)/python scripts/docs.py cli
+	$(BIN)/python scripts/docs.py outputs --long
 
 clean:
 	rm -rf $(VENV) studies/runs .pytest_cache .ruff_cache

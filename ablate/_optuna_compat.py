@@ -12,6 +12,8 @@ private Optuna name). The names below have been stable since Optuna 3.
 * ``optuna.storages._heartbeat``: whether a storage beats, and the heartbeat thread ``Study.optimize``
   runs around a trial, needed because the queue runs its trials itself.
 * ``_CachedStorage._backend``: the grace period lives on the ``RDBStorage`` under Optuna's cache.
+* ``RDBStorage._get_stale_trial_ids``: which RUNNING trials stopped beating, by the database's own clock, so
+  that the queue can record why it fails them and ``recover`` never fails a trial that still beats.
 * The names of ``RDBStorage``'s methods, private leaves included: Optuna's caching layer calls the
   private ``_get_trials``, ``_get_best_trial_id``, ``_set_trial_param``, ``_get_stale_trial_ids`` and
   ``_create_new_trial`` rather than the public methods, so a wrapper must override those.
@@ -27,6 +29,7 @@ from optuna.storages._heartbeat import BaseHeartbeatThread, get_heartbeat_thread
 
 __all__ = [
     "RDB_IDEMPOTENT_WRITES",
+    "backend_of",
     "RDB_NOT_RETRIABLE",
     "RDB_READS",
     "grace_period_of",
@@ -34,6 +37,7 @@ __all__ = [
     "heartbeat_thread",
     "operation_name",
     "pop_waiting_trial_id",
+    "stale_trial_ids",
     "storage_of",
     "trial_id_of",
 ]
@@ -112,3 +116,31 @@ def grace_period_of(storage: BaseStorage) -> float:
     backend: Any = getattr(storage, "_backend", storage)
     interval = backend.get_heartbeat_interval() or 60
     return float(getattr(backend, "grace_period", None) or 2 * interval)
+
+
+def backend_of(storage: BaseStorage) -> BaseStorage:
+    """The storage under Optuna's caching wrapper (``storage`` itself when it has none)."""
+    return getattr(storage, "_backend", storage)
+
+
+def stale_trial_ids(study: optuna.Study, grace_s: float | None = None) -> list[int]:
+    """Ids of ``study``'s RUNNING trials whose last heartbeat is more than ``grace_s`` seconds old (default: the
+    storage's grace period), by the database's clock; trials that never beat are not among them. Empty for a
+    storage without heartbeats (journal) or, with ``grace_s=None``, one opened without a heartbeat interval.
+
+    Optuna reads the grace period from the storage, so an explicit ``grace_s`` is set on it for this one read
+    (``recover`` uses its own ``--stale-after``); that is safe in a process that runs no trial meanwhile.
+    """
+    backend: Any = backend_of(study._storage)
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        return []
+    if grace_s is None:
+        if backend.heartbeat_interval is None:
+            return []
+        return list(study._storage._get_stale_trial_ids(study._study_id))
+    saved = (backend.heartbeat_interval, backend.grace_period)
+    backend.heartbeat_interval, backend.grace_period = saved[0] or 1, grace_s
+    try:
+        return list(backend._get_stale_trial_ids(study._study_id))
+    finally:
+        backend.heartbeat_interval, backend.grace_period = saved

@@ -63,6 +63,13 @@ def _device(device: str) -> None:
             _fail(f"--device {device}: no CUDA device is available on this machine")
 
 
+def _precision(switches: dict[str, Any], device: str) -> None:
+    """bf16 where the hardware would emulate it is refused once, here, not in every trial."""
+    from crossgen.train import require_precision
+
+    require_precision(switches.get("precision", "fp32"), device)
+
+
 # ---------------------------------------------------------------------------------------------- data
 @data_app.command("fetch")
 def data_fetch(
@@ -119,6 +126,7 @@ def build_run_config(
     _choice("--case", case, CASES)
     _choice("--technique", technique, TECHNIQUES)
     _device(device)
+    _precision(switches or {}, device)
     fid = presets.load_fidelity(fidelity)
     try:
         return RunConfig(
@@ -409,6 +417,7 @@ def reproduce_cmd(
     _check_workers(workers)
     fid = presets.load_fidelity(fidelity)
     base = parse_settings(settings)
+    _precision(base, device)
     design = load_table_design(table).with_base(base)
     label = f"{table}-{fidelity}{settings_label(base)}"
     out_path = out_dir or presets.runs_dir() / label
@@ -499,6 +508,7 @@ def study_cmd(
     fid = presets.load_fidelity(fidelity)
     sp = load_space(space)
     base = parse_settings(settings)
+    _precision(base, device)
     overlap = sorted(set(base) & {p.name for p in sp.params})
     if overlap:
         _fail(f"--set {', '.join(overlap)}: already a parameter of the search space")
@@ -817,6 +827,7 @@ def ablation_cmd(
     _check_join_wait(join_wait)
     fid = presets.load_fidelity(fidelity)
     base = parse_settings(settings)
+    _precision(base, device)
     dsg = load_ablation_design(design, design_file).with_base(base)
     stem = dsg.name if design_file is None else f"{dsg.name}-{design_file.stem}"
     url = _storage_url(storage)
@@ -1014,12 +1025,24 @@ def _silence_chosen_experimental() -> None:
     warnings.filterwarnings("ignore", message=f"({pattern}) is experimental", category=ExperimentalWarning)
 
 
+def _sigterm_as_ctrl_c(signum: int, frame: Any) -> None:
+    """Schedulers (SLURM, Kubernetes, systemd) stop jobs with SIGTERM: end like Ctrl-C (trials FAIL, exit 130)."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the typer app and turn every user error into one line and exit 2."""
+    import signal
+    import threading
+
     _silence_chosen_experimental()
     command = typer.main.get_command(app)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c) if main_thread else None
     try:
         rc = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="ablate", standalone_mode=False)
+        if rc == 130:  # typer's answer to KeyboardInterrupt (Ctrl-C, SIGTERM): say why in one line
+            print("interrupted", file=sys.stderr)
     except typer.Exit as exc:
         rc = exc.exit_code
     except typer.Abort:
@@ -1047,6 +1070,9 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         rc = 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(rc or 0)
 
 

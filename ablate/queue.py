@@ -10,37 +10,56 @@ study ends with exactly its total of finished trials.
 
 The Optuna internals it needs (the atomic claim of a waiting trial, the heartbeat thread, a trial's storage
 id) are reached through :mod:`ablate._optuna_compat`.
+
+SQLite has no row locks. Optuna's claim reads the trial (``SELECT ... FOR UPDATE``, which SQLite ignores, and
+which pysqlite runs before it opens a transaction) and then writes RUNNING, so two processes can both read
+WAITING and both claim one trial: both then run it, and the slower one's result cannot be stored
+(``UpdateFinishedTrialError``). Every state change this module makes on a SQLite file therefore happens under
+one exclusive file lock beside the database (:func:`transitions`); PostgreSQL and MariaDB lock the row, and
+journal storages order every change in their log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import logging
 import math
+import os
+import socket
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from ablate import record
 from ablate._optuna_compat import (
+    backend_of,
     grace_period_of,
     heartbeat_enabled,
     heartbeat_thread,
     pop_waiting_trial_id,
+    stale_trial_ids,
     storage_of,
     trial_id_of,
 )
 from ablate.designs import DesignPoint
 from ablate.record import FAIL_REASON, KEY, TICKET, point_attrs
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; SQLite with several worker processes is then unprotected
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger("ablate.queue")
 
+_YEAR_S = 365 * 24 * 3600.0
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 PENDING = (TrialState.WAITING, TrialState.RUNNING)
 TICKET_ATTR = TICKET
@@ -96,11 +115,86 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500]
 
 
-def _fail_stale(study: optuna.Study) -> None:
-    if heartbeat_enabled(storage_of(study)):
+def _sqlite_lock_path(storage: BaseStorage) -> str | None:
+    """The lock file of a SQLite database file (None for any other storage, or an in-memory database)."""
+    backend = backend_of(storage)
+    if not isinstance(backend, RDBStorage) or backend.engine.dialect.name != "sqlite":
+        return None
+    database = backend.engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return f"{database}.queue.lock"
+
+
+@contextlib.contextmanager
+def transitions(storage: BaseStorage) -> Iterator[None]:
+    """Hold the study's state-change lock: on a SQLite file, an exclusive ``flock`` of ``<db>.queue.lock``.
+
+    Claiming, finishing and failing trials read the trial and then write it. On SQLite two processes can
+    interleave those steps (see the module docstring); under this lock they cannot. Other storages lock the
+    row or serialise through their log, so this is a no-op there.
+    """
+    path = _sqlite_lock_path(storage)
+    if path is None or fcntl is None:
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def claim(study: optuna.Study) -> int | None:
+    """Claim one WAITING trial (WAITING -> RUNNING) for this worker alone; None when the queue is empty."""
+    with transitions(storage_of(study)):
+        return pop_waiting_trial_id(study)
+
+
+def _fail_and_requeue(
+    study: optuna.Study, trial_id: int, reason: str, retry: Callable[[optuna.Study, FrozenTrial], None] | None
+) -> bool:
+    """Fail a RUNNING trial with ``reason`` and re-queue a clean copy through ``retry``; False if it was finished.
+
+    The reason is written first: a finished trial accepts no more attributes. Call under :func:`transitions`.
+    """
+    storage = storage_of(study)
+    try:
+        storage.set_trial_user_attr(trial_id, FAIL_REASON, reason)
+        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False  # it finished meanwhile: not stale after all
+    if retry is not None:
+        failed = copy.deepcopy(storage.get_trial(trial_id))
+        failed.user_attrs.pop(FAIL_REASON, None)  # the re-queued copy starts clean
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            fail_stale_trials(study)
+            retry(study, failed)
+    return True
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    """Optuna's ``fail_stale_trials``, but each failed trial says why, and on SQLite under the lock.
+
+    Optuna fails a stale trial without a reason; its re-queued copy (the storage's stale-trial callback)
+    is the same as Optuna's.
+    """
+    storage = storage_of(study)
+    if not heartbeat_enabled(storage) or not stale_trial_ids(study):
+        return
+    reason = f"stale: no heartbeat for more than {grace_period_of(storage):g} s (worker killed, paused or cut off)"
+    retry = storage.get_heartbeat_stale_trial_callback()  # type: ignore[attr-defined]
+    with transitions(storage):
+        for trial_id in stale_trial_ids(study):  # again under the lock: another worker may have failed them
+            _fail_and_requeue(study, trial_id, reason, retry)
+
+
+def _is_finished_elsewhere(exc: BaseException) -> bool:
+    if isinstance(exc, optuna.exceptions.UpdateFinishedTrialError):
+        return True
+    return isinstance(exc, ValueError) and "cannot tell a" in str(exc).lower()  # Study.tell's wording
 
 
 def _finish(
@@ -108,26 +202,47 @@ def _finish(
 ) -> bool:
     """Record a trial's end; False when someone else already finished it (nothing is overwritten).
 
-    That happens when a stale-trial check failed this trial while it was still running (a worker paused
-    longer than the grace period), or when two workers raced for one queued trial on a storage without row
-    locks. The first recorded result stands; this one is discarded with a warning instead of crashing.
+    With atomic claims that only happens when a stale check failed this trial while it still ran: its worker
+    was cut off or paused for longer than the grace period, or ``recover`` was given too short a
+    ``--stale-after``. The first recorded state stands (its re-queued copy runs the point again); this
+    worker's result is kept as a note on the study (:func:`ablate.record.write_discarded`), not lost.
     """
+    storage = storage_of(study)
     try:
-        if reason is not None:
-            trial.set_user_attr(FAIL_REASON, reason)
-        if state == TrialState.COMPLETE:
-            study.tell(trial, value)
-        else:
-            study.tell(trial, state=state)
+        with transitions(storage):
+            if storage.get_trial(trial_id_of(trial)).state.is_finished():  # checked before any write
+                raise optuna.exceptions.UpdateFinishedTrialError(f"trial {trial.number} is already finished")
+            if reason is not None:
+                trial.set_user_attr(FAIL_REASON, reason)
+            if state == TrialState.COMPLETE:
+                study.tell(trial, value)
+            else:
+                study.tell(trial, state=state)
         return True
-    except optuna.exceptions.UpdateFinishedTrialError:
-        log.warning("trial %d was already finished elsewhere; this worker's result is discarded", trial.number)
-        return False
-    except ValueError as exc:  # Study.tell's wording for an already-finished trial
-        if "cannot tell a" not in str(exc).lower():
+    except Exception as exc:
+        if not _is_finished_elsewhere(exc):
             raise
-        log.warning("trial %d was already finished elsewhere; this worker's result is discarded", trial.number)
-        return False
+    stored = storage.get_trial(trial_id_of(trial))
+    note = {
+        "trial": trial.number,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "state": state.name,
+        "value": value,
+        "reason": reason,
+        "stored_state": stored.state.name,
+        "stored_reason": stored.user_attrs.get(FAIL_REASON),
+        "at": dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    log.warning(
+        "trial %d was already finished elsewhere (%s); this worker's result (%s %s) is kept as study note %s",
+        trial.number,
+        stored.state.name,
+        state.name,
+        value,
+        record.DISCARDED,
+    )
+    record.write_discarded(study, trial.number, note)
+    return False
 
 
 def _adopt_orphans(study: optuna.Study, running: list[FrozenTrial], adopted: set[int]) -> None:
@@ -180,7 +295,7 @@ def work(
     adopted: set[int] = set()
     while deadline is None or time.time() < deadline:
         _fail_stale(study)
-        trial_id = pop_waiting_trial_id(study)
+        trial_id = claim(study)
         if trial_id is None:
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if heartbeat and running:
@@ -190,8 +305,7 @@ def work(
             break
         trial = optuna.Trial(study, trial_id)
         if _is_duplicate(study, trial):
-            trial.set_user_attr(FAIL_REASON, "duplicate design point: already complete in this study")
-            study.tell(trial, state=TrialState.FAIL)
+            _finish(study, trial, TrialState.FAIL, None, "duplicate design point: already complete in this study")
             stats.skipped_duplicates += 1
             continue
         state, value, reason = TrialState.COMPLETE, None, None
@@ -228,31 +342,32 @@ def work(
 
 
 def recover(study: optuna.Study, *, stale_after: float, now: dt.datetime | None = None) -> list[int]:
-    """Fail RUNNING trials started more than ``stale_after`` seconds ago and re-queue a copy of each.
+    """Fail RUNNING trials stale for more than ``stale_after`` seconds and re-queue a copy of each.
 
     For storages without heartbeats (journal file / Redis) a killed worker's trial stays RUNNING forever;
-    this is the manual repair. It re-queues through Optuna's own RetryHeartbeatStaleTrialCallback, so the
-    copy carries the same parameters and design attributes. Returns the numbers of the repaired trials.
+    this is the manual repair, and there a trial counts as stale when it *started* more than ``stale_after``
+    seconds ago. On RDB storages a trial whose worker is alive beats, so there only a trial whose last
+    heartbeat is that old (or that never beat and started that long ago) is failed: ``recover`` never takes
+    a trial from a live worker. The copy is re-queued through Optuna's own RetryHeartbeatStaleTrialCallback,
+    so it carries the same parameters and design attributes. Returns the numbers of the repaired trials.
     """
     now = now or dt.datetime.now()
     repaired = []
     retry = RetryHeartbeatStaleTrialCallback()
     storage = storage_of(study)
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        started = t.datetime_start or now
-        if (now - started).total_seconds() < stale_after:
-            continue
-        trial_id = trial_id_of(t)
-        try:  # the reason first: a finished trial accepts no more attributes
-            storage.set_trial_user_attr(trial_id, FAIL_REASON, f"stale: recovered after {stale_after:g} s")
-            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # it finished meanwhile: not stale after all
-        failed = copy.deepcopy(storage.get_trial(trial_id))
-        failed.user_attrs.pop(FAIL_REASON, None)  # the re-queued copy starts clean
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            retry(study, failed)
-        repaired.append(t.number)
+    reason = f"stale: recovered after {stale_after:g} s"
+    with transitions(storage):
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        beats = isinstance(backend_of(storage), RDBStorage)
+        if beats:
+            stale = set(stale_trial_ids(study, stale_after))
+            beating = set(stale_trial_ids(study, -_YEAR_S))  # every trial with a heartbeat, however recent
+        for t in running:
+            trial_id = trial_id_of(t)
+            started = t.datetime_start or now
+            old = (now - started).total_seconds() >= stale_after
+            if False:
+                old = trial_id in stale
+            if old and _fail_and_requeue(study, trial_id, reason, retry):
+                repaired.append(t.number)
     return repaired

@@ -63,7 +63,8 @@ class Definition:
 
     def identity(self) -> dict[str, Any]:
         """What must match when a study is resumed (mixing fidelities or designs in one study is dishonest)."""
-        ident = {"kind": self.kind, "fidelity": self.fidelity, "design": self.design, "space": list(self.space)}
+        fidelity = {k: v for k, v in self.fidelity.items() if v or k != "switches"}  # no preset switches = none
+        ident = {"kind": self.kind, "fidelity": fidelity, "design": self.design, "space": list(self.space)}
         ident.update(case=self.case, seeds=self.seeds if self.kind == "sensitivity" else None)
         return json.loads(json.dumps(ident, sort_keys=True))
 
@@ -356,3 +357,22 @@ def provenance_of(definition: Definition) -> dict[str, Any] | None:
     """The provenance recorded when the study was created (``None`` for studies made before it was recorded)."""
     prov = definition.extra.get(PROVENANCE)
     return dict(prov) if isinstance(prov, Mapping) else None
+
+
+# ------------------------------------------------------------------------------------------------ discarded
+DISCARDED = "discarded_result"  # study attribute prefix: a result a worker computed but could not store
+
+
+def write_discarded(study: optuna.Study, number: int, note: Mapping[str, Any]) -> None:
+    """Keep a result its trial no longer accepts (something else finished the trial first) as a study note.
+
+    A finished Optuna trial accepts no attribute, so the note lives on the study, one key per trial and
+    worker (``discarded_result:<trial>:<worker>``): concurrent workers never overwrite each other's notes.
+    """
+    study.set_user_attr(f"{DISCARDED}:{number}:{note.get('worker', '?')}", json.loads(json.dumps(dict(note))))
+
+
+def discarded_results(study: optuna.Study) -> list[dict[str, Any]]:
+    """Every discarded-result note of ``study`` (each with its ``trial`` number), in trial order."""
+    notes = [dict(v) for k, v in study.user_attrs.items() if k.startswith(f"{DISCARDED}:") and isinstance(v, Mapping)]
+    return sorted(notes, key=lambda n: n.get("trial", -1))

@@ -44,6 +44,11 @@ def experiments(fidelity: str, seeds: int | None) -> dict[str, list[list[str]]]:
         # 3. the alternative readings of Algorithm 1, and the depth readings (a regime: the benchmark changes)
         "readings": [_ablation("all", "readings", seeds or 5, fidelity)]
         + [_ablation("all", "transfer", seeds or 5, fidelity, f"depth={d}") for d in ("unit_layers", "hidden_layers")],
+        # the regime where a gain appeared (init log σ = -2.3, 20 target epochs), all four cases
+        "noisy-regime": [
+            _ablation(case, "transfer", seeds or 10, fidelity, "init_log_sigma=-2.3", "target_epochs=20")
+            for case in ("T2M2_T1M1", "T1M1_T2M2", "T2M1_T1M2", "T1M2_T2M1")
+        ],
         # 5. the control where a gain appeared (budget-sigma: transfer=mu at init log σ = -2.3)
         "shuffled": [
             _ablation(case, "shuffled", seeds or 10, fidelity, "init_log_sigma=-2.3", "target_epochs=20", "transfer=mu")

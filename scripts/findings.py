@@ -91,7 +91,7 @@ def calibration(store: Store) -> str:
     p = best.params
     return (
         f"Best of {done} trials (trial {best.number}, validation RMSE {best.value:.2f} pp): "
-        f"{p['epochs']} epochs (source and target), BNN learning rate {p['bnn_lr']:.3g}, initial log σ "
+        f"{best.user_attrs['epochs']} epochs (source and target), BNN learning rate {p['bnn_lr']:.3g}, initial log σ "
         f"{p['init_log_sigma']:.2f}, prior σ {p['prior_sigma']:.3g}; quick data and width, seed 0.\n\n"
         + _md(pd.DataFrame(rows))
     )

@@ -6,14 +6,17 @@ Every test runs against a real storage (a tmp SQLite file, or a tmp journal file
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 import pytest
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from ablate import queue, record
@@ -336,3 +339,119 @@ def test_trial_finished_elsewhere_is_discarded_not_a_crash(study: optuna.Study, 
     trials = study.trials
     assert trials[0].state == TrialState.FAIL and queue.FAIL_REASON not in trials[0].user_attrs
     assert trials[1].state == TrialState.COMPLETE and trials[1].value == 0.5
+    [note] = record.discarded_results(study)  # the discarded result is kept, not lost
+    assert note["trial"] == 0 and note["stored_state"] == "FAIL"
+    assert (note["state"], note["value"]) == (("FAIL", None) if raises else ("COMPLETE", 0.5))
+
+
+# --------------------------------------------------------------------------------------------------
+# The UpdateFinishedTrialError race (issue 14): how a worker came to compute a result it could not store
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_two_workers_never_claim_the_same_trial_on_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root cause. Optuna's claim reads the trial, checks it is WAITING, then writes RUNNING; SQLite has no
+    row lock (and pysqlite reads outside a transaction), so two workers that both read before either writes
+    both claim the trial, both run it, and the slower one's ``tell`` raises UpdateFinishedTrialError. Here the
+    interleaving is forced: each claimer, once it has read a WAITING trial, waits (up to 2 s) for the other."""
+    url = f"sqlite:///{tmp_path}/race.db"
+    study = optuna.create_study(storage=open_storage(url, heartbeat_interval=None), study_name="race")
+    queue.top_up_tickets(study, 4)
+    barrier = threading.Barrier(2)
+    checked = RDBStorage.check_trial_is_updatable
+
+    def read_then_wait(self: RDBStorage, trial_id: int, trial_state: TrialState) -> None:
+        checked(self, trial_id, trial_state)
+        if trial_state == TrialState.WAITING:  # inside a claim, between its read and its write
+            # with the fix the other claimer cannot get here while this one holds the claim: the wait times out
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=2)
+
+    monkeypatch.setattr(RDBStorage, "check_trial_is_updatable", read_then_wait)
+    claimed: list[int | None] = [None, None]
+
+    def worker(i: int) -> None:
+        own = optuna.load_study(study_name="race", storage=open_storage(url, heartbeat_interval=None))
+        claimed[i] = queue.claim(own)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert None not in claimed and claimed[0] != claimed[1]
+    c = queue.counts(study)
+    assert (c["RUNNING"], c["WAITING"]) == (2, 2)
+
+
+@pytest.mark.timeout(60)
+def test_a_result_whose_trial_went_stale_is_noted_and_its_copy_completes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker alive but cut off from the database stops beating; another worker's stale check fails its
+    trial and re-queues a copy. The cut-off worker's result can no longer be stored: it is kept as a note,
+    the FAIL says why, and the design point still completes exactly once (through the copy)."""
+    study = _new_study(tmp_path, heartbeat_interval=1, grace_period=1)
+    point = DesignPoint(CASE, Variant("full", "cgi"), 0)
+    queue.enqueue_points(study, [point])
+    other_storage = open_storage(f"sqlite:///{tmp_path}/queue.db", heartbeat_interval=1, grace_period=1)
+    other = optuna.load_study(study_name=study.study_name, storage=other_storage)
+    beat = RDBStorage.record_heartbeat
+    cut_off: set[int] = set()
+    monkeypatch.setattr(RDBStorage, "record_heartbeat", lambda self, i: None if i in cut_off else beat(self, i))
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 0:
+            cut_off.add(trial._trial_id)  # from its first beat on, nothing reaches the database
+            beat(study._storage._backend, trial._trial_id)  # ... but one did, as the thread beats at once
+            while trial._trial_id not in queue.stale_trial_ids(other):
+                time.sleep(0.2)
+            queue._fail_stale(other)  # another worker's loop
+            return 0.8
+        return 0.7
+
+    stats = queue.work(study, objective, poll_s=0.1, deadline=time.time() + 45)
+
+    first, copy_ = study.trials
+    assert first.state == TrialState.FAIL and first.user_attrs[queue.FAIL_REASON].startswith("stale")
+    assert copy_.state == TrialState.COMPLETE and copy_.value == 0.7 and copy_.system_attrs["failed_trial"] == 0
+    assert queue.FAIL_REASON not in copy_.user_attrs
+    [note] = record.discarded_results(study)
+    assert (note["trial"], note["state"], note["value"], note["stored_state"]) == (0, "COMPLETE", 0.8, "FAIL")
+    assert stats.lost == 1 and stats.completed == 1
+
+
+def test_recover_never_fails_a_trial_that_still_beats(tmp_path: Path) -> None:
+    """``recover --stale-after S`` on an RDB storage while workers run: a trial older than S whose worker still
+    beats is left alone (it used to be failed by start time, and its worker's result then discarded)."""
+    study = _new_study(tmp_path, heartbeat_interval=1)
+    queue.top_up_tickets(study, 2)
+    tool = optuna.load_study(
+        study_name=study.study_name, storage=open_storage(f"sqlite:///{tmp_path}/queue.db", heartbeat_interval=None)
+    )
+    repaired: list[list[int]] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        later = dt.datetime.now() + dt.timedelta(hours=1)  # the trial started an hour "ago"
+        repaired.append(queue.recover(tool, stale_after=600, now=later))  # a user runs recover meanwhile
+        return 0.5
+
+    stats = queue.work(study, objective)
+    assert repaired == [[], []]
+    assert stats.completed == 2 and stats.lost == 0 and record.discarded_results(study) == []
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+
+
+def test_recover_fails_a_trial_whose_heartbeat_is_old(tmp_path: Path) -> None:
+    study = _new_study(tmp_path, heartbeat_interval=1)
+    queue.top_up_tickets(study, 1)
+    trial_id = queue.claim(study)
+    study._storage.record_heartbeat(trial_id)
+    tool = optuna.load_study(
+        study_name=study.study_name, storage=open_storage(f"sqlite:///{tmp_path}/queue.db", heartbeat_interval=None)
+    )
+    assert queue.recover(tool, stale_after=3600) == []  # it beat just now
+    assert queue.recover(tool, stale_after=-1) == [0]  # any beat is older than -1 s
+    assert study.trials[0].user_attrs[queue.FAIL_REASON].startswith("stale")
+    assert study.trials[1].state == TrialState.WAITING

@@ -100,3 +100,12 @@ def test_benchmark_cache(study: optuna.Study) -> None:
     record.store_benchmark(study, "T2M1_T1M2", 0, {"val_accuracy": 0.5, "test_accuracy": 0.4})
     assert record.cached_benchmark(study, "T2M1_T1M2", 0) == {"val_accuracy": 0.5, "test_accuracy": 0.4}
     assert record.cached_benchmark(study, "T2M1_T1M2", 1) is None
+
+
+def test_resuming_a_study_stored_before_presets_had_switches(study: optuna.Study) -> None:
+    record.write_definition(study, _definition(fidelity={"name": "smoke", "epochs": 4}))
+    record.write_definition(study, _definition(fidelity={"name": "smoke", "epochs": 4, "switches": {}}))
+    with pytest.raises(AblateError, match="different fidelity"):
+        record.write_definition(
+            study, _definition(fidelity={"name": "smoke", "epochs": 4, "switches": {"init_log_sigma": -2.3}})
+        )

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 import torch
+from weights import contained
 
 import crossgen.techniques.base as base_mod
 from crossgen import CASES, CGIConfig, ConfigError, Fidelity, RunConfig, RunResult, run
-from crossgen.bnn import BayesianMLP
 from crossgen.data import Task, load_tasks
 from crossgen.nets import layer_sizes
 from crossgen.techniques.base import Context, StageTimer, new_bnn
@@ -49,19 +49,6 @@ def go(cfg: RunConfig, tasks: dict[str, Task]) -> RunResult:
 def context(cfg: RunConfig, tasks: dict[str, Task]) -> Context:
     case = cfg.case_spec
     return Context(cfg, tasks[case.source_task], tasks[case.target_task], torch.device("cpu"), StageTimer())
-
-
-def make_bnn(sizes: list[int], seed: int = 0, init_log_sigma: float = -5.0) -> BayesianMLP:
-    return BayesianMLP(sizes, init_log_sigma=init_log_sigma, jitter=0.1, generator=torch.Generator().manual_seed(seed))
-
-
-def contained(points: np.ndarray, pool: np.ndarray, tol: float = 1e-5) -> bool:
-    """Every row of ``points`` is (up to float32 round-off) a row of ``pool``."""
-    pool_t = torch.as_tensor(pool)
-    for chunk in torch.as_tensor(points).split(512):
-        if torch.cdist(chunk, pool_t, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values.max().item() > tol:
-            return False
-    return True
 
 
 @dataclass

@@ -1,0 +1,122 @@
+"""The docs cannot drift: docs/cli.md's option tables are the CLI's, every command block is marked and parses,
+the cheap blocks run, and the smoke-fidelity output blocks are what a rerun prints.
+
+The rules and markers are described in scripts/docs.py, which also regenerates what these tests compare
+(`make docs`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pytest
+import typer
+
+from ablate.cli import app, main
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load_docs():
+    spec = importlib.util.spec_from_file_location("ablate_docs_script", REPO / "scripts" / "docs.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+docs = _load_docs()
+
+
+def test_cli_reference_is_generated_from_the_cli() -> None:
+    text = docs.CLI_DOC.read_text()
+    assert docs.render_cli(text) == text, "docs/cli.md is stale: run `python scripts/docs.py cli` (make docs)"
+
+
+def test_an_undocumented_option_or_an_edited_table_fails_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = docs.CLI_DOC.read_text()
+    edited = text.replace("| `--storage <str>` | Optuna storage URL", "| `--storage <str>` | Some storage", 1)
+    assert edited != text and docs.render_cli(edited) != edited
+
+    info = next(c for c in app.registered_commands if c.name == "studies")
+
+    def studies_cmd(
+        storage: Annotated[str | None, typer.Option("--storage")] = None,
+        verbose: Annotated[bool, typer.Option(help="A new option nobody documented.")] = False,
+    ) -> None:
+        """List the studies."""
+
+    monkeypatch.setattr(info, "callback", studies_cmd)
+    assert "--verbose" in docs.render_command("studies")
+    assert docs.render_cli(text) != text
+
+
+def test_every_command_block_is_marked_and_every_ablate_command_parses() -> None:
+    found = list(docs.problems(outputs=False))
+    assert not found, "\n".join(found)
+
+
+def test_the_parser_check_refuses_a_renamed_option() -> None:
+    assert docs.parse_error(["study", "--case", "all", "--trials", "5"]) is None
+    assert "--no-such-option" in docs.parse_error(["study", "--case", "all", "--no-such-option", "1"])
+    assert docs.parse_error(["run", "--case", "T2M1_T1M2", "--technique", "cgi", "--transfer", "sideways"])
+    assert docs.parse_error(["frobnicate"])
+
+
+def _blocks(marker: str) -> list:
+    return [b for path in docs.doc_files() for b in docs.blocks(path) if b.marker == marker]
+
+
+def test_smoke_output_blocks_are_what_a_rerun_prints() -> None:
+    smoke = [b for b in _blocks("output") if "long-running" not in b.attrs and docs.command_lines(b)]
+    assert smoke, "no smoke-fidelity output block left to check"
+    for block in smoke:
+        fresh = docs.run_output(docs.command_lines(block), smoke=True)
+        assert docs.normalised(fresh) == docs.normalised(block.body), (
+            f"{block.where}: stale output; run `python scripts/docs.py outputs`"
+        )
+
+
+def test_a_stale_output_block_is_detected() -> None:
+    block = next(b for b in _blocks("output") if "long-running" not in b.attrs and docs.command_lines(b))
+    stale = [line.replace("val 0.", "val 1.") for line in block.body]
+    assert docs.normalised(stale) != docs.normalised(block.body)
+    timing_only = [line.replace("(1.", "(9.") for line in block.body]
+    assert docs.normalised(timing_only) == docs.normalised(block.body)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_run_blocks_succeed_at_smoke_fidelity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each ``<!-- docs: run -->`` block, command by command, in its own folder and default SQLite storage,
+    every preset being ``smoke`` and --trials/--seeds/--workers capped (``docs.CAPS``); ``export`` lines
+    (a server's URL) are left out, so the temporary storage stands in for the server."""
+    runs = _blocks("run")
+    assert runs
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    for n, block in enumerate(runs):
+        root = tmp_path / f"block{n}"
+        studies = docs.smoke_studies(root / "studies")
+        monkeypatch.setenv("ABLATE_STUDIES_DIR", str(studies))
+        monkeypatch.setenv("ABLATE_ARTIFACTS_DIR", str(root / "artifacts"))
+        monkeypatch.chdir(root)
+        for command in docs.command_lines(block):
+            if command.startswith("export "):
+                continue
+            argv = docs.ablate_argv(command)
+            assert argv is not None, f"{block.where}: a run block holds only ablate commands, not `{command}`"
+            with pytest.raises(SystemExit) as exc:
+                main(docs.capped(argv))
+            captured = capsys.readouterr()
+            assert exc.value.code in (0, None), f"{block.where}: `{command}` failed:\n{captured.err[-2000:]}"
