@@ -1,0 +1,140 @@
+"""Unit tests of the experiment layer: the space, the two objectives and the study plan.
+
+Real Optuna studies in memory and real smoke-fidelity runs; what is checked is the contract between the
+layers: what an objective reads from a trial, what it writes into the record, what a plan stores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from ablate import record
+from ablate.designs import load_ablation_design
+from ablate.errors import AblateError
+from ablate.objective import DesignObjective, SensitivityObjective, TaskCache
+from ablate.presets import load_fidelity
+from ablate.space import load_space
+from ablate.studies import StudyPlan
+from crossgen.config import REGISTRY, RunConfig
+from crossgen.runner import run
+
+CASE = "T2M1_T1M2"
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    return load_fidelity("smoke")
+
+
+@pytest.fixture(scope="module")
+def cache():
+    return TaskCache(log=lambda *a: None)
+
+
+def _space(tmp_path: Path, text: str):
+    path = tmp_path / "space.toml"
+    path.write_text(text)
+    return load_space(path)
+
+
+# ------------------------------------------------------------------------------------------------ space
+def test_space_samples_in_file_order_and_respects_conditions(tmp_path: Path) -> None:
+    space = _space(
+        tmp_path,
+        '[params.generator]\ntype = "categorical"\nchoices = ["gmm", "gaussian"]\n'
+        '[params.K]\ntype = "int"\nlow = 1\nhigh = 4\nwhen = { generator = "gmm" }\n',
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(20):
+        trial = study.ask()
+        values = space.sample(trial)
+        assert ("K" in values) == (values["generator"] == "gmm")
+        seen.add(values["generator"])
+        study.tell(trial, 0.0)
+    assert seen == {"gmm", "gaussian"}
+    assert space.to_dicts()[1]["when"] == {"generator": "gmm"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[params.K]\ntype = "float"\nlow = 1\nhigh = 4\n', "does not fit the switch"),
+        ('[params.transfer]\ntype = "categorical"\nchoices = ["mu", "sigma"]\n', "transfer='sigma'"),
+        ('[params.K]\ntype = "int"\nlow = 0\nhigh = 4\n', "K=0"),
+        ('[params.K]\ntype = "int"\nlow = 1\nhigh = 4\nwhen = { generator = "gmm" }\n', "defined before it"),
+        ('[params.nope]\ntype = "int"\nlow = 1\nhigh = 4\n', "not a switch"),
+    ],
+)
+def test_space_refuses_what_the_switch_refuses(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(AblateError, match=message) as info:
+        _space(tmp_path, text)
+    assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------------ objectives
+def test_design_objective_runs_the_enqueued_point_and_records_it(smoke, cache) -> None:
+    design = load_ablation_design("ofat")
+    point = next(p for p in design.points([CASE], 1) if p.variant.label == "transfer=mu")
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({}, user_attrs=record.point_attrs(point.point()))
+    trial = study.ask()
+    value = DesignObjective(smoke, cache=cache, curves=True)(trial)
+    study.tell(trial, value)
+    rec = record.read_trial(study.trials[0])
+    expected = run(
+        RunConfig(case=CASE, technique="cgi", fidelity=smoke, **REGISTRY.configs({"transfer": "mu"})),
+        tasks=cache.get(smoke),
+        log=lambda *a: None,
+    )
+    assert value == expected.val_accuracy == rec.seeds[0].val_accuracy
+    assert rec.seeds[0].test_accuracy == expected.test_accuracy
+    assert rec.config["transfer"] == "mu" and rec.config["M"] == 2000  # resolved, not just the override
+    assert len(rec.seeds[0].curve["val"]) == smoke.epochs and rec.seeds[0].n_test == expected.n_test
+    assert "mean_log_sigma" in rec.attrs["diagnostics"]
+
+
+def test_design_objective_refuses_a_trial_without_a_point(smoke, cache) -> None:
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    with pytest.raises(AblateError, match="no design point"):
+        DesignObjective(smoke, cache=cache)(trial)
+
+
+def test_sensitivity_objective_averages_seeds_and_caches_the_benchmark(tmp_path: Path, smoke, cache) -> None:
+    space = _space(tmp_path, '[params.transfer]\ntype = "categorical"\nchoices = ["mu"]\n')
+    objective = SensitivityObjective(
+        case=CASE, fidelity=smoke, space=space, seeds=2, base={"M": 300}, cache=cache, curves=False
+    )
+    study = optuna.create_study(direction="maximize")
+    study.optimize(objective, n_trials=1)
+    rec = record.read_trial(study.trials[0])
+    assert rec.config["M"] == 300 and rec.config["transfer"] == "mu"
+    assert [s.seed for s in rec.seeds] == [0, 1]
+    assert study.trials[0].value == pytest.approx(sum(s.val_accuracy for s in rec.seeds) / 2)
+    bench = record.cached_benchmark(study, CASE, 1)
+    assert rec.seeds[1].benchmark == bench
+    alone = run(
+        RunConfig(case=CASE, technique="bnn", seed=1, fidelity=smoke, **REGISTRY.configs({"M": 300})),
+        tasks=cache.get(smoke),
+        log=lambda *a: None,
+    )
+    assert bench["val_accuracy"] == alone.val_accuracy
+
+
+# ------------------------------------------------------------------------------------------------ the plan
+def test_plan_definition_stores_what_reports_need(smoke) -> None:
+    design = load_ablation_design("ofat").with_base({"init_log_sigma": -2.3})
+    plan = StudyPlan(
+        name="p", storage="sqlite:///:memory:", fidelity=smoke, kind="design", design=design, cases=(CASE,), seeds=3
+    )
+    definition = plan.definition()
+    assert definition.kind == "design" and definition.cases == (CASE,) and definition.seeds == 3
+    assert definition.fidelity["name"] == "smoke"
+    assert {v["label"] for v in definition.design["variants"]} >= {"full", "no transfer"}
+    assert all(v["switches"]["init_log_sigma"] == -2.3 for v in definition.design["variants"])
+    assert [s["name"] for s in definition.switches] == list(REGISTRY.names())
+    assert plan.total == len(design.variants) * 3
