@@ -366,7 +366,7 @@ def recover(study: optuna.Study, *, stale_after: float, now: dt.datetime | None 
             trial_id = trial_id_of(t)
             started = t.datetime_start or now
             old = (now - started).total_seconds() >= stale_after
-            if False:
+            if beats and trial_id in beating:
                 old = trial_id in stale
             if old and _fail_and_requeue(study, trial_id, reason, retry):
                 repaired.append(t.number)
