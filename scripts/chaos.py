@@ -55,6 +55,13 @@ KINDS = ("sigkill", "sigterm", "conn_kill", "nan", "raise")
 
 
 @dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
 class Worker:
     proc: subprocess.Popen[bytes]
     index: int
@@ -94,15 +101,20 @@ class Soak:
             name,
         ]
 
-    def ablate(self, argv: list[str], *, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "ablate.cli", *argv],
-            cwd=ROOT,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+    def ablate(self, argv: list[str]) -> Result:
+        """Run one ``ablate`` command in this process (coordinators, recover, report: no start-up cost each)."""
+        import io
+
+        from ablate import cli
+
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                cli.main(argv)
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return Result(code, stdout.getvalue(), stderr.getvalue())
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -382,6 +394,7 @@ def check(soak: Soak, outcome: dict[str, Any]) -> tuple[list[tuple[bool, str]], 
         "discarded": len(discarded),
         "fail_reasons": dict(fail_reasons),
         "workers_started": soak.started,
+        "events": soak.events,
         **{k: v for k, v in outcome.items() if k != "recover"},
     }
     return results, numbers

@@ -138,3 +138,19 @@ def test_plan_definition_stores_what_reports_need(smoke) -> None:
     assert all(v["switches"]["init_log_sigma"] == -2.3 for v in definition.design["variants"])
     assert [s["name"] for s in definition.switches] == list(REGISTRY.names())
     assert plan.total == len(design.variants) * 3
+
+
+def test_a_preset_with_switches_is_the_base_of_every_run(smoke, cache) -> None:
+    import dataclasses
+
+    preset = dataclasses.replace(smoke, switches={"init_log_sigma": -2.3, "transfer": "mu"})
+    design = load_ablation_design("ofat")
+    study = optuna.create_study(direction="maximize")
+    for label in ("full", "no transfer", "transfer=mu"):
+        point = next(p for p in design.points([CASE], 1) if p.variant.label == label)
+        study.enqueue_trial({}, user_attrs=record.point_attrs(point.point()))
+    study.optimize(DesignObjective(preset, cache=cache, curves=False), n_trials=3)
+    recs = {r.variant: r for r in map(record.read_trial, study.trials)}
+    assert {r.config["init_log_sigma"] for r in recs.values()} == {-2.3}
+    assert recs["full"].config["transfer"] == "mu"  # the preset's reading, unless the design flips it
+    assert recs["full"].seeds[0].val_accuracy == recs["transfer=mu"].seeds[0].val_accuracy
