@@ -302,7 +302,7 @@ def read_trial(t: FrozenTrial) -> TrialRecord:
             SeedResult(
                 int(a["seed"]),
                 a["val_accuracy"],
-                a["test_accuracy"],
+                a.get("test_accuracy"),  # absent when its worker died between the two writes (a FAIL)
                 a.get("seconds", 0.0),
                 n_eval.get("val"),
                 n_eval.get("test"),

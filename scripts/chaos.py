@@ -175,10 +175,13 @@ class Soak:
             self.start_worker(self.rounds[-1:])
             self.faults[kind] += 1
         else:
-            victim = self.rng.choice(live)
+            port = server_port(self.url, self.kind)
+            holding = [w for w in live if client_ports(w.proc.pid, port)]  # not those still starting up
+            victim = self.rng.choice(holding) if holding else live[0]
             killed = kill_connections(self.url, self.kind, victim.proc.pid)
-            if not killed:
-                return  # it held no connection right now; not a fault
+            if not killed:  # it held no connection right now (starting up): not a fault
+                self.events.append({"t": round(time.time() - self.t0, 2), "kind": "conn_kill_missed"})
+                return
             self.conn_killed += killed
             self.faults[kind] += 1
         self.events.append({"t": round(time.time() - self.t0, 2), "kind": kind})
@@ -288,14 +291,18 @@ def client_ports(pid: int, server_port: int) -> set[int]:
     return ports
 
 
+def server_port(url: str, kind: str) -> int:
+    import sqlalchemy
+
+    return sqlalchemy.engine.make_url(url).port or (5432 if kind == "postgresql" else 3306)
+
+
 def kill_connections(url: str, kind: str, pid: int) -> int:
     """Kill every database connection of process ``pid`` on the server; how many were killed."""
     import sqlalchemy
 
-    from ablate.storage import parse_storage
-
-    u = sqlalchemy.engine.make_url(parse_storage(url).url)
-    ports = client_ports(pid, u.port or (5432 if kind == "postgresql" else 3306))
+    u = sqlalchemy.engine.make_url(url)
+    ports = client_ports(pid, server_port(url, kind))
     if not ports:
         return 0
     engine = sqlalchemy.create_engine(u, poolclass=sqlalchemy.pool.NullPool)

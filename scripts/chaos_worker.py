@@ -76,17 +76,20 @@ def main(argv: list[str] | None = None) -> int:
             commands[-1].append(word)
 
     signal.signal(signal.SIGTERM, _interrupt)
-    from ablate import cli, studies
+    try:
+        from ablate import cli, studies
 
-    build = studies.build_objective
-    studies.build_objective = lambda plan, log: injecting(build(plan, log), args.chaos_dir)  # type: ignore[assignment]
-    for command in commands:
-        try:
-            cli.main(command)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            if code:
-                return code
+        build = studies.build_objective
+        studies.build_objective = lambda plan, log: injecting(build(plan, log), args.chaos_dir)  # type: ignore[assignment]
+        for command in commands:
+            try:
+                cli.main(command)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if code:
+                    return code
+    except KeyboardInterrupt:  # SIGTERM before ablate's own handling began (while importing): no trial was running
+        return 130
     return 0
 
 

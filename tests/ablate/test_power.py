@@ -16,7 +16,9 @@ def power_with_the_real_test(n: int, delta: float, sd: float, *, alpha: float, m
     hits = 0
     for _ in range(reps):
         d = rng.normal(delta, sd, size=(m, n))
-        p_adj = stats.holm([stats.sign_flip_test(row) for row in d])
+        raw = [stats.sign_flip_test(row) for row in d]
+        # Holm of a family of one is the p itself; statsmodels' Holm runs gc.collect() on every call
+        p_adj = np.asarray(raw) if m == 1 else stats.holm(raw)
         hits += int(np.sum((p_adj < alpha) & (np.sign(d.mean(axis=1)) == np.sign(delta))))
     return hits / (reps * m)
 
@@ -28,7 +30,7 @@ def power_with_the_real_test(n: int, delta: float, sd: float, *, alpha: float, m
 )
 def test_simulated_power_matches_the_real_test_within_5pp(n: int, delta: float, sd: float, m: int) -> None:
     advised = power.power(n, delta, sd, alpha=0.05, m=m, sims=4000, seed=1)
-    real = power_with_the_real_test(n, delta, sd, alpha=0.05, m=m, reps=500 // m + 100, seed=2)
+    real = power_with_the_real_test(n, delta, sd, alpha=0.05, m=m, reps=600 // m, seed=2)
     assert 0.15 < real < 0.95  # a setting where power is neither trivially 0 nor 1
     assert advised == pytest.approx(real, abs=0.05)
 
