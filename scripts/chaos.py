@@ -114,6 +114,7 @@ class Soak:
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        release_connections()
         return Result(code, stdout.getvalue(), stderr.getvalue())
 
     def env(self) -> dict[str, str]:
@@ -266,6 +267,22 @@ class Soak:
 
 
 # ------------------------------------------------------------------------------------------- connections
+def release_connections() -> None:
+    """Close the pooled connections of every storage the in-process commands opened.
+
+    A command run in this process leaves its storage's pool open until garbage collection; over a long soak
+    with many rounds that exhausted PostgreSQL's ``max_connections`` (100). Engines reconnect when used again.
+    """
+    import gc
+
+    import sqlalchemy
+
+    gc.collect()
+    for obj in gc.get_objects():
+        if isinstance(obj, sqlalchemy.engine.Engine):
+            obj.dispose()
+
+
 def _socket_inodes(pid: int) -> set[str]:
     inodes = set()
     with contextlib.suppress(OSError):

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from ablate import stats
+from ablate import power, stats
 from ablate.errors import AblateError
 from ablate.report.model import (
     DAGGER,
@@ -313,6 +313,16 @@ def significance_mask(sig: pd.DataFrame, *, rows: Sequence[str], cases: Sequence
     return mask
 
 
+def _seeds_note(row: pd.Series, family: int) -> str:
+    """How many paired seeds the observed Δ would need (noncentral t, 80% power, Holm's first step over the
+    family); ``ablate seeds`` simulates the exact test, which needs a few more."""
+    delta, sd = row.get("delta"), row.get("delta_sd")
+    if not (finite(delta) and finite(sd)) or sd <= 0 or delta == 0:
+        return ""
+    n = power.t_seeds(float(delta), float(sd), m=family)
+    return f" (≈ {n} seeds for this Δ)" if n is not None else ""
+
+
 def format_comparisons(
     tab: pd.DataFrame,
     *,
@@ -338,10 +348,13 @@ def format_comparisons(
     ref = str(tab["reference"].iloc[0]) if "reference" in tab.columns else "reference"
     cells, notes = footnotes(list(tab["warnings"]))
     verdicts = []
+    family_size = int(tab["p_holm"].notna().sum()) or 1
     for _, r in tab.iterrows():
         v = str(r["verdict"])
         if bool(r.get("negative_transfer", False)):
             v += " (negative transfer)"
+        if v == "inconclusive":
+            v += _seeds_note(r, family_size)
         verdicts.append(v)
     shown = pd.DataFrame(
         {

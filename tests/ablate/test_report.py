@@ -516,3 +516,28 @@ def test_markdown_links_figures_to_their_served_address_and_captions_them(tmp_pa
     md = report.render_markdown([sec], base_dir=tmp_path, figure_links={png.png: "/artifacts/1/abc"})
     assert "![Importance of a and b.](/artifacts/1/abc)" in md and "_Importance of a and b._" in md
     assert "(imp.png)" in report.render_markdown([sec], base_dir=tmp_path)  # the file report keeps its link
+
+
+def test_an_inconclusive_row_says_how_many_seeds_its_delta_would_need() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from ablate import power, stats
+    from ablate.report.tables import format_comparisons
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for seed in range(8):
+        base = 0.9 + rng.normal(0, 0.01)
+        rows += [
+            {"variant": "ref", "seed": seed, "test_accuracy": base},
+            {"variant": "small", "seed": seed, "test_accuracy": base + 0.002 + rng.normal(0, 0.004)},
+            {"variant": "big", "seed": seed, "test_accuracy": base + 0.05},
+        ]
+    tab = stats.ablation_table(pd.DataFrame(rows), reference="ref")
+    shown = format_comparisons(tab).data.set_index("variant")["verdict"]
+    small = tab.set_index("variant").loc["small"]
+    assert small["verdict"] == "inconclusive"
+    n = power.t_seeds(float(small["delta"]), float(small["delta_sd"]), m=2)
+    assert shown["small"] == f"inconclusive (≈ {n} seeds for this Δ)"
+    assert shown["big"] == "better"
