@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,9 +279,11 @@ def release_connections() -> None:
     import sqlalchemy
 
     gc.collect()
-    for obj in gc.get_objects():
-        if isinstance(obj, sqlalchemy.engine.Engine):
-            obj.dispose()
+    with warnings.catch_warnings():  # isinstance() on some of torch's deprecated module objects warns
+        warnings.simplefilter("ignore")
+        engines = [obj for obj in gc.get_objects() if isinstance(obj, sqlalchemy.engine.Engine)]
+    for engine in engines:
+        engine.dispose()
 
 
 def _socket_inodes(pid: int) -> set[str]:
