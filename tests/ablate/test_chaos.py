@@ -1,6 +1,6 @@
 """The chaos soak (scripts/chaos.py) in small: faults together and repeatedly, then nothing lost or run twice.
 
-The full soak runs 10 minutes per storage (docs/distributed.md, "Chaos soak"); here 20 s of chaos plus the
+The full soak runs 10 minutes per storage (docs/distributed.md, "Chaos soak"); here 15-20 s of chaos plus the
 drain, on SQLite and PostgreSQL, with real worker processes, real signals and, on PostgreSQL, connections
 killed on the server.
 """
@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def _soak(tmp_path: Path, url: str, seed: int) -> tuple[subprocess.CompletedProcess[str], dict]:
+def _soak(tmp_path: Path, url: str, seed: int, duration: int) -> tuple[subprocess.CompletedProcess[str], dict]:
     numbers = tmp_path / "soak.json"
-    argv = [sys.executable, str(ROOT / "scripts" / "chaos.py"), "--storage", url, "--duration", "20"]
+    argv = [sys.executable, str(ROOT / "scripts" / "chaos.py"), "--storage", url, "--duration", str(duration)]
     argv += ["--mean-interval", "2.5", "--seed", str(seed), "--seeds", "1", "--trials", "6", "--grace", "6"]
     argv += ["--workdir", str(tmp_path / "work"), "--json", str(numbers)]
     r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=280)
@@ -52,7 +52,7 @@ def _assert_held(r: subprocess.CompletedProcess[str], numbers: dict) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_soak_on_sqlite_loses_nothing_and_runs_nothing_twice(tmp_path: Path) -> None:
-    r, numbers = _soak(tmp_path, f"sqlite:///{tmp_path}/chaos.db", seed=1)
+    r, numbers = _soak(tmp_path, f"sqlite:///{tmp_path}/chaos.db", seed=1, duration=15)
     _assert_held(r, numbers)
 
 
@@ -61,7 +61,7 @@ def test_soak_on_sqlite_loses_nothing_and_runs_nothing_twice(tmp_path: Path) -> 
 @pytest.mark.timeout(300)
 def test_soak_on_postgresql_loses_nothing_and_runs_nothing_twice(tmp_path: Path) -> None:
     require_server("127.0.0.1", 5432)
-    r, numbers = _soak(tmp_path, PG, seed=10)
+    r, numbers = _soak(tmp_path, PG, seed=10, duration=20)
     _assert_held(r, numbers)
     assert numbers["faults"].get("conn_kill", 0) >= 1, numbers
 
