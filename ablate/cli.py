@@ -278,9 +278,7 @@ WorkersOpt = Annotated[int, typer.Option(help="Worker processes on this machine 
 FidelityOpt = Annotated[str, typer.Option(help="Preset in studies/fidelity.toml: smoke, quick, paper.")]
 CurvesOpt = Annotated[
     bool,
-    typer.Option(
-        "--curves/--no-curves", help="Record every BNN run's per-epoch val/test accuracy (learning curves)."
-    ),
+    typer.Option("--curves/--no-curves", help="Record every BNN run's per-epoch val/test accuracy (learning curves)."),
 ]
 SetOpt = Annotated[
     list[str] | None,

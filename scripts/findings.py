@@ -263,9 +263,7 @@ def blocks(store: Store) -> dict[str, Callable[[], str]]:
 
 def render(text: str, store: Store) -> str:
     for name, make in blocks(store).items():
-        pattern = re.compile(
-            rf"(<!-- findings:{re.escape(name)} -->\n).*?(<!-- /findings:{re.escape(name)} -->)", re.S
-        )
+        pattern = re.compile(rf"(<!-- findings:{re.escape(name)} -->\n).*?(<!-- /findings:{re.escape(name)} -->)", re.S)
         if pattern.search(text):
             body = make().rstrip("\n") + "\n"
             text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)

@@ -73,9 +73,7 @@ def cgi(ctx: Context) -> Outcome:
         with ctx.timer("initialisation"):
             rng = numpy_generator(seed, "cgi_cross")
             need = group_sizes(source, layer)
-            drawn = {
-                g: theta_bb[g][rng.integers(0, len(theta_bb[g]), size=need[g])] for g in active if need.get(g, 0)
-            }
+            drawn = {g: theta_bb[g][rng.integers(0, len(theta_bb[g]), size=need[g])] for g in active if need.get(g, 0)}
             assign(source, drawn, transfer=cfg.transfer, input_layer=layer)
 
     history["source"] = fit_bnn_on(
