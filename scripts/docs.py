@@ -53,13 +53,12 @@ COLUMNS = "100"
 # ---------------------------------------------------------------------------------------------- the CLI reference
 def command_paths() -> dict[str, object]:
     """Every leaf command of ``ablate`` by its path (``"study"``, ``"data fetch"``), as click command objects."""
-    import click
     import typer
 
     from ablate.cli import app
 
     root = typer.main.get_command(app)
-    ctx = click.Context(root, info_name="ablate")
+    ctx = typer.Context(root, info_name="ablate")
     paths: dict[str, object] = {}
 
     def walk(group: object, prefix: str, parent: object) -> None:
@@ -67,7 +66,7 @@ def command_paths() -> dict[str, object]:
             cmd = group.get_command(parent, name)  # type: ignore[attr-defined]
             path = f"{prefix}{name}"
             if hasattr(cmd, "list_commands"):
-                walk(cmd, f"{path} ", click.Context(cmd, info_name=name, parent=parent))
+                walk(cmd, f"{path} ", typer.Context(cmd, info_name=name, parent=parent))
             else:
                 paths[path] = cmd
 
@@ -81,10 +80,10 @@ def _cell(text: str) -> str:
 
 def render_command(path: str) -> str:
     """The usage line and one table row per option, exactly as ``ablate PATH --help`` states them."""
-    import click
+    import typer
 
     cmd = command_paths()[path]
-    ctx = click.Context(cmd, info_name=f"ablate {path}")  # type: ignore[arg-type]
+    ctx = typer.Context(cmd, info_name=f"ablate {path}")  # type: ignore[arg-type]
     pieces = " ".join(cmd.collect_usage_pieces(ctx))  # type: ignore[attr-defined]
     lines = ["```text", f"ablate {path} {pieces}", "```", "", "| option | meaning |", "|---|---|"]
     for param in cmd.params:  # type: ignore[attr-defined]
@@ -183,13 +182,12 @@ def ablate_argv(command: str) -> list[str] | None:
 
 def parse_error(argv: list[str]) -> str | None:
     """Parse ``ablate ARGV`` with the real CLI, running nothing: the click error message, or None."""
-    import click
     import typer
 
     from ablate.cli import app
 
     root = typer.main.get_command(app)
-    parent = click.Context(root, info_name="ablate")
+    parent = typer.Context(root, info_name="ablate")
     cmd, rest, name = root, list(argv), "ablate"
     try:
         while hasattr(cmd, "list_commands"):
@@ -201,7 +199,7 @@ def parse_error(argv: list[str]) -> str | None:
                 return f"no such command {name!r}"
             cmd = sub
             if hasattr(cmd, "list_commands"):
-                parent = click.Context(cmd, info_name=name, parent=parent)
+                parent = typer.Context(cmd, info_name=name, parent=parent)
         cmd.make_context(name, rest, parent=parent)
     except Exception as exc:  # click's UsageError / BadParameter, typer's own, a switch parser's
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
