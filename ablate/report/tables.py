@@ -320,7 +320,7 @@ def _seeds_note(row: pd.Series, family: int) -> str:
     if not (finite(delta) and finite(sd)) or sd <= 0 or delta == 0:
         return ""
     n = power.t_seeds(float(delta), float(sd), m=family)
-    return f" (≈ {n} seeds for this Δ)" if n is not None else ""
+    return f" (≈ {n} seeds for this Δ, t approx.)" if n is not None else ""
 
 
 def format_comparisons(

@@ -539,5 +539,5 @@ def test_an_inconclusive_row_says_how_many_seeds_its_delta_would_need() -> None:
     small = tab.set_index("variant").loc["small"]
     assert small["verdict"] == "inconclusive"
     n = power.t_seeds(float(small["delta"]), float(small["delta_sd"]), m=2)
-    assert shown["small"] == f"inconclusive (≈ {n} seeds for this Δ)"
+    assert shown["small"] == f"inconclusive (≈ {n} seeds for this Δ, t approx.)"
     assert shown["big"] == "better"
