@@ -18,6 +18,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from presets_slow import SLOW_FIDELITY
 
 from ablate import queue
 from ablate.storage import open_storage
@@ -30,19 +31,6 @@ pytestmark = [
 
 REPO = Path(__file__).resolve().parents[2]
 CASE = "T1M1_T2M2"
-
-# Long enough that a trial is still training when the signal arrives.
-SLOW_FIDELITY = """
-[slow]           # tests only: digits with a longer target budget
-data = "digits"
-width = 32
-epochs = 30
-source_epochs = 4
-batch_size = 64
-lr = 0.01
-bnn_lr = 0.01
-eval_samples = 4
-"""
 
 
 def _studies_dir(tmp_path: Path) -> Path:

@@ -24,6 +24,7 @@ import optuna
 import pytest
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
+from presets_slow import SLOW_FIDELITY
 
 from ablate import queue, record
 from ablate.designs import load_ablation_design
@@ -44,19 +45,6 @@ SMALL_STUDY = ["study", "--case", CASE, "--fidelity", "smoke", "--sampler", "ran
 POSTGRES_URL = os.environ.get("ABLATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("ABLATE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("ABLATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-# A slower preset for the fault tests, so that a trial is still running when the worker is killed.
-SLOW_FIDELITY = """
-[slow]           # tests only: digits with a longer target budget
-data = "digits"
-width = 32
-epochs = 30
-source_epochs = 4
-batch_size = 64
-lr = 0.01
-bnn_lr = 0.01
-eval_samples = 4
-"""
 
 
 # --------------------------------------------------------------------------------------------------
