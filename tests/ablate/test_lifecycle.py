@@ -8,7 +8,6 @@ everything at the ``smoke`` fidelity (scikit-learn's digits, no download).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from presets_slow import SLOW_FIDELITY
+from presets_slow import slow_studies_dir
 
 from ablate import queue
 from ablate.storage import open_storage
@@ -31,16 +30,6 @@ pytestmark = [
 
 REPO = Path(__file__).resolve().parents[2]
 CASE = "T1M1_T2M2"
-
-
-def _studies_dir(tmp_path: Path) -> Path:
-    studies = tmp_path / "studies-slow"
-    studies.mkdir()
-    for toml in (REPO / "studies").glob("*.toml"):
-        shutil.copy(toml, studies / toml.name)
-    with open(studies / "fidelity.toml", "a") as fh:
-        fh.write(SLOW_FIDELITY)
-    return studies
 
 
 def _process_env(tmp_path: Path, studies: Path | None = None) -> dict[str, str]:
@@ -75,7 +64,7 @@ def _training(path: Path) -> list[int]:
 def test_sigterm_to_the_coordinator_fails_running_trials_with_a_reason_and_exits_130(
     tmp_path: Path, workers: int
 ) -> None:
-    studies = _studies_dir(tmp_path)
+    studies = slow_studies_dir(tmp_path)
     path = tmp_path / "journal.log"
     argv = ["study", "--case", CASE, "--trials", "6", "--seeds", "2", "--pruner", "none", "--sampler", "random"]
     argv += ["--fidelity", "slow", "--workers", str(workers), "--storage", str(path)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -24,7 +23,7 @@ import optuna
 import pytest
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
-from presets_slow import SLOW_FIDELITY
+from presets_slow import slow_studies_dir
 
 from ablate import queue, record
 from ablate.designs import load_ablation_design
@@ -215,16 +214,6 @@ def test_ofat_ablation_runs_every_point_exactly_once(env: Path, run_cli) -> None
 # --------------------------------------------------------------------------------------------------
 
 
-def _slow_studies_dir(tmp_path: Path) -> Path:
-    studies = tmp_path / "studies-slow"
-    studies.mkdir()
-    for toml in (REPO / "studies").glob("*.toml"):
-        shutil.copy(toml, studies / toml.name)
-    with open(studies / "fidelity.toml", "a") as fh:
-        fh.write(SLOW_FIDELITY)
-    return studies
-
-
 def _slow_study_argv(url: str) -> list[str]:
     # --seeds 2 (no per-epoch reports) keeps storage writes rare, so the kill lands inside training, not
     # while the journal file's lock is held.
@@ -326,7 +315,7 @@ def _start_and_kill_mid_trial(tmp_path: Path, url: str, studies: Path, progress)
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_killed_worker_on_sqlite_is_retried_by_heartbeat(env: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    studies = _slow_studies_dir(env)
+    studies = slow_studies_dir(env)
     db = env / "fault.db"
     url = f"sqlite:///{db}"
     killed = _start_and_kill_mid_trial(env, url, studies, lambda: _sqlite_progress(db))
@@ -360,7 +349,7 @@ def test_killed_worker_on_sqlite_is_retried_by_heartbeat(env: Path, run_cli, mon
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_killed_worker_on_journal_is_recovered_and_resumed(env: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    studies = _slow_studies_dir(env)
+    studies = slow_studies_dir(env)
     path = env / "fault.log"
     killed = _start_and_kill_mid_trial(env, str(path), studies, lambda: _journal_progress(path))
     # Should the kill have landed inside a journal write, Optuna breaks the dead writer's lock only after
