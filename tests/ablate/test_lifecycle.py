@@ -28,7 +28,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 CASE = "T1M1_T2M2"
 
 

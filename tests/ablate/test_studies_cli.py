@@ -36,7 +36,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 CASE = "T1M1_T2M2"
 SENSITIVITY = f"sensitivity-{CASE}-smoke"
 SMALL_STUDY = ["study", "--case", CASE, "--fidelity", "smoke", "--sampler", "random"]
