@@ -398,11 +398,13 @@ def check_reachable(spec: StorageSpec, timeout: float = 5.0) -> None:
     else:
         connect_args = {"connect_timeout": max(0.1, timeout)}
     engine = sqlalchemy.create_engine(spec.url, poolclass=sqlalchemy.pool.NullPool, connect_args=connect_args)
-    try:
+
+    def probe() -> None:
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        raise _unreachable(spec, exc) from None
+
+    try:
+        _connect_retrying(spec, probe)
     finally:
         engine.dispose()
 
@@ -508,6 +510,48 @@ class RetryPolicy:
 
     def delay(self, retry: int) -> float:
         return min(self.max_delay, self.base_delay * 2 ** (retry - 1)) * random.uniform(0.5, 1.0)
+
+
+# A refused connection means nothing listens there: say so at once instead of backing off.
+_REFUSED_PATTERNS = (
+    "connection refused",
+    "could not connect",
+    "can't connect to mysql",
+    "could not translate host name",
+    "name or service not known",
+    "timeout expired",
+)
+
+
+def _worth_reconnecting(exc: BaseException) -> bool:
+    """Whether a failed connect is worth another try: the server answered, then dropped the connection
+    (a killed backend, a server starting up or shutting down), and not a refusal or a bad URL."""
+    return is_transient_error(exc) and not any(p in str(exc).lower() for p in _REFUSED_PATTERNS)
+
+
+def _connect_retrying(spec: StorageSpec, func: Callable[[], _T], policy: RetryPolicy | None = None) -> _T:
+    """Run ``func`` (a first connection to ``spec``'s server), retrying dropped connections with
+    ``policy``'s backoff; any other failure, or the last one, is the one-line :class:`StorageError`.
+
+    Why: a worker that starts while an administrator (or the chaos test) terminates connections must
+    not exit with status 2 as if its URL were wrong."""
+    policy = policy or RetryPolicy()
+    attempt = 1
+    while True:
+        try:
+            return func()
+        except (sqlalchemy.exc.SQLAlchemyError, StorageInternalError) as exc:
+            if attempt >= policy.attempts or not _worth_reconnecting(exc):
+                raise _unreachable(spec, exc) from None
+            _logger.warning(
+                "transient error while connecting to %s (try %d of %d): %s",
+                spec.masked(),
+                attempt,
+                policy.attempts,
+                _db_reason(exc, _password_of(spec.url)),
+            )
+            time.sleep(policy.delay(attempt))
+            attempt += 1
 
 
 def _same_values(stored: Sequence[float] | None, wanted: Sequence[float] | None) -> bool:
@@ -753,17 +797,18 @@ def _open_rdb(
     spec: StorageSpec, workers: int, heartbeat_interval: int | None, grace_period: int | None
 ) -> RetryingRDBStorage:
     try:
-        return RetryingRDBStorage(
-            spec.url,
-            engine_kwargs=_rdb_engine_kwargs(spec, workers),
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            heartbeat_stale_trial_callback=(
-                RetryHeartbeatStaleTrialCallback(max_retry=3) if heartbeat_interval is not None else None
+        return _connect_retrying(
+            spec,
+            lambda: RetryingRDBStorage(
+                spec.url,
+                engine_kwargs=_rdb_engine_kwargs(spec, workers),
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=(
+                    RetryHeartbeatStaleTrialCallback(max_retry=3) if heartbeat_interval is not None else None
+                ),
             ),
         )
-    except (sqlalchemy.exc.SQLAlchemyError, StorageInternalError) as exc:
-        raise _unreachable(spec, exc) from None
     except RuntimeError as exc:
         if "schema" not in str(exc):
             raise

@@ -494,6 +494,36 @@ def test_postgresql_retries_a_connection_killed_mid_operation(pg_study, caplog) 
     assert [(t.state, t.values) for t in trials] == [(TrialState.COMPLETE, [0.5])]
 
 
+@pytest.mark.server
+@pytest.mark.parametrize("how", ["check_reachable", "open_storage"])
+def test_a_connection_killed_while_opening_is_retried_not_refused(how: str, caplog) -> None:
+    """A worker that starts while connections are being terminated (the chaos soak's conn_kill, an
+    administrator's pg_terminate_backend) must connect again, not exit 2 as if its URL were wrong."""
+    _require(POSTGRES_URL)
+    app = _unique("opening")
+    url = _with_query(POSTGRES_URL, application_name=app)
+    kills = {"armed": 1, "done": 0}
+
+    def kill_first_checkout(dbapi_connection, _record, _proxy) -> None:
+        info = getattr(dbapi_connection, "info", None)  # psycopg's ConnectionInfo
+        if kills["armed"] and info is not None and info.parameter_status("application_name") == app:
+            kills["armed"] -= 1
+            kills["done"] += _terminate("pid = %s", dbapi_connection.info.backend_pid)
+
+    sqlalchemy.event.listen(sqlalchemy.pool.Pool, "checkout", kill_first_checkout)
+    try:
+        with caplog.at_level(logging.WARNING, logger="ablate.storage"):
+            if how == "check_reachable":
+                st.check_reachable(st.parse_storage(url))
+            else:
+                storage = st.open_storage(url, heartbeat_interval=None)
+                storage.engine.dispose()
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.pool.Pool, "checkout", kill_first_checkout)
+    assert kills["done"] == 1
+    assert "transient error while connecting" in caplog.text
+
+
 # --------------------------------------------------------------------------------------------------
 # Retry logic, unit level (SQLite; failures injected)
 # --------------------------------------------------------------------------------------------------
