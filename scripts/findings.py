@@ -6,6 +6,7 @@ written by people and cites the command that produced each study (`scripts/exper
 
     python scripts/findings.py                      # rewrite docs/findings.md in place
     python scripts/findings.py --check              # exit 1 if the file is not what the studies say
+    python scripts/findings.py --only budget-sigma  # one table only (the storage holds only its studies)
 """
 
 from __future__ import annotations
@@ -261,8 +262,10 @@ def blocks(store: Store) -> dict[str, Callable[[], str]]:
     }
 
 
-def render(text: str, store: Store) -> str:
+def render(text: str, store: Store, only: list[str] | None = None) -> str:
     for name, make in blocks(store).items():
+        if only and name not in only:
+            continue
         pattern = re.compile(rf"(<!-- findings:{re.escape(name)} -->\n).*?(<!-- /findings:{re.escape(name)} -->)", re.S)
         if pattern.search(text):
             body = make().rstrip("\n") + "\n"
@@ -275,11 +278,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", default="sqlite:///studies/runs/experiments.db")
     parser.add_argument("--file", type=Path, default=Path("docs/findings.md"))
     parser.add_argument("--check", action="store_true")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="regenerate only this table (repeatable), e.g. when the storage holds some experiments only",
+    )
     args = parser.parse_args(argv)
+    store = Store(args.storage)
+    unknown = sorted(set(args.only or ()) - set(blocks(store)))
+    if unknown:
+        print(f"error: unknown table {unknown[0]!r}; choose from {', '.join(blocks(store))}", file=sys.stderr)
+        return 2
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     text = args.file.read_text()
-    new = render(text, Store(args.storage))
+    new = render(text, store, args.only)
     if args.check:
         return 0 if new == text else 1
     args.file.write_text(new)
