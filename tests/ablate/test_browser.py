@@ -199,6 +199,10 @@ NOTE_TABLES = """JSON.stringify((() => {
 })())"""
 
 
+HISTORY_Y_TITLE = "[...document.querySelectorAll('.js-plotly-plot .ytitle')].map(e => e.textContent).join(' | ')"
+HISTORY_PLOTTED = "document.querySelectorAll('.js-plotly-plot .point').length > 0"
+
+
 def test_note_figures_load_and_report_fits_1200px(page: Page, dashboard: tuple[str, int, Path], tmp_path: Path) -> None:
     base, study_id, rep = dashboard
     markdown = (rep / f"{STUDY}.md").read_text()
@@ -227,10 +231,12 @@ def test_note_figures_load_and_report_fits_1200px(page: Page, dashboard: tuple[s
     page.screenshot(tmp_path / "note-figure.png")
 
     # the study's main page names the metric instead of "Objective 0"
-    page.open(f"{base}/dashboard/studies/{study_id}", "document.body.innerText.includes('History')")
+    # (waiting for the history plot itself, whose y axis is where "Objective 0" used to be)
+    page.open(f"{base}/dashboard/studies/{study_id}", HISTORY_PLOTTED)
     page.screenshot(tmp_path / "study.png")
     main_text = page.js("document.body.innerText")
     assert "val_accuracy" in main_text and "Objective 0" not in main_text
+    assert "val_accuracy" in page.js(HISTORY_Y_TITLE)
 
     # the HTML report at 1200 px: no table wider than the window, no table scrolled sideways
     page.open((rep / f"{STUDY}.html").as_uri(), "document.images.length > 0")
