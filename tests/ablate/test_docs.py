@@ -59,6 +59,20 @@ def test_an_undocumented_option_or_an_edited_table_fails_the_check(monkeypatch: 
     assert docs.render_cli(text) != text
 
 
+def undocumented_switches(method_text: str, names: tuple[str, ...]) -> list[str]:
+    return [n for n in names if f"`{n}`" not in method_text]
+
+
+def test_method_md_names_every_switch_of_the_registry() -> None:
+    """docs/method.md is where a reader learns which ambiguity of the paper each switch covers: a switch
+    added to the registry without a line there fails here."""
+    from crossgen.config import REGISTRY
+
+    text = (REPO / "docs" / "method.md").read_text()
+    assert not undocumented_switches(text, REGISTRY.names()), "switches docs/method.md never names"
+    assert undocumented_switches(text.replace("`reg_covar`", "reg_covar"), REGISTRY.names()) == ["reg_covar"]
+
+
 def test_every_command_block_is_marked_and_every_ablate_command_parses() -> None:
     found = list(docs.problems(outputs=False))
     assert not found, "\n".join(found)
