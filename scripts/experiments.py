@@ -56,6 +56,11 @@ def experiments(fidelity: str, seeds: int | None) -> dict[str, list[list[str]]]:
         ],
         # 2. Table 2 in the calibrated regime (scripts/calibrate.py), transfer mu_sigma and mu
         "paper-regime": [_ablation("all", "transfer", seeds or 10, "paper-regime")],
+        # the decisive cell at paper fidelity (full data, width 400, 20 epochs): does the gain of the noisy
+        # regime (init log σ = -2.3, transfer=mu) survive the paper's own data and width?
+        "paper-fidelity": [
+            _ablation("T2M2_T1M1", "transfer", seeds or 10, "paper", "init_log_sigma=-2.3"),
+        ],
         # 4. drift dose-response on the collapsing case, and a tight prior
         "drift": [
             _ablation("T1M2_T2M1", "drift", seeds or 10, fidelity),

@@ -253,6 +253,11 @@ def blocks(store: Store) -> dict[str, Callable[[], str]]:
             ],
             "_Not run yet: `python scripts/experiments.py readings`._",
         ),
+        "paper-fidelity": lambda: _variant_table(
+            store,
+            [("T2M2_T1M1", "ablation-ofat-transfer-T2M2_T1M1-paper+init_log_sigma=-2.3")],
+            "_Not run yet: `python scripts/experiments.py paper-fidelity`._",
+        ),
         "drift": lambda: drift(store),
         "prior": lambda: _variant_table(
             store,
