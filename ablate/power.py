@@ -122,6 +122,10 @@ def t_seeds(delta: float, sd: float, *, alpha: float = 0.05, m: int = 1, target:
     """Paired seeds for power ``target`` by the noncentral t (statsmodels TTestPower, two-sided, at α/m)."""
     from statsmodels.stats.power import TTestPower
 
+    # Imported before our filter on purpose: importing this module installs statsmodels' own "always"
+    # filter for ConvergenceWarning, which would otherwise land in front of ours on the first failure.
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
     _check(delta, sd, alpha, m, target)
     if delta == 0:
         return None
@@ -129,7 +133,7 @@ def t_seeds(delta: float, sd: float, *, alpha: float = 0.05, m: int = 1, target:
         return 2
     try:
         with warnings.catch_warnings():  # no convergence (huge effects) is the nan handled below
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore", ConvergenceWarning)
             n = TTestPower().solve_power(effect_size=abs(delta) / sd, alpha=alpha / m, power=target)
     except (ValueError, RuntimeError):
         return None

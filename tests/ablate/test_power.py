@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -57,3 +59,13 @@ def test_cli_prints_the_advice(env, run_cli) -> None:
     assert str(power.seeds_needed(0.01, 0.01, sims=1000).n) in r.out
     r = run_cli("seeds", "--delta", "0.01")
     assert r.code == 2 and r.err.startswith("error: give a study, or both --sd and --delta")
+
+
+def test_a_huge_effect_the_t_solver_cannot_place_is_none_and_silent() -> None:
+    """statsmodels' root finder fails for an effect this large; the answer is None, and its
+    ConvergenceWarning must not reach the user's terminal. A fresh interpreter, because the bug only
+    shows on the first import of statsmodels' warning classes (which install an "always" filter)."""
+    code = "from ablate import power; print(power.t_seeds(10.0, 0.001, m=3))"
+    r = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "None"
+    assert "ConvergenceWarning" not in r.stderr, r.stderr
