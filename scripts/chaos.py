@@ -6,7 +6,9 @@ worked by ``--workers`` worker processes that only ``--join`` (the real CLI, thr
 * a designed ablation (``ablate ablation``: every design point x seed must complete exactly once);
 * a sensitivity study (``ablate study --sampler random``: exactly ``--trials`` finished trials).
 
-Meanwhile a seeded chaos loop, at exponentially distributed intervals, does one of:
+Meanwhile a seeded chaos loop, at exponentially distributed intervals, strikes the kinds below in shuffled
+rounds (every kind once per round; a strike that found nothing to hit stays due) and, when ``--duration`` is
+over before every kind has struck once, goes on up to three times as long until it has:
 
 * ``sigkill``: SIGKILL a random worker and start a new one (``--join``);
 * ``sigterm``: SIGTERM a random worker (it fails its trial as interrupted) and start a new one;
@@ -85,6 +87,7 @@ class Soak:
     conn_killed: int = 0
     unexpected_exits: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    bag: list[str] = field(default_factory=list)  # the kinds still to strike in this shuffled round
     t0: float = 0.0
 
     # ----------------------------------------------------------------------------------------- commands
@@ -161,14 +164,25 @@ class Soak:
                 self.start_worker(self.rounds[-1:])
 
     # -------------------------------------------------------------------------------------------- chaos
+    def kinds(self) -> list[str]:
+        return [k for k in KINDS if k != "conn_kill" or self.kind in ("postgresql", "mysql")]
+
+    def struck(self) -> set[str]:
+        return {e["kind"] for e in self.events}
+
     def fault(self) -> None:
-        kinds = [k for k in KINDS if k != "conn_kill" or self.kind in ("postgresql", "mysql")]
-        kind = self.rng.choice(kinds)
+        """Strike the next kind of a shuffled round of every kind (so each kind strikes within one round,
+        however few faults a loaded machine leaves time for); a strike that found nothing to hit stays due."""
+        if not self.bag:
+            self.bag = self.kinds()
+            self.rng.shuffle(self.bag)
+        kind = self.bag.pop()
         live = [w for w in self.workers if w.proc.poll() is None and w.signalled is None]
         if kind in ("nan", "raise"):
             token = self.workdir / "inject" / f"{kind}-{len(self.events):04d}"
             token.write_text("")
         elif not live:
+            self.bag.append(kind)
             return
         elif kind in ("sigkill", "sigterm"):
             victim = self.rng.choice(live)
@@ -181,8 +195,9 @@ class Soak:
             holding = [w for w in live if client_ports(w.proc.pid, port)]  # not those still starting up
             victim = self.rng.choice(holding) if holding else live[0]
             killed = kill_connections(self.url, self.kind, victim.proc.pid)
-            if not killed:  # it held no connection right now (starting up): not a fault
+            if not killed:  # it held no connection right now (starting up): not a fault, still due
                 self.events.append({"t": round(time.time() - self.t0, 2), "kind": "conn_kill_missed"})
+                self.bag.append(kind)
                 return
             self.conn_killed += killed
             self.faults[kind] += 1
@@ -192,8 +207,11 @@ class Soak:
         a = self.args
         self.t0 = time.time()
         chaos_end = self.t0 + a.duration
+        hard_end = self.t0 + 3 * a.duration  # past --duration only while some kind has not struck yet
         next_fault = self.t0 + self.rng.expovariate(1 / a.mean_interval)
-        while time.time() < chaos_end:
+        while time.time() < chaos_end or (
+            not a.no_chaos and not set(self.kinds()) <= self.struck() and time.time() < hard_end
+        ):
             if not self.workers:  # the round is done (or not begun): start the next
                 names = (
                     f"chaos-{self.tag}-r{len(self.rounds)}-ablation",
