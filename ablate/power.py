@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike
 
 from ablate.errors import AblateError
 
-__all__ = ["Advice", "from_differences", "power", "seeds_needed", "t_seeds"]
+__all__ = ["Advice", "exact_floor", "from_differences", "power", "seeds_needed", "t_seeds"]
 
 N_MAX = 200
 _CHUNK = 512
@@ -141,6 +141,12 @@ def t_seeds(delta: float, sd: float, *, alpha: float = 0.05, m: int = 1, target:
     return int(math.ceil(n)) if math.isfinite(n) else None
 
 
+def exact_floor(*, alpha: float = 0.05, m: int = 1) -> int:
+    """The fewest paired seeds with which the exact sign-flip test can reach α/m at all (Holm's first step):
+    with n seeds its smallest two-sided p is 2/2ⁿ, whatever the effect."""
+    return max(2, math.ceil(math.log2(2 * m / alpha)))
+
+
 def seeds_needed(
     delta: float,
     sd: float,
@@ -166,7 +172,7 @@ def seeds_needed(
     advice = dict(delta=delta, sd=sd, alpha=alpha, m=m, target=target, t_n=t_n, n_max=n_max, sims=sims, seed=seed)
     if delta == 0:
         return Advice(None, 0.0, **advice)
-    lo = max(2, math.ceil(math.log2(2 * m / alpha)))  # below this even unanimous signs give p >= alpha/m
+    lo = exact_floor(alpha=alpha, m=m)  # below this even unanimous signs give p >= alpha/m
     if lo > n_max or pw(n_max) < target:
         return Advice(None, pw(min(lo, n_max)) if lo > n_max else pw(n_max), **advice)
     if pw(lo) >= target:

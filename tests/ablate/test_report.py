@@ -541,3 +541,25 @@ def test_an_inconclusive_row_says_how_many_seeds_its_delta_would_need() -> None:
     n = power.t_seeds(float(small["delta"]), float(small["delta_sd"]), m=2)
     assert shown["small"] == f"inconclusive (≈ {n} seeds for this Δ, t approx.)"
     assert shown["big"] == "better"
+
+
+def test_a_large_consistent_delta_on_too_few_seeds_names_the_exact_tests_floor() -> None:
+    """−67 pp on every one of 7 seeds is inconclusive after Holm over 7 variants (2/2⁷ > 0.05/7): the note
+    must say that the floor, not the effect, is why, instead of nothing (or an n below the floor)."""
+    import numpy as np
+    import pandas as pd
+
+    from ablate import power, stats
+    from ablate.report.tables import format_comparisons
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(7):
+        base = 0.94 + rng.normal(0, 0.005)
+        rows.append({"variant": "ref", "seed": seed, "test_accuracy": base})
+        for v in range(7):
+            rows.append({"variant": f"v{v}", "seed": seed, "test_accuracy": base - 0.67 + rng.normal(0, 0.005)})
+    tab = stats.ablation_table(pd.DataFrame(rows), reference="ref")
+    shown = format_comparisons(tab).data.set_index("variant")["verdict"]
+    assert power.exact_floor(m=7) == 9 and (tab["verdict"] == "inconclusive").all()
+    assert shown["v0"] == "inconclusive (≥ 9 seeds: with fewer the exact test cannot reach α after Holm over 7)"
