@@ -244,15 +244,16 @@ def blocks(store: Store) -> dict[str, Callable[[], str]]:
             [(c, f"ablation-ofat-readings-{c}-quick") for c in CASES],
             "_Not run yet: `python scripts/experiments.py readings`._",
         ),
-        "depth": lambda: _variant_table(
-            store,
-            [
-                (f"{c} ({d})", f"ablation-ofat-transfer-{c}-quick+depth={d}")
-                for d in ("unit_layers", "hidden_layers")
-                for c in CASES
-            ],
-            "_Not run yet: `python scripts/experiments.py readings`._",
-        ),
+        **{
+            f"depth-{d.replace('_', '-')}": (
+                lambda d=d: _variant_table(
+                    store,
+                    [(f"{c} ({d})", f"ablation-ofat-transfer-{c}-quick+depth={d}") for c in CASES],
+                    "_Not run yet: `python scripts/experiments.py readings`._",
+                )
+            )
+            for d in ("unit_layers", "hidden_layers")
+        },
         "paper-fidelity": lambda: _variant_table(
             store,
             [("T2M2_T1M1", "ablation-ofat-transfer-T2M2_T1M1-paper+init_log_sigma=-2.3")],
