@@ -62,6 +62,10 @@ def experiments(fidelity: str, seeds: int | None) -> dict[str, list[list[str]]]:
         # than the training itself; the final accuracies are the same bit for bit.
         "paper-fidelity": [
             [*_ablation("T2M2_T1M1", "transfer", seeds or 10, "paper", "init_log_sigma=-2.3"), "--no-curves"],
+            [
+                *_ablation("T2M2_T1M1", "shuffled-only", seeds or 10, "paper", "init_log_sigma=-2.3", "transfer=mu"),
+                "--no-curves",
+            ],
         ],
         # 4. drift dose-response on the collapsing case, and a tight prior
         "drift": [

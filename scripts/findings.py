@@ -259,6 +259,11 @@ def blocks(store: Store) -> dict[str, Callable[[], str]]:
             [("T2M2_T1M1", "ablation-ofat-transfer-T2M2_T1M1-paper+init_log_sigma=-2.3")],
             "_Not run yet: `python scripts/experiments.py paper-fidelity`._",
         ),
+        "paper-fidelity-shuffled": lambda: _variant_table(
+            store,
+            [("T2M2_T1M1", "ablation-ofat-shuffled-only-T2M2_T1M1-paper+init_log_sigma=-2.3+transfer=mu")],
+            "_Not run yet: `python scripts/experiments.py paper-fidelity`._",
+        ),
         "drift": lambda: drift(store),
         "prior": lambda: _variant_table(
             store,
