@@ -22,6 +22,7 @@ import optuna
 import pandas as pd
 
 from ablate import stats, tidy
+from ablate.errors import AblateError
 from ablate.storage import open_storage
 
 PAPER = {  # Table 2 of the paper: (CGI, benchmark), test accuracy %
@@ -98,11 +99,11 @@ def calibration(store: Store) -> str:
     )
 
 
-def budget_sigma(store: Store) -> str:
+def budget_sigma(store: Store, fidelity: str) -> str:
     rows = []
     for case in ("T2M2_T1M1", "T1M1_T2M2", "T2M1_T1M2", "T1M2_T2M1"):
         for sigma in SIGMAS:
-            name = f"ablation-ofat-transfer-{case}-quick+init_log_sigma={sigma}+target_epochs=20"
+            name = f"ablation-ofat-transfer-{case}-{fidelity}+init_log_sigma={sigma}+target_epochs=20"
             runs, curves = store.runs(name), store.curves(name)
             if runs.empty or curves.empty:
                 continue
@@ -162,10 +163,10 @@ def _variant_table(store: Store, names: list[tuple[str, str]], empty: str) -> st
     return _md(pd.DataFrame(rows)) if rows else empty
 
 
-def shuffled(store: Store) -> str:
+def shuffled(store: Store, fidelity: str) -> str:
     rows = []
     for case in ("T2M2_T1M1", "T1M1_T2M2"):
-        name = f"ablation-ofat-shuffled-{case}-quick+init_log_sigma=-2.3+target_epochs=20+transfer=mu"
+        name = f"ablation-ofat-shuffled-{case}-{fidelity}+init_log_sigma=-2.3+target_epochs=20+transfer=mu"
         curves = store.curves(name)
         if curves.empty:
             continue
@@ -239,8 +240,8 @@ def control(store: Store, name: str) -> str:
     return _md(pd.DataFrame(rows)) + f"\n\nSeeds complete per arm: {done} (of 10)."
 
 
-def drift(store: Store) -> str:
-    runs = store.runs("ablation-ofat-drift-T1M2_T2M1-quick")
+def drift(store: Store, fidelity: str) -> str:
+    runs = store.runs(f"ablation-ofat-drift-T1M2_T2M1-{fidelity}")
     if runs.empty:
         return "_Not run yet: `python scripts/experiments.py drift`._"
     table = _vs_bench(runs).set_index("variant")
@@ -265,22 +266,24 @@ def drift(store: Store) -> str:
     return _md(pd.DataFrame(rows))
 
 
-def blocks(store: Store) -> dict[str, Callable[[], str]]:
+def blocks(store: Store, fidelity: str = "quick") -> dict[str, Callable[[], str]]:
+    """Each table by name. ``fidelity`` names the studies of the sweeps (quick in findings.md; smoke in the
+    script's test); the calibrated and paper-fidelity cells have fidelities of their own."""
     return {
         "calibration": lambda: calibration(store),
-        "budget-sigma": lambda: budget_sigma(store),
-        "shuffled": lambda: shuffled(store),
+        "budget-sigma": lambda: budget_sigma(store, fidelity),
+        "shuffled": lambda: shuffled(store, fidelity),
         "paper-regime": lambda: paper_regime(store),
         "readings": lambda: _variant_table(
             store,
-            [(c, f"ablation-ofat-readings-{c}-quick") for c in CASES],
+            [(c, f"ablation-ofat-readings-{c}-{fidelity}") for c in CASES],
             "_Not run yet: `python scripts/experiments.py readings`._",
         ),
         **{
             f"depth-{d.replace('_', '-')}": (
                 lambda d=d: _variant_table(
                     store,
-                    [(f"{c} ({d})", f"ablation-ofat-transfer-{c}-quick+depth={d}") for c in CASES],
+                    [(f"{c} ({d})", f"ablation-ofat-transfer-{c}-{fidelity}+depth={d}") for c in CASES],
                     "_Not run yet: `python scripts/experiments.py readings`._",
                 )
             )
@@ -294,17 +297,17 @@ def blocks(store: Store) -> dict[str, Callable[[], str]]:
         "paper-fidelity-shuffled": lambda: control(
             store, "ablation-ofat-shuffled-only-T2M2_T1M1-paper+init_log_sigma=-2.3+transfer=mu"
         ),
-        "drift": lambda: drift(store),
+        "drift": lambda: drift(store, fidelity),
         "prior": lambda: _variant_table(
             store,
-            [("T1M2_T2M1", "ablation-ofat-transfer-T1M2_T2M1-quick+prior_sigma=0.1")],
+            [("T1M2_T2M1", f"ablation-ofat-transfer-T1M2_T2M1-{fidelity}+prior_sigma=0.1")],
             "_Not run yet: `python scripts/experiments.py drift`._",
         ),
     }
 
 
-def render(text: str, store: Store, only: list[str] | None = None) -> str:
-    for name, make in blocks(store).items():
+def render(text: str, store: Store, only: list[str] | None = None, fidelity: str = "quick") -> str:
+    for name, make in blocks(store, fidelity).items():
         if only and name not in only:
             continue
         pattern = re.compile(rf"(<!-- findings:{re.escape(name)} -->\n).*?(<!-- /findings:{re.escape(name)} -->)", re.S)
@@ -319,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", default="sqlite:///studies/runs/experiments.db")
     parser.add_argument("--file", type=Path, default=Path("docs/findings.md"))
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--fidelity", default="quick", help="the fidelity the sweeps ran at (experiments.py's)")
     parser.add_argument(
         "--only",
         action="append",
@@ -326,15 +330,23 @@ def main(argv: list[str] | None = None) -> int:
         help="regenerate only this table (repeatable), e.g. when the storage holds some experiments only",
     )
     args = parser.parse_args(argv)
-    store = Store(args.storage)
-    unknown = sorted(set(args.only or ()) - set(blocks(store)))
+    names = list(blocks(None))  # type: ignore[arg-type]  # names only: no table is made
+    unknown = sorted(set(args.only or ()) - set(names))
     if unknown:
-        print(f"error: unknown table {unknown[0]!r}; choose from {', '.join(blocks(store))}", file=sys.stderr)
+        print(f"error: unknown table {unknown[0]!r}; choose from {', '.join(names)}", file=sys.stderr)
+        return 2
+    if not args.file.is_file():
+        print(f"error: {args.file} is not a file", file=sys.stderr)
         return 2
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        store = Store(args.storage)
+    except AblateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     text = args.file.read_text()
-    new = render(text, store, args.only)
+    new = render(text, store, args.only, args.fidelity)
     if args.check:
         return 0 if new == text else 1
     args.file.write_text(new)
