@@ -529,6 +529,30 @@ def _worth_reconnecting(exc: BaseException) -> bool:
     return is_transient_error(exc) and not any(p in str(exc).lower() for p in _REFUSED_PATTERNS)
 
 
+def _call_with_retries(
+    func: Callable[[], _T],
+    policy: RetryPolicy,
+    worth_retrying: Callable[[BaseException], bool],
+    before_retry: Callable[[int, BaseException, float], None],
+) -> _T:
+    """Call ``func`` until it returns, an exception not ``worth_retrying`` escapes, or ``policy``'s tries
+    are spent (the last exception escapes); ``before_retry(try, exc, delay)`` runs before each backoff.
+
+    The one retry loop of this module: connecting and every retried storage call differ only in what
+    they retry and what they say."""
+    attempt = 1
+    while True:
+        try:
+            return func()
+        except Exception as exc:
+            if attempt >= policy.attempts or not worth_retrying(exc):
+                raise
+            delay = policy.delay(attempt)
+            before_retry(attempt, exc, delay)
+            time.sleep(delay)
+            attempt += 1
+
+
 def _connect_retrying(spec: StorageSpec, func: Callable[[], _T], policy: RetryPolicy | None = None) -> _T:
     """Run ``func`` (a first connection to ``spec``'s server), retrying dropped connections with
     ``policy``'s backoff; any other failure, or the last one, is the one-line :class:`StorageError`.
@@ -536,22 +560,21 @@ def _connect_retrying(spec: StorageSpec, func: Callable[[], _T], policy: RetryPo
     Why: a worker that starts while an administrator (or the chaos test) terminates connections must
     not exit with status 2 as if its URL were wrong."""
     policy = policy or RetryPolicy()
-    attempt = 1
-    while True:
-        try:
-            return func()
-        except (sqlalchemy.exc.SQLAlchemyError, StorageInternalError) as exc:
-            if attempt >= policy.attempts or not _worth_reconnecting(exc):
-                raise _unreachable(spec, exc) from None
-            _logger.warning(
-                "transient error while connecting to %s (try %d of %d): %s",
-                spec.masked(),
-                attempt,
-                policy.attempts,
-                _db_reason(exc, _password_of(spec.url)),
-            )
-            time.sleep(policy.delay(attempt))
-            attempt += 1
+
+    def say(attempt: int, exc: BaseException, delay: float) -> None:
+        _logger.warning(
+            "transient error while connecting to %s (try %d of %d), retrying in %.2f s: %s",
+            spec.masked(),
+            attempt,
+            policy.attempts,
+            delay,
+            _db_reason(exc, _password_of(spec.url)),
+        )
+
+    try:
+        return _call_with_retries(func, policy, _worth_reconnecting, say)
+    except (sqlalchemy.exc.SQLAlchemyError, StorageInternalError) as exc:
+        raise _unreachable(spec, exc) from None
 
 
 def _same_values(stored: Sequence[float] | None, wanted: Sequence[float] | None) -> bool:
@@ -619,28 +642,18 @@ class RetryingRDBStorage(RDBStorage):
         self.retry_policy = retry_policy or RetryPolicy()
         super().__init__(url, **kwargs)
 
-    def _wait_before_retry(self, what: str, retry: int, exc: BaseException) -> None:
-        delay = self.retry_policy.delay(retry)
-        _logger.warning(
-            "transient storage error in %s (try %d of %d), retrying in %.2f s: %s",
-            what,
-            retry,
-            self.retry_policy.attempts,
-            delay,
-            _db_reason(exc, _password_of(self.url)),
-        )
-        time.sleep(delay)
-
     def _retry(self, what: str, func: Callable[[], _T]) -> _T:
-        attempt = 1
-        while True:
-            try:
-                return func()
-            except Exception as exc:
-                if attempt >= self.retry_policy.attempts or not is_transient_error(exc):
-                    raise
-                self._wait_before_retry(what, attempt, exc)
-                attempt += 1
+        def say(attempt: int, exc: BaseException, delay: float) -> None:
+            _logger.warning(
+                "transient storage error in %s (try %d of %d), retrying in %.2f s: %s",
+                what,
+                attempt,
+                self.retry_policy.attempts,
+                delay,
+                _db_reason(exc, _password_of(self.url)),
+            )
+
+        return _call_with_retries(func, self.retry_policy, is_transient_error, say)
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
@@ -655,30 +668,27 @@ class RetryingRDBStorage(RDBStorage):
             )
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
-        attempt = 1
-        uncertain = False  # an earlier attempt failed transiently and may have committed
-        while True:
-            try:
-                if uncertain:
-                    current = RDBStorage.get_trial(self, trial_id)
-                    if state == TrialState.RUNNING:
-                        if current.state == TrialState.RUNNING:
-                            _logger.warning(
-                                "trial %d was claimed (WAITING -> RUNNING) but the connection was lost "
-                                "during the commit; not running it here, as another worker may have "
-                                "claimed it. If none did, it stays RUNNING: re-enqueue its parameters.",
-                                current.number,
-                            )
-                            return False
-                    elif current.state == state and _same_values(current.values, values):
-                        return True
-                return RDBStorage.set_trial_state_values(self, trial_id, state, values)
-            except Exception as exc:
-                if attempt >= self.retry_policy.attempts or not is_transient_error(exc):
-                    raise
-                self._wait_before_retry("set_trial_state_values", attempt, exc)
-                attempt += 1
-                uncertain = True
+        tries = 0
+
+        def attempt() -> bool:
+            nonlocal tries
+            tries += 1
+            if tries > 1:  # an earlier attempt failed transiently and may have committed
+                current = RDBStorage.get_trial(self, trial_id)
+                if state == TrialState.RUNNING:
+                    if current.state == TrialState.RUNNING:
+                        _logger.warning(
+                            "trial %d was claimed (WAITING -> RUNNING) but the connection was lost "
+                            "during the commit; not running it here, as another worker may have "
+                            "claimed it. If none did, it stays RUNNING: re-enqueue its parameters.",
+                            current.number,
+                        )
+                        return False
+                elif current.state == state and _same_values(current.values, values):
+                    return True
+            return RDBStorage.set_trial_state_values(self, trial_id, state, values)
+
+        return self._retry("set_trial_state_values", attempt)
 
 
 # --------------------------------------------------------------------------------------------------
