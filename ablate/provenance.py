@@ -29,7 +29,7 @@ from ablate import record
 
 PACKAGES = ("torch", "pyro-ppl", "optuna", "scikit-learn", "numpy")
 #: Keys whose difference between two studies makes their comparison suspect (the command line may differ).
-COMPARED = ("versions", "git_commit", "git_dirty", "cpu", "device", "torch_threads", "data")
+COMPARED = ("versions", "git_commit", "git_dirty", "cpu", "cpu_kernels", "device", "torch_threads", "data")
 _ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -138,6 +138,14 @@ def _rebuild(ctx: Any) -> str:
     return shlex.join(parts)
 
 
+def cpu_kernels() -> str:
+    """torch's CPU kernel family (AVX2, AVX512, ...): runs are bit-for-bit reproducible only within one, as
+    the kernels sum in different orders (docs/method.md, Seeds)."""
+    import torch
+
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
 def collect(*, fidelity: Mapping[str, Any], device: str = "cpu", threads: int = 1, data_dir: str | None = None) -> dict:
     """Everything above for one study (its fidelity and space or design are already in its definition)."""
     prov: dict[str, Any] = {
@@ -146,6 +154,7 @@ def collect(*, fidelity: Mapping[str, Any], device: str = "cpu", threads: int = 
         "versions": versions(),
         **git_state(),
         "cpu": cpu_model(),
+        "cpu_kernels": cpu_kernels(),
         "cpu_count": os.cpu_count(),
         "device": device,
         "torch_threads": threads,
@@ -213,7 +222,8 @@ def summary_rows(prov: Mapping[str, Any] | None) -> list[tuple[str, str]]:
         ("git commit", f"{commit[:12]}{' (uncommitted changes)' if prov.get('git_dirty') else ''}" if commit else "–"),
         (
             "machine",
-            f"{prov.get('cpu')} ({prov.get('cpu_count')} cores), device {prov.get('device')}, "
+            f"{prov.get('cpu')} ({prov.get('cpu_count')} cores, {prov.get('cpu_kernels', '?')} kernels), "
+            f"device {prov.get('device')}, "
             f"{prov.get('torch_threads')} torch thread(s)",
         ),
         ("data", f"{data.get('source')} sha256 {str(data.get('sha256') or 'not cached')[:16]}…"),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 from ablate import provenance, record
 from ablate.report.provenance import provenance_section, report_provenance
@@ -31,6 +32,7 @@ def test_collect_records_versions_commit_machine_and_the_data_checksum() -> None
     data = Path(prov["data"]["path"])
     assert prov["data"]["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
     assert prov["torch_threads"] == 3 and prov["device"] == "cpu" and prov["cpu"]
+    assert prov["cpu_kernels"] == torch.backends.cpu.get_cpu_capability()
     if (ROOT / ".git").exists():
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
         assert prov["git_commit"] == head
@@ -50,6 +52,8 @@ def test_differences_ignore_the_command_and_name_what_differs() -> None:
     b["versions"] = {**a["versions"], "torch": "0.0.fake"}
     notes = provenance.differences([("a", a), ("b", b)])
     assert len(notes) == 1 and "versions.torch" in notes[0] and "0.0.fake" in notes[0]
+    c = json.loads(json.dumps(a)) | {"cpu_kernels": "NO_AVX"}  # the same model name, other kernels (a VM's flags)
+    assert "cpu_kernels" in provenance.differences([("a", a), ("c", c)])[0]
     assert "no provenance recorded for: c" in provenance.differences([("a", a), ("c", None)])[0]
 
 

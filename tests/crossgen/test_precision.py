@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from machine import machine
 
 from crossgen import Fidelity, RunConfig, run
 from crossgen.bnn import BayesianMLP, ElboGradient
@@ -86,18 +87,6 @@ GOLDEN_FIT_DETERMINISTIC = "64970f930a8615fd"
 
 HAS_BF16 = bf16_matmul_units("cpu") is not None
 needs_bf16 = pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bf16 matrix units (bf16 is refused here)")
-
-
-def machine() -> tuple[str, str, str]:
-    vendor = next((ln.split(":")[1].strip() for ln in _cpuinfo().splitlines() if ln.startswith("vendor_id")), "")
-    return torch.__version__, torch.backends.cpu.get_cpu_capability(), vendor
-
-
-def _cpuinfo() -> str:
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
 
 
 golden_machine = pytest.mark.skipif(
