@@ -879,9 +879,14 @@ def report_cmd(
 ) -> None:
     """Statistics report of finished studies: significance tables, effect sizes, figures, methods paragraph.
 
+    Confirmations of two or more cases at one fidelity are also joined in one report,
+    confirm-across-cases-FIDELITY: each case's best confirmed configuration, Holm over every comparison of
+    every case with its benchmark, and the switch settings all the cases' winners share.
+
     Examples:
       ablate report ablation-ofat-T2M2_T1M1-quick
       ablate report --case all --format md,html --rope 0.005
+      ablate report confirm-top3-sensitivity-T1M1_T2M2-quick confirm-top3-sensitivity-T2M2_T1M1-quick
     """
     import optuna
 
@@ -915,6 +920,7 @@ def report_cmd(
     }
     for target in targets.values():
         check_out_dir(target)
+    loaded: list[Any] = []
     for name in names:
         try:
             study = optuna.load_study(study_name=name, storage=st)
@@ -924,6 +930,19 @@ def report_cmd(
             study, targets[name], formats=fmts, metric=metric, alpha=alpha, rope=rope, publish=not no_dashboard
         )
         out.print(f"[bold]{name}[/] ({result.kind}, {result.runs} runs): {', '.join(str(p) for p in result.paths)}")
+        loaded.append(study)
+    _report_across_cases(loaded, out_dir, formats=fmts, metric=metric, alpha=alpha, rope=rope)
+
+
+def _report_across_cases(studies: list[Any], out_dir: Path | None, **kwargs: Any) -> None:
+    """Confirmations of two or more cases at one fidelity also get one report that joins them."""
+    from ablate.report.across import across_name, confirmations_by_fidelity, write_across_cases_report
+
+    for fidelity, group in confirmations_by_fidelity(studies).items():
+        name = across_name(fidelity)
+        target = out_dir / name if out_dir else presets.runs_dir() / f"report-{name}"
+        paths = write_across_cases_report(group, target, **kwargs)
+        out.print(f"[bold]{name}[/] ({len(group)} confirmations): {', '.join(str(p) for p in paths)}")
 
 
 @app.command("studies")
