@@ -1,8 +1,13 @@
-"""run(RunConfig) -> RunResult: load the tasks, call the technique, evaluate, time every stage."""
+"""run(RunConfig) -> RunResult: load the tasks, call the technique, evaluate, time every stage.
+
+run_many(configs) runs several at once, their BNN fits trained as stacked replicas (:mod:`crossgen.stack`).
+"""
 
 from __future__ import annotations
 
+import inspect
 import time
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -11,8 +16,9 @@ import torch
 
 from crossgen.config import RunConfig
 from crossgen.data import Split, Task, load_tasks
+from crossgen.stack import Replica, fit_bnn_stacked, stack_key
 from crossgen.techniques import TECHNIQUE_FUNCTIONS, Context
-from crossgen.techniques.base import StageTimer, TargetEpochCallback
+from crossgen.techniques.base import STAGE_ORDER, FitRequest, Outcome, StageTimer, TargetEpochCallback
 
 CGI_OVERHEAD_STAGES = ("bootstrap", "initialisation", "generator_fit", "sampling")
 """The stages CGI adds on top of training two BNNs (what ``cgi_overhead_fraction`` measures)."""
@@ -60,6 +66,82 @@ def _to_device(task: Task, device: torch.device) -> Task:
     return replace(task, train=move(task.train), val=move(task.val), test=move(task.test))
 
 
+@dataclass
+class _Run:
+    """One run in flight: its context, its technique (a generator while it trains BNNs) and its clock."""
+
+    config: RunConfig
+    ctx: Context
+    steps: Generator[FitRequest, list[float], Outcome] | None
+    seconds: float = 0.0
+    request: FitRequest | None = None
+    outcome: Outcome | None = None
+    error: BaseException | None = None
+
+    def advance(self, send: Callable[[], FitRequest]) -> None:
+        """Run the technique up to its next fit request (or its end), timing it as this run's own work."""
+        start = time.perf_counter()
+        try:
+            self.request = send()
+        except StopIteration as stop:
+            self.request, self.outcome = None, stop.value
+        except Exception as exc:
+            self.request, self.error = None, exc
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def _start(
+    config: RunConfig, tasks: dict[str, Task], on_target_epoch: TargetEpochCallback | None, moved: dict[str, Task]
+) -> _Run:
+    device = torch.device(config.device)
+    case = config.case_spec
+    for name in (case.source_task, case.target_task):
+        if name not in moved:
+            moved[name] = _to_device(tasks[name], device)
+    ctx = Context(
+        config=config,
+        source=moved[case.source_task],
+        target=moved[case.target_task],
+        device=device,
+        timer=StageTimer(),
+        on_target_epoch=on_target_epoch,
+    )
+    start = time.perf_counter()
+    technique = TECHNIQUE_FUNCTIONS[config.technique](ctx)
+    if inspect.isgenerator(technique):
+        run_ = _Run(config, ctx, technique, seconds=time.perf_counter() - start)
+        run_.advance(lambda: next(technique))
+        return run_
+    return _Run(config, ctx, None, seconds=time.perf_counter() - start, outcome=technique)
+
+
+def _result(run_: _Run) -> RunResult:
+    """Evaluate a trained run's target on validation and test (validation selects; test is only reported)."""
+    ctx, outcome = run_.ctx, run_.outcome
+    assert outcome is not None
+    start = time.perf_counter()
+    with ctx.timer("evaluation"):
+        val = outcome.accuracy(ctx.target.val.x, ctx.target.val.y)
+        test = outcome.accuracy(ctx.target.test.x, ctx.target.test.y)
+    run_.seconds += time.perf_counter() - start
+    return RunResult(
+        case=run_.config.case,
+        technique=run_.config.technique,
+        seed=run_.config.seed,
+        fidelity=run_.config.fidelity.name,
+        val_accuracy=val,
+        test_accuracy=test,
+        seconds=run_.seconds,
+        stages=dict(ctx.timer.seconds),
+        n_val=len(ctx.target.val),
+        n_test=len(ctx.target.test),
+        history=outcome.history,
+        artefacts=outcome.artefacts,
+        config=run_.config.to_dict(),
+    )
+
+
 def run(
     config: RunConfig,
     *,
@@ -69,38 +151,88 @@ def run(
 ) -> RunResult:
     """Run one technique on one case with one seed and evaluate the target on validation and test.
 
-    Validation accuracy is what studies optimise; test accuracy is only ever reported.
+    Validation accuracy is what studies optimise; test accuracy is only ever reported. Every fit runs on
+    its own (unstacked): this is the reference path, bit-for-bit what every stored result was made with.
     """
-    start = time.perf_counter()
-    device = torch.device(config.device)
     if tasks is None:
         tasks = load_run_tasks(config, log=log)
-    case = config.case_spec
-    timer = StageTimer()
-    ctx = Context(
-        config=config,
-        source=_to_device(tasks[case.source_task], device),
-        target=_to_device(tasks[case.target_task], device),
-        device=device,
-        timer=timer,
-        on_target_epoch=on_target_epoch,
-    )
-    outcome = TECHNIQUE_FUNCTIONS[config.technique](ctx)
-    with timer("evaluation"):
-        val = outcome.accuracy(ctx.target.val.x, ctx.target.val.y)
-        test = outcome.accuracy(ctx.target.test.x, ctx.target.test.y)
-    return RunResult(
-        case=config.case,
-        technique=config.technique,
-        seed=config.seed,
-        fidelity=config.fidelity.name,
-        val_accuracy=val,
-        test_accuracy=test,
-        seconds=time.perf_counter() - start,
-        stages=dict(timer.seconds),
-        n_val=len(ctx.target.val),
-        n_test=len(ctx.target.test),
-        history=outcome.history,
-        artefacts=outcome.artefacts,
-        config=config.to_dict(),
-    )
+    run_ = _start(config, tasks, on_target_epoch, {})
+    while run_.request is not None:
+        request = run_.request
+        try:
+            losses = request.run()
+        except Exception as exc:
+            run_.advance(lambda exc=exc: run_.steps.throw(exc))
+        else:
+            run_.advance(lambda losses=losses: run_.steps.send(losses))
+    if run_.error is not None:
+        raise run_.error
+    return _result(run_)
+
+
+def run_many(
+    configs: Sequence[RunConfig],
+    *,
+    tasks: dict[str, Task] | None = None,
+    on_target_epoch: Sequence[TargetEpochCallback | None] | None = None,
+    max_stack: int | None = None,
+    log: Any = print,
+) -> list[RunResult | Exception]:
+    """Run every configuration, training their BNN fits as stacked replicas where they can share a stack.
+
+    All runs advance in lockstep: each runs its technique up to its next fit, the waiting fits are grouped
+    by what a stack must share (:meth:`FitRequest.key <crossgen.techniques.base.FitRequest.settings>`: sizes,
+    inputs, budget, optimiser, numerics), and the group of the earliest stage (warm-up, source, target) runs
+    first as one stacked model (:func:`crossgen.stack.fit_bnn_stacked`), in chunks of ``max_stack``. So a
+    trial's seeds share their source stack, and the benchmark and every CGI variant of a seed share the
+    target stack (they share the target's data and order). Deterministic techniques run on their own.
+
+    Returns one entry per configuration, in order: its :class:`RunResult`, or the exception that ended it
+    (a diverged replica, a pruned one, a failed generator fit); one run's failure never stops another.
+    A run's ``stages`` and ``seconds`` hold its share of each stacked fit (the stack's time / its replicas).
+    """
+    if not configs:
+        return []
+    if tasks is None:
+        tasks = load_run_tasks(configs[0], log=log)
+    hooks = list(on_target_epoch) if on_target_epoch is not None else [None] * len(configs)
+    moved: dict[str, dict[str, Task]] = {}
+    runs = [_start(c, tasks, h, moved.setdefault(c.device, {})) for c, h in zip(configs, hooks, strict=True)]
+    while True:
+        waiting = [r for r in runs if r.request is not None]
+        if not waiting:
+            break
+        groups: dict[tuple, list[_Run]] = {}
+        for r in waiting:
+            assert r.request is not None
+            groups.setdefault(stack_key(r.request.bnn, r.request.x, **r.request.settings()), []).append(r)
+        group = min(groups.values(), key=lambda g: (STAGE_ORDER.get(g[0].request.stage, 99), -len(g)))
+        size = max_stack or len(group)
+        for first in range(0, len(group), size):
+            _fit_stack(group[first : first + size])
+    return [r.error if r.error is not None else _result(r) for r in runs]
+
+
+def _fit_stack(chunk: list[_Run]) -> None:
+    """One stacked fit of the chunk's waiting requests; each run then advances with its losses or error."""
+    requests = [r.request for r in chunk]
+    first = requests[0]
+    assert first is not None
+    replicas = [
+        Replica(q.bnn, q.y, q.generator, q.noise, on_epoch=q.on_epoch, what=q.what) for q in requests if q is not None
+    ]
+    start = time.perf_counter()
+    try:
+        fit_bnn_stacked(replicas, first.x, **first.settings())
+    except Exception as exc:  # a failure of the stack as a whole (a bad setting) ends each of its runs
+        for replica in replicas:
+            replica.error = exc
+    share = (time.perf_counter() - start) / len(chunk)
+    for r, q, replica in zip(chunk, requests, replicas, strict=True):
+        assert q is not None
+        q.timer.seconds[q.stage] = q.timer.seconds.get(q.stage, 0.0) + share
+        r.seconds += share
+        if replica.error is not None:
+            r.advance(lambda r=r, e=replica.error: r.steps.throw(e))
+        else:
+            r.advance(lambda r=r, losses=replica.losses: r.steps.send(losses))

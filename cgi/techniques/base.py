@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,6 +19,10 @@ from crossgen.train import accuracy_bnn, accuracy_deterministic, fit_bnn
 
 TargetEpochCallback = Callable[[int, float], None]
 """Called with (epoch, validation accuracy) after each target epoch; may raise to stop the run (pruning)."""
+
+STAGE_ORDER: dict[str, int] = {"target_warmup": 0, "source_training": 1, "target_training": 2}
+"""The order in which a run reaches its SVI stages: a stacked scheduler runs earlier stages first, so that
+every run's target training (the benchmark's and every CGI variant's) can wait for one common stack."""
 
 
 @dataclass
@@ -118,6 +122,62 @@ def bnn_outcome(ctx: Context, bnn: BayesianMLP, history: dict[str, list[float]],
     return Outcome(accuracy, history, dict(artefacts))
 
 
+@dataclass
+class FitRequest:
+    """One SVI fit a technique asks for: everything :func:`~crossgen.train.fit_bnn` takes, plus its stage.
+
+    Techniques that train BNNs are generators: they ``yield`` a request and receive the per-epoch losses
+    back. Whoever drives them decides how it runs: :meth:`run` alone (the unstacked reference, bit-for-bit
+    what every stored result was made with), or stacked with other runs' requests of the same
+    :meth:`key` (:func:`crossgen.stack.fit_bnn_stacked`).
+    """
+
+    bnn: BayesianMLP
+    x: torch.Tensor
+    y: torch.Tensor
+    epochs: int
+    lr: float
+    batch_size: int
+    generator: torch.Generator
+    noise: torch.Generator
+    what: str
+    stage: str
+    timer: StageTimer
+    precision: str = "fp32"
+    optimizer: str = "adam"
+    kl_weight: float = 1.0
+    on_epoch: Callable[[int, float], None] | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """The fit's settings that every replica of a stack must share."""
+        return {
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "precision": self.precision,
+            "optimizer": self.optimizer,
+            "kl_weight": self.kl_weight,
+        }
+
+    def run(self) -> list[float]:
+        """The fit on its own, under the stage timer."""
+        with self.timer(self.stage):
+            return fit_bnn(
+                self.bnn,
+                self.x,
+                self.y,
+                generator=self.generator,
+                noise=self.noise,
+                on_epoch=self.on_epoch,
+                what=self.what,
+                **self.settings(),
+            ).losses
+
+
+Fit = Generator[FitRequest, list[float], list[float]]
+"""A fit as a technique writes it: ``losses = yield from fit_bnn_on(...)``."""
+
+
 def fit_bnn_on(
     ctx: Context,
     bnn: BayesianMLP,
@@ -128,25 +188,26 @@ def fit_bnn_on(
     stage: str,
     what: str,
     on_epoch: Callable[[int, float], None] | None = None,
-) -> list[float]:
+) -> Fit:
     """SVI of ``bnn`` on ``task`` under the stage timer, with the minibatch and noise streams of ``stream``."""
-    fid = ctx.config.fidelity
-    with ctx.timer(stage):
-        return fit_bnn(
-            bnn,
-            task.train.x,
-            task.train.y,
-            epochs=epochs,
-            lr=ctx.config.bnn_lr,
-            batch_size=fid.batch_size,
-            generator=ctx.generator(f"{stream}_train"),
-            noise=ctx.generator(f"{stream}_noise", device=True),
-            on_epoch=on_epoch,
-            what=what,
-            precision=ctx.config.regime.precision,
-            optimizer=ctx.config.regime.optimizer,
-            kl_weight=ctx.config.regime.kl_weight,
-        ).losses
+    losses = yield FitRequest(
+        bnn,
+        task.train.x,
+        task.train.y,
+        epochs=epochs,
+        lr=ctx.config.bnn_lr,
+        batch_size=ctx.config.fidelity.batch_size,
+        generator=ctx.generator(f"{stream}_train"),
+        noise=ctx.generator(f"{stream}_noise", device=True),
+        what=what,
+        stage=stage,
+        timer=ctx.timer,
+        precision=ctx.config.regime.precision,
+        optimizer=ctx.config.regime.optimizer,
+        kl_weight=ctx.config.regime.kl_weight,
+        on_epoch=on_epoch,
+    )
+    return losses
 
 
 def source_task(ctx: Context) -> Task:
@@ -159,7 +220,7 @@ def source_task(ctx: Context) -> Task:
     return replace(ctx.source, train=Split(train.x, train.y[perm]))
 
 
-def fit_target_bnn(ctx: Context, bnn: BayesianMLP, history: dict[str, list[float]]) -> None:
+def fit_target_bnn(ctx: Context, bnn: BayesianMLP, history: dict[str, list[float]]) -> Fit:
     """Train the target BNN for the run's epoch budget (shared by the benchmark and CGI).
 
     With ``record_curve`` the target's validation and test accuracy after every epoch go into
@@ -186,7 +247,7 @@ def fit_target_bnn(ctx: Context, bnn: BayesianMLP, history: dict[str, list[float
             if ctx.on_target_epoch is not None:
                 ctx.on_target_epoch(epoch, curve_val[-1])
 
-    history["target"] = fit_bnn_on(
+    history["target"] = yield from fit_bnn_on(
         ctx,
         bnn,
         tgt,
@@ -196,3 +257,4 @@ def fit_target_bnn(ctx: Context, bnn: BayesianMLP, history: dict[str, list[float
         what="target BNN",
         on_epoch=on_epoch,
     )
+    return history["target"]

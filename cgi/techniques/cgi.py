@@ -17,6 +17,7 @@ Line numbers refer to the paper's Algorithm 1; docs/method.md gives the full rea
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from crossgen.generators import GeneratorSpec, WeightPointGenerator
 from crossgen.seeding import numpy_generator
 from crossgen.techniques.base import (
     Context,
+    FitRequest,
     Outcome,
     bnn_outcome,
     fit_bnn_on,
@@ -37,7 +39,7 @@ FIGURE_POINTS = 1000
 """Weight points per group and kind kept in the artefacts for the source-vs-generated figure."""
 
 
-def cgi(ctx: Context) -> Outcome:
+def cgi(ctx: Context) -> Generator[FitRequest, list[float], Outcome]:
     cfg = ctx.config.cgi
     seed = ctx.config.seed
     layer = cfg.input_layer
@@ -45,7 +47,7 @@ def cgi(ctx: Context) -> Outcome:
 
     target = new_bnn(ctx, "target")
     if cfg.target_warmup_epochs:
-        history["target_warmup"] = fit_bnn_on(
+        history["target_warmup"] = yield from fit_bnn_on(
             ctx,
             target,
             ctx.target,
@@ -76,7 +78,7 @@ def cgi(ctx: Context) -> Outcome:
             drawn = {g: theta_bb[g][rng.integers(0, len(theta_bb[g]), size=need[g])] for g in active if need.get(g, 0)}
             assign(source, drawn, transfer=cfg.transfer, input_layer=layer)
 
-    history["source"] = fit_bnn_on(
+    history["source"] = yield from fit_bnn_on(
         ctx,
         source,
         source_task(ctx),
@@ -127,7 +129,7 @@ def cgi(ctx: Context) -> Outcome:
                 np.minimum(p[:, 1], ceiling, out=p[:, 1])
         assign(target, generated, transfer=cfg.transfer, input_layer=layer)
 
-    fit_target_bnn(ctx, target, history)
+    yield from fit_target_bnn(ctx, target, history)
 
     artefacts: dict = {
         "n_generators": len(generators),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import torch
 
@@ -10,6 +10,7 @@ from crossgen.data import Task
 from crossgen.nets import MLP
 from crossgen.techniques.base import (
     Context,
+    FitRequest,
     Outcome,
     bnn_outcome,
     fit_target_bnn,
@@ -69,9 +70,9 @@ def none(ctx: Context) -> Outcome:
     return mlp_outcome(net, history)
 
 
-def bnn(ctx: Context) -> Outcome:
+def bnn(ctx: Context) -> Generator[FitRequest, list[float], Outcome]:
     """Experiment 2 benchmark: a target BNN from its standard initialisation."""
     history: dict[str, list[float]] = {}
     model = new_bnn(ctx, "target")
-    fit_target_bnn(ctx, model, history)
+    yield from fit_target_bnn(ctx, model, history)
     return bnn_outcome(ctx, model, history)
