@@ -245,23 +245,43 @@ def _finish(
     return False
 
 
-def _adopt_orphans(study: optuna.Study, running: list[FrozenTrial], adopted: set[int]) -> None:
-    """Give one heartbeat to RUNNING trials older than the grace period.
+ORPHAN_REASON = "orphaned: claimed but never started (its worker stopped between the claim and the first heartbeat)"
 
-    Optuna only fails trials whose *last* heartbeat is old; a trial whose worker died between popping it
-    and its first heartbeat has none and would stay RUNNING forever (and this worker would wait on it).
-    One recorded beat makes it an ordinary stale trial, failed and re-queued after one more grace period.
-    A live trial already beats every interval, so the extra beat changes nothing for it.
+
+def _adopt_orphans(study: optuna.Study, running: list[FrozenTrial], told: set[int]) -> None:
+    """Fail and re-queue RUNNING trials that never beat and started more than a grace period ago.
+
+    Optuna only fails trials whose *last* heartbeat is old; a trial whose worker died between claiming it and
+    its first heartbeat has none and would stay RUNNING forever (and this worker would wait on it). A live
+    trial beats as soon as its run starts, so one without any beat after a whole grace period is an orphan:
+    it is failed with that reason and re-queued at once (one grace period, not two). Says once per trial
+    what this worker is waiting for.
     """
     storage = storage_of(study)
     grace = grace_period_of(storage)
+    beating = set(stale_trial_ids(study, -_YEAR_S))  # every trial with a heartbeat, however recent
     now = dt.datetime.now()
-    for t in running:
-        if trial_id_of(t) in adopted or t.datetime_start is None:
-            continue
-        if (now - t.datetime_start).total_seconds() > grace:
-            storage.record_heartbeat(trial_id_of(t))
-            adopted.add(trial_id_of(t))
+    retry = storage.get_heartbeat_stale_trial_callback()  # type: ignore[attr-defined]
+    orphans = [
+        t
+        for t in running
+        if trial_id_of(t) not in beating
+        and t.datetime_start is not None
+        and (now - t.datetime_start).total_seconds() > grace
+    ]
+    if orphans:
+        with transitions(storage):
+            for t in orphans:
+                _fail_and_requeue(study, trial_id_of(t), ORPHAN_REASON, retry)
+    gone = {t.number for t in orphans}
+    new = [t.number for t in running if t.number not in told and t.number not in gone]
+    if new:
+        log.warning(
+            "waiting for running trial(s) %s of other workers (one that never beats is re-queued after %g s)",
+            ", ".join(f"#{n}" for n in new),
+            grace,
+        )
+        told.update(new)
 
 
 def _is_duplicate(study: optuna.Study, trial: optuna.Trial) -> bool:
@@ -270,6 +290,66 @@ def _is_duplicate(study: optuna.Study, trial: optuna.Trial) -> bool:
         return False
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return any(t.user_attrs.get(KEY) == key for t in done)
+
+
+BatchObjective = Callable[[list[optuna.Trial]], list[float | Exception]]
+"""Runs several claimed trials at once (stacked replicas) and returns each one's value or the exception that
+ended it, in order. An objective that has a ``run_batch`` attribute of this type can be given ``batch > 1``."""
+
+
+def _outcome(result: float | Exception | None) -> tuple[TrialState, float | None, str | None]:
+    """A trial's end from what its objective returned or raised."""
+    if isinstance(result, optuna.TrialPruned):
+        return TrialState.PRUNED, None, None
+    if isinstance(result, Exception):
+        return TrialState.FAIL, None, _one_line(result)
+    if result is None or not math.isfinite(result):
+        return TrialState.FAIL, None, f"objective returned a non-finite value ({result})"
+    return TrialState.COMPLETE, result, None
+
+
+def _claim_batch(study: optuna.Study, size: int, claimed: list[int]) -> None:
+    """Claim up to ``size`` WAITING trials into ``claimed`` (appended as each claim lands, so an interrupt
+    between two claims still knows every trial this worker holds)."""
+    while len(claimed) < size:
+        trial_id = claim(study)
+        if trial_id is None:
+            return
+        claimed.append(trial_id)
+
+
+def _record_end(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    result: float | Exception | None,
+    stats: WorkerStats,
+    replace_failed: bool,
+    max_replacements: int,
+) -> None:
+    """Finish one trial from its objective's result and count it (a failed sampled trial gets a new ticket)."""
+    state, value, reason = _outcome(result)
+    if reason is not None:
+        stats.reasons.append(reason)
+        log.warning("trial %d failed: %s", trial.number, reason)
+    if not _finish(study, trial, state, value, reason):
+        stats.lost += 1
+    elif state == TrialState.COMPLETE:
+        stats.completed += 1
+    elif state == TrialState.PRUNED:
+        stats.pruned += 1
+    else:
+        stats.failed += 1
+        if replace_failed and stats.replaced < max_replacements:
+            study.enqueue_trial({}, user_attrs={TICKET_ATTR: True, "replaces": trial.number})
+            stats.replaced += 1
+
+
+def _release(study: optuna.Study, trial_ids: Iterable[int], reason: str) -> None:
+    """Fail claimed trials that will not finish here, each with ``reason`` (already finished ones are left)."""
+    storage = storage_of(study)
+    with transitions(storage):
+        for trial_id in trial_ids:
+            _fail_and_requeue(study, trial_id, reason, None)
 
 
 def work(
@@ -281,63 +361,69 @@ def work(
     max_replacements: int = 50,
     poll_s: float = 1.0,
     on_trial: Callable[[FrozenTrial], None] | None = None,
+    batch: int = 1,
 ) -> WorkerStats:
     """Pop and run queued trials until the queue is empty (and no trial it could inherit is running).
 
     ``replace_failed`` (sampled studies) enqueues a fresh ticket for every failed trial, so failures do not
     eat into the total; designed points are deterministic and are not re-run after a genuine failure.
-    KeyboardInterrupt (Ctrl-C, or SIGTERM turned into it) fails the running trial with its reason and
-    re-raises: the storage stays consistent and rerunning the command resumes.
+    ``batch > 1`` (with an objective that has ``run_batch``, :data:`BatchObjective`) claims up to that many
+    trials at once and runs them together, each with its own heartbeat and its own end.
+
+    KeyboardInterrupt (Ctrl-C, or SIGTERM turned into it) at any point after a claim fails every trial this
+    worker holds with its reason and re-raises: none is left RUNNING without a heartbeat, the storage stays
+    consistent, and rerunning the command resumes.
     """
     stats = WorkerStats()
     storage = storage_of(study)
     heartbeat = heartbeat_enabled(storage)
     adopted: set[int] = set()
+    run_batch: BatchObjective | None = getattr(objective, "run_batch", None) if batch > 1 else None
     while deadline is None or time.time() < deadline:
         _fail_stale(study)
-        trial_id = claim(study)
-        if trial_id is None:
-            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if heartbeat and running:
-                _adopt_orphans(study, running, adopted)
-                time.sleep(poll_s)  # a stale one will be failed and re-queued; a live one will finish
+        claimed: list[int] = []
+        ended: set[int] = set()
+        try:
+            _claim_batch(study, batch if run_batch is not None else 1, claimed)
+            if not claimed:
+                running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if heartbeat and running:
+                    _adopt_orphans(study, running, adopted)
+                    time.sleep(poll_s)  # a stale one will be failed and re-queued; a live one will finish
+                    continue
+                break
+            trials = []
+            for trial_id in claimed:
+                trial = optuna.Trial(study, trial_id)  # the sampler's before_trial runs here
+                if _is_duplicate(study, trial):
+                    reason = "duplicate design point: already complete in this study"
+                    _finish(study, trial, TrialState.FAIL, None, reason)
+                    ended.add(trial_id)
+                    stats.skipped_duplicates += 1
+                else:
+                    trials.append(trial)
+            if not trials:
                 continue
-            break
-        trial = optuna.Trial(study, trial_id)
-        if _is_duplicate(study, trial):
-            _finish(study, trial, TrialState.FAIL, None, "duplicate design point: already complete in this study")
-            stats.skipped_duplicates += 1
-            continue
-        state, value, reason = TrialState.COMPLETE, None, None
-        with heartbeat_thread(trial_id, storage):
-            try:
-                value = objective(trial)
-                if value is None or not math.isfinite(value):
-                    state, reason = TrialState.FAIL, f"objective returned a non-finite value ({value})"
-            except optuna.TrialPruned:
-                state = TrialState.PRUNED
-            except KeyboardInterrupt:
-                _finish(study, trial, TrialState.FAIL, None, "interrupted (Ctrl-C / SIGTERM)")
-                raise
-            except Exception as exc:  # a failed run must not end the study: record why and go on
-                state, reason = TrialState.FAIL, _one_line(exc)
-        if reason is not None:
-            stats.reasons.append(reason)
-            log.warning("trial %d failed: %s", trial.number, reason)
-        if not _finish(study, trial, state, value, reason):
-            stats.lost += 1
-            continue
-        if state == TrialState.COMPLETE:
-            stats.completed += 1
-        elif state == TrialState.PRUNED:
-            stats.pruned += 1
-        else:
-            stats.failed += 1
-            if replace_failed and stats.replaced < max_replacements:
-                study.enqueue_trial({}, user_attrs={TICKET_ATTR: True, "replaces": trial.number})
-                stats.replaced += 1
-        if on_trial is not None:
-            on_trial(storage.get_trial(trial_id))
+            with contextlib.ExitStack() as beats:
+                for trial in trials:
+                    beats.enter_context(heartbeat_thread(trial_id_of(trial), storage))
+                if run_batch is not None:
+                    results = run_batch(trials)
+                else:
+                    try:
+                        results = [objective(trials[0])]
+                    except KeyboardInterrupt:
+                        raise
+                    except Exception as exc:  # a failed run must not end the study: record why and go on
+                        results = [exc]
+            for trial, result in zip(trials, results, strict=True):
+                _record_end(study, trial, result, stats, replace_failed, max_replacements)
+                ended.add(trial_id_of(trial))
+                if on_trial is not None:
+                    on_trial(storage.get_trial(trial_id_of(trial)))
+        except KeyboardInterrupt:
+            _release(study, [t for t in claimed if t not in ended], "interrupted (Ctrl-C / SIGTERM)")
+            raise
     return stats
 
 

@@ -279,6 +279,7 @@ def test_work_does_not_wait_forever_on_a_running_trial_without_heartbeat(tmp_pat
 
     trials = study.trials
     assert trials[orphan.number].state == TrialState.FAIL
+    assert trials[orphan.number].user_attrs[record.FAIL_REASON] == queue.ORPHAN_REASON  # failed as an orphan
     assert [t.state for t in trials if t.system_attrs.get("failed_trial") == orphan.number] == [TrialState.COMPLETE]
     assert queue.counts(study)["COMPLETE"] == 2
 
@@ -456,3 +457,111 @@ def test_recover_fails_a_trial_whose_heartbeat_is_old(tmp_path: Path) -> None:
     assert queue.recover(tool, stale_after=-1) == [0]  # any beat is older than -1 s
     assert study.trials[0].user_attrs[queue.FAIL_REASON].startswith("stale")
     assert study.trials[1].state == TrialState.WAITING
+
+
+# --------------------------------------------------------------------------------------------------
+# Interrupts after a claim, and batches of claims
+# --------------------------------------------------------------------------------------------------
+
+
+class _InterruptingSampler(optuna.samplers.RandomSampler):
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        raise KeyboardInterrupt
+
+
+class _Batch:
+    """A batch objective: each claimed trial's value (or exception) from ``values``, in claim order."""
+
+    def __init__(self, values: list[object]) -> None:
+        self.values, self.batches = list(values), []
+
+    def __call__(self, trial: optuna.Trial) -> float:  # pragma: no cover - work() calls run_batch
+        raise AssertionError("a batch objective is called through run_batch")
+
+    def run_batch(self, trials: list[optuna.Trial]) -> list[object]:
+        self.batches.append([t.number for t in trials])
+        out = [self.values.pop(0) for _ in trials]
+        for value in out:
+            if isinstance(value, KeyboardInterrupt):
+                raise value
+        return out
+
+
+def _interrupt_at(step: str, monkeypatch: pytest.MonkeyPatch, study: optuna.Study) -> object:
+    """Make ``step`` of the claim path raise KeyboardInterrupt; return the objective work() should get."""
+    boom = KeyboardInterrupt()
+
+    def raise_(*_a: object, **_k: object) -> None:
+        raise boom
+
+    if step == "sampler.before_trial":
+        study.sampler = _InterruptingSampler()
+    elif step == "duplicate check":
+        monkeypatch.setattr(queue, "_is_duplicate", raise_)
+    elif step == "heartbeat start":
+        monkeypatch.setattr(queue, "heartbeat_thread", raise_)
+    elif step == "second claim":
+        real, calls = queue.claim, []
+
+        def claim(s: optuna.Study) -> int | None:
+            calls.append(1)
+            if len(calls) == 2:
+                raise boom
+            return real(s)
+
+        monkeypatch.setattr(queue, "claim", claim)
+    elif step == "finishing the first of two":
+        real_finish = queue._finish
+
+        def finish(*args: object, **kwargs: object) -> bool:
+            monkeypatch.setattr(queue, "_finish", real_finish)
+            raise boom
+
+        monkeypatch.setattr(queue, "_finish", finish)
+    elif step == "objective":
+        return _Batch([boom, boom])
+    return _Batch([0.5, 0.6])
+
+
+STEPS = [
+    "second claim",
+    "sampler.before_trial",
+    "duplicate check",
+    "heartbeat start",
+    "objective",
+    "finishing the first of two",
+]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_an_interrupt_at_any_step_after_a_claim_fails_every_claimed_trial_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """No window between the claim and the objective's end where Ctrl-C / SIGTERM leaves a RUNNING orphan."""
+    study = _new_study(tmp_path, heartbeat_interval=60)
+    queue.top_up_tickets(study, 3)
+    objective = _interrupt_at(step, monkeypatch, study)
+    with pytest.raises(KeyboardInterrupt):
+        queue.work(study, objective, batch=2)  # type: ignore[arg-type]
+    c = queue.counts(study)
+    assert c["RUNNING"] == 0, step
+    failed = _by_state(study, TrialState.FAIL)
+    assert failed and all(t.user_attrs[record.FAIL_REASON] == "interrupted (Ctrl-C / SIGTERM)" for t in failed)
+    assert c["FAIL"] + c["COMPLETE"] + c["WAITING"] == 3
+
+
+def test_a_batch_claims_several_trials_and_ends_each_on_its_own(study: optuna.Study) -> None:
+    queue.top_up_tickets(study, 5)
+    objective = _Batch([0.5, ValueError("diverged"), optuna.TrialPruned(), 0.7, float("nan")])
+    stats = queue.work(study, objective, batch=2, replace_failed=False)  # type: ignore[arg-type]
+    assert objective.batches == [[0, 1], [2, 3], [4]]
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED, TrialState.COMPLETE, TrialState.FAIL]
+    assert study.trials[1].user_attrs[record.FAIL_REASON] == "ValueError: diverged"
+    assert (stats.completed, stats.failed, stats.pruned) == (2, 2, 1)
+
+
+def test_an_objective_without_run_batch_runs_one_trial_at_a_time(study: optuna.Study) -> None:
+    queue.top_up_tickets(study, 2)
+    objective, calls = _counter([0.1, 0.2])
+    assert queue.work(study, objective, batch=4).completed == 2 and calls == [0, 1]
