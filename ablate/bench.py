@@ -33,13 +33,15 @@ BATCH = 128
 class ReferenceBNN(PyroModule):
     """A Pyro BNN written the way a typical user would: PyroModule + PyroSample priors (bench only)."""
 
-    def __init__(self, sizes: list[int], prior_sigma: float = 1.0) -> None:
+    def __init__(self, sizes: list[int], prior_sigma: float = 1.0, device: torch.device | str = "cpu") -> None:
         super().__init__()
+        # the prior's parameters live where the data does: a CPU prior on a CUDA model fails every step
+        loc, scale = torch.zeros((), device=device), torch.full((), prior_sigma, device=device)
         layers = []
         for a, b in zip(sizes[:-1], sizes[1:], strict=True):
             layer = PyroModule[nn.Linear](a, b)
-            layer.weight = PyroSample(dist.Normal(0.0, prior_sigma).expand([b, a]).to_event(2))
-            layer.bias = PyroSample(dist.Normal(0.0, prior_sigma).expand([b]).to_event(1))
+            layer.weight = PyroSample(dist.Normal(loc, scale).expand([b, a]).to_event(2))
+            layer.bias = PyroSample(dist.Normal(loc, scale).expand([b]).to_event(1))
             layers.append(layer)
         self.layers = PyroModule[nn.ModuleList](layers)
 
@@ -61,7 +63,7 @@ def _reference_epoch(
         # Pyro's param store is global: a fresh model, guide and store per timed epoch keeps the two
         # reference variants from sharing (or clearing) each other's parameters.
         pyro.clear_param_store()
-        model = ReferenceBNN(SIZES).to(x.device)
+        model = ReferenceBNN(SIZES, device=x.device).to(x.device)
         svi = SVI(model, AutoNormal(model), pyro.optim.Adam({"lr": 1e-3}), elbo())
         for idx in torch.randperm(x.shape[0], generator=generator).split(BATCH):
             idx = idx.to(x.device)
@@ -175,6 +177,79 @@ def cgi_overhead(tasks: dict[str, Task], config: RunConfig, *, repeats: int = 3)
         "cgi_overhead_samples": fractions,
         "cgi_stages": stages,
     }
+
+
+def stacking_benchmark(
+    tasks: dict[str, Task], config: RunConfig, *, seeds: int = 10, alone: int | None = None, repeats: int = 1
+) -> dict[str, Any]:
+    """Seconds per run of a ``seeds``-seed design point (CGI and its benchmark), stacked against unstacked.
+
+    The unstacked runs are the reference path (one :func:`crossgen.runner.run` each); the stacked ones are one
+    :func:`crossgen.runner.run_many` call over the same configurations. ``alone`` times only that many of the
+    unstacked runs (their time per run does not depend on how many there are; a paper-fidelity run takes
+    seconds to minutes), interleaved with the stacked call ``repeats`` times; medians per run.
+    ``stacked_over_unstacked_per_run`` < 1 means stacking pays (0.5: twice as fast per run).
+    """
+    from crossgen.runner import run_many
+
+    configs = [config.with_(technique=t, seed=s) for s in range(seeds) for t in ("bnn", "cgi")]
+    quiet = {"log": lambda *_: None}
+    unstacked, stacked = [], []
+    alone_configs = configs[: 2 * (alone or seeds)]
+    run(configs[0], tasks=tasks, **quiet)  # warm-up
+    sync = torch.cuda.synchronize if config.device.startswith("cuda") else (lambda: None)
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        for c in alone_configs:
+            run(c, tasks=tasks, **quiet)
+        sync()
+        unstacked.append((time.perf_counter() - start) / len(alone_configs))
+        start = time.perf_counter()
+        results = run_many(configs, tasks=tasks, **quiet)
+        sync()
+        stacked.append((time.perf_counter() - start) / len(configs))
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            raise failed[0]
+    per_run = {"stacked": statistics.median(stacked), "unstacked": statistics.median(unstacked)}
+    return {
+        "stacked_over_unstacked_per_run": per_run["stacked"] / per_run["unstacked"],
+        "stacked_seconds_per_run": per_run["stacked"],
+        "unstacked_seconds_per_run": per_run["unstacked"],
+        "stacked_runs": len(configs),
+        "fidelity": config.fidelity.name,
+    }
+
+
+def table2_seconds(fidelity: Any, *, device: str, seeds: int = 10, workers: int = 1, stack: str = "auto") -> float:
+    """Wall seconds of ``ablate reproduce table2`` (80 runs at 10 seeds) in a fresh SQLite study."""
+    import tempfile
+
+    from ablate.designs import load_table_design
+    from ablate.studies import StudyPlan, execute
+    from crossgen.config import CASES
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = StudyPlan(
+            name="bench-table2",
+            storage=f"sqlite:///{tmp}/bench.db",
+            fidelity=fidelity,
+            kind="design",
+            design=load_table_design("table2"),
+            cases=CASES,
+            seeds=seeds,
+            workers=workers,
+            device=device,
+            curves=False,
+            stack=stack,
+        )
+        start = time.perf_counter()
+        outcome = execute(plan, log=lambda *_: None)
+        seconds = time.perf_counter() - start
+    if outcome.counts["COMPLETE"] != plan.total:
+        raise RuntimeError(f"table2 benchmark: {outcome.counts['COMPLETE']} of {plan.total} runs completed")
+    return seconds
 
 
 def environment(device: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -227,6 +227,14 @@ def bench_cmd(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     threads: Annotated[int, typer.Option(help="torch CPU threads (ratios are measured at the same count).")] = 1,
     skip_cgi: Annotated[bool, typer.Option(help="Skip the CGI-overhead measurement.")] = False,
+    skip_stack: Annotated[bool, typer.Option(help="Skip the stacked-vs-unstacked measurement.")] = False,
+    paper: Annotated[
+        bool,
+        typer.Option("--paper", help="Also time stacking and Table 2 (10 seeds) at paper fidelity (GPU: minutes)."),
+    ] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Also write the results so far to this JSON file after each step.")
+    ] = None,
     study: Annotated[bool, typer.Option("--study", help="Run the study benchmarks instead (tens of minutes).")] = False,
     study_trials: Annotated[int, typer.Option(help="--study: trials of the wall-time study (0 skips it).")] = 200,
     scaling_trials: Annotated[int, typer.Option(help="--study: trials of the 1-vs-2-worker study (0 skips).")] = 16,
@@ -253,20 +261,40 @@ def bench_cmd(
     full = RunConfig(case="T1M1_T2M2", technique="cgi", fidelity=Fidelity(name="bench", data="mnist"))
     tasks = load_run_tasks(full, log=err.print)
     results: dict[str, Any] = bench.environment(device)
+
+    def update(values: dict[str, Any]) -> None:
+        results.update(values)
+        if out_file is not None:  # a long bench cut short still leaves what it measured
+            out_file.write_text(json.dumps(results))
+
     err.print("timing epochs on T1's training set (784-400-400-8, batch 128) ...")
-    results.update(
+    update(
         bench.epoch_benchmark(
             tasks["T1"], device=device, repeats=2 if quick else 3, max_examples=8000 if quick else None
         )
     )
     if not skip_cgi:
         err.print("timing CGI runs at quick fidelity ...")
-        results.update(bench.cgi_overhead(load_run_tasks(base, log=err.print), base, repeats=1 if quick else 3))
+        update(bench.cgi_overhead(load_run_tasks(base, log=err.print), base, repeats=1 if quick else 3))
+    if not skip_stack:
+        err.print("timing a 10-seed design point (CGI and its benchmark) stacked and unstacked, quick fidelity ...")
+        stacked = bench.stacking_benchmark(
+            load_run_tasks(base, log=err.print), base, alone=3, repeats=1 if quick else 3
+        )
+        update({f"{k}_quick" if k != "stacked_over_unstacked_per_run" else k: v for k, v in stacked.items()})
+    if paper:
+        paper_fid = presets.load_fidelity("paper")
+        paper_cfg = base.with_(fidelity=paper_fid)
+        err.print("timing a 10-seed design point at paper fidelity, stacked and unstacked (1 seed) ...")
+        stacked = bench.stacking_benchmark(load_run_tasks(paper_cfg, log=err.print), paper_cfg, alone=1)
+        update({f"{k}_paper": v for k, v in stacked.items()})
+        err.print("timing ablate reproduce table2 --seeds 10 --fidelity paper ...")
+        update({"table2_paper_seconds": bench.table2_seconds(paper_fid, device=device)})
     if as_json:
         print(json.dumps(results))
         return
     for key, value in results.items():
-        if key not in ("samples", "cgi_stages", "cgi_overhead_samples"):
+        if key not in ("samples", "cgi_stages", "cgi_overhead_samples") and not isinstance(value, dict):
             out.print(f"{key:>28}: {value:.4g}" if isinstance(value, float) else f"{key:>28}: {value}")
 
 
@@ -286,6 +314,14 @@ SetOpt = Annotated[
         "--set",
         help="NAME=VALUE: a switch value shared by every run, benchmark included (repeatable; e.g. "
         "--set init_log_sigma=-2.3). The study name gets a +NAME=VALUE suffix.",
+    ),
+]
+StackOpt = Annotated[
+    Literal["auto", "on", "off"],
+    typer.Option(
+        "--stack",
+        help="Train a trial's runs (seeds, design points) as stacked replicas: auto = where measured to pay "
+        "(GPU; CPU at width <= 100), on, off (the bit-for-bit reference).",
     ),
 ]
 ThreadsOpt = Annotated[
@@ -395,6 +431,7 @@ def reproduce_cmd(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     settings: SetOpt = None,
     curves: CurvesOpt = True,
+    stack: StackOpt = "auto",
 ) -> None:
     """Reproduce Table 1 or Table 2: every technique x case x seed is one enqueued Optuna trial.
 
@@ -435,6 +472,7 @@ def reproduce_cmd(
         device=device,
         threads=threads,
         curves=curves,
+        stack=stack,
     )
     outcome = _execute(plan, f"{table} ({fidelity}, {seeds} seeds)")
     _summary(outcome)
@@ -468,6 +506,7 @@ def study_cmd(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     settings: SetOpt = None,
     curves: CurvesOpt = True,
+    stack: StackOpt = "auto",
     confirm: Annotated[
         int, typer.Option(help="Then re-run the K best distinct configurations on fresh seeds (0: no confirmation).")
     ] = 0,
@@ -544,6 +583,7 @@ def study_cmd(
             threads=threads,
             base=base,
             curves=curves,
+            stack=stack,
         )
         outcome = _execute(plan, name)
         _summary(outcome)
@@ -631,6 +671,7 @@ def confirm_cmd(
     workers: WorkersOpt = 1,
     threads: ThreadsOpt = 1,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    stack: StackOpt = "auto",
 ) -> None:
     """Re-run a search's K best distinct configurations, the default CGI and the benchmark on fresh seeds.
 
@@ -687,6 +728,7 @@ def confirm_cmd(
             workers=workers,
             device=device,
             threads=threads,
+            stack=stack,
         )
         _confirm_one(source, top=top, seeds=seeds, fidelity=fid, url=url, plan=base)
 
@@ -808,6 +850,7 @@ def ablation_cmd(
     grace: Annotated[int | None, typer.Option(help="Seconds without heartbeat before a trial is stale.")] = None,
     threads: ThreadsOpt = 1,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    stack: StackOpt = "auto",
 ) -> None:
     """Designed ablation: every variant of the full method, and the no-transfer benchmark, on the same seeds.
 
@@ -848,6 +891,7 @@ def ablation_cmd(
             device=device,
             threads=threads,
             curves=curves,
+            stack=stack,
         )
         outcome = _execute(plan, name)
         _summary(outcome)

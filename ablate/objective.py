@@ -17,7 +17,7 @@ from ablate import record
 from ablate.space import Space
 from crossgen.config import CASES, REGISTRY, Fidelity, Registry, RunConfig
 from crossgen.data import Task
-from crossgen.runner import RunResult, load_run_tasks, run
+from crossgen.runner import RunResult, load_run_tasks, run, run_many
 
 
 def seed_result(result: RunResult, benchmark: dict[str, float] | None = None) -> record.SeedResult:
@@ -61,9 +61,9 @@ class DesignObjective:
     registry: Registry = REGISTRY
     curves: bool = True
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def _config(self, trial: optuna.Trial) -> RunConfig:
         point = record.read_point(trial.user_attrs)
-        config = RunConfig(
+        return RunConfig(
             case=point.case,
             technique=point.technique,
             seed=point.seed,
@@ -74,12 +74,39 @@ class DesignObjective:
             record_curve=self.curves,
             **self.registry.configs(point.switches, self.fidelity),
         )
-        result = run(config, tasks=self.cache.get(self.fidelity), log=self.cache.log)
+
+    def _write(self, trial: optuna.Trial, config: RunConfig, result: RunResult) -> float:
         record.write_run(trial, config.switch_values(self.registry), seed_result(result), result.stages)
         if "generators" in result.artefacts:
             record.write_generators(trial, result.artefacts["generators"])
         record.write_diagnostics(trial, result.artefacts)
         return result.val_accuracy
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config = self._config(trial)
+        return self._write(trial, config, run(config, tasks=self.cache.get(self.fidelity), log=self.cache.log))
+
+    def run_batch(self, trials: list[optuna.Trial]) -> list[float | Exception]:
+        """Several design points at once, their fits stacked (:func:`crossgen.runner.run_many`); each trial
+        gets its own record, value or failure."""
+        out: list[float | Exception] = []
+        configs: list[RunConfig] = []
+        for trial in trials:
+            try:
+                configs.append(self._config(trial))
+            except Exception as exc:  # a bad point fails its own trial only
+                out.append(exc)
+                configs.append(None)  # type: ignore[arg-type]
+            else:
+                out.append(0.0)
+        runnable = [c for c in configs if c is not None]
+        results = iter(run_many(runnable, tasks=self.cache.get(self.fidelity), log=self.cache.log))
+        for i, (trial, config) in enumerate(zip(trials, configs, strict=True)):
+            if config is None:
+                continue
+            result = next(results)
+            out[i] = result if isinstance(result, Exception) else self._write(trial, config, result)
+        return out
 
 
 @dataclass
@@ -90,6 +117,11 @@ class SensitivityObjective:
     WilcoxonPruner compares between trials (seed-wise instance pruning); a pruned trial returns the mean of
     the seeds it ran, as the WilcoxonPruner documentation recommends, and is marked ``pruned_after``. With
     one seed, the target's validation accuracy is reported every epoch for median / hyperband pruning.
+
+    ``stack``: the trial's seeds (and the benchmarks of seeds not yet cached) train as stacked replicas in
+    one call. The pruner still sees the seeds one by one and decides as it would unstacked, so the record is
+    the same; the seeds after a prune were computed anyway and are dropped, as an unstacked trial never
+    ran them (stacking saves more than pruning does there).
     """
 
     case: str
@@ -101,26 +133,51 @@ class SensitivityObjective:
     cache: TaskCache = field(default_factory=TaskCache)
     registry: Registry = REGISTRY
     curves: bool = True
+    stack: bool = False
+
+    def _benchmark_config(self, seed: int) -> RunConfig:
+        return RunConfig(
+            case=self.case,
+            technique="bnn",
+            seed=seed,
+            fidelity=self.fidelity,
+            device=self.device,
+            record_curve=self.curves,
+            **self.registry.configs(self.base, self.fidelity),
+        )
+
+    def _store_benchmark(self, study: optuna.Study, result: RunResult) -> dict[str, Any]:
+        cached: dict[str, Any] = {"val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy}
+        if "curve_val" in result.history:
+            cached["curve"] = {"val": result.history["curve_val"], "test": result.history["curve_test"]}
+        record.store_benchmark(study, self.case, result.seed, cached)
+        return cached
 
     def benchmark(self, study: optuna.Study, seed: int) -> dict[str, float]:
         """The no-transfer BNN on this case and seed, computed once per study and kept on it."""
         cached = record.cached_benchmark(study, self.case, seed)
         if cached is None:
-            config = RunConfig(
-                case=self.case,
-                technique="bnn",
-                seed=seed,
-                fidelity=self.fidelity,
-                device=self.device,
-                record_curve=self.curves,
-                **self.registry.configs(self.base, self.fidelity),
-            )
-            result = run(config, tasks=self.cache.get(self.fidelity), log=self.cache.log)
-            cached = {"val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy}
-            if "curve_val" in result.history:
-                cached["curve"] = {"val": result.history["curve_val"], "test": result.history["curve_test"]}
-            record.store_benchmark(study, self.case, seed, cached)
+            config = self._benchmark_config(seed)
+            cached = self._store_benchmark(study, run(config, tasks=self.cache.get(self.fidelity), log=self.cache.log))
         return cached
+
+    def _stacked(
+        self, trial: optuna.Trial, configs: list[RunConfig], hook: Callable[[int, float], None] | None
+    ) -> list[RunResult]:
+        """Every seed of the trial, and each seed's benchmark not yet cached, as one stacked call."""
+        missing = [i for i in range(self.seeds) if record.cached_benchmark(trial.study, self.case, i) is None]
+        benchmarks = [self._benchmark_config(i) for i in missing]
+        hooks = [hook, *[None] * (len(configs) - 1 + len(benchmarks))]
+        results = run_many(
+            [*configs, *benchmarks], tasks=self.cache.get(self.fidelity), on_target_epoch=hooks, log=self.cache.log
+        )
+        for result in results[len(configs) :]:
+            if not isinstance(result, Exception):
+                self._store_benchmark(trial.study, result)
+        for result in results[: len(configs)]:
+            if isinstance(result, Exception):
+                raise result
+        return results[: len(configs)]  # type: ignore[return-value]
 
     def __call__(self, trial: optuna.Trial) -> float:
         values = {**self.base, **self.space.sample(trial)}
@@ -130,8 +187,8 @@ class SensitivityObjective:
         per_seed: list[record.SeedResult] = []
         stages: dict[str, float] = {}
         pruned_after = None
-        for index in range(self.seeds):
-            config = RunConfig(
+        configs = [
+            RunConfig(
                 case=self.case,
                 technique="cgi",
                 seed=index,
@@ -141,8 +198,15 @@ class SensitivityObjective:
                 record_curve=self.curves,
                 **configs,
             )
-            hook = self._epoch_hook(trial) if self.seeds == 1 else None
-            result = run(config, tasks=self.cache.get(self.fidelity), on_target_epoch=hook, log=self.cache.log)
+            for index in range(self.seeds)
+        ]
+        hook = self._epoch_hook(trial) if self.seeds == 1 else None
+        stacked = self._stacked(trial, configs, hook) if self.stack else None
+        for index, config in enumerate(configs):
+            if stacked is not None:  # all seeds ran together; the pruner still sees them one by one
+                result = stacked[index]
+            else:
+                result = run(config, tasks=self.cache.get(self.fidelity), on_target_epoch=hook, log=self.cache.log)
             per_seed.append(seed_result(result, self.benchmark(trial.study, index)))
             for k, v in result.stages.items():
                 stages[k] = stages.get(k, 0.0) + v

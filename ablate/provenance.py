@@ -29,7 +29,17 @@ from ablate import record
 
 PACKAGES = ("torch", "pyro-ppl", "optuna", "scikit-learn", "numpy")
 #: Keys whose difference between two studies makes their comparison suspect (the command line may differ).
-COMPARED = ("versions", "git_commit", "git_dirty", "cpu", "cpu_kernels", "device", "torch_threads", "data")
+COMPARED = (
+    "versions",
+    "git_commit",
+    "git_dirty",
+    "cpu",
+    "cpu_kernels",
+    "device",
+    "torch_threads",
+    "data",
+    "stacking",
+)
 _ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -179,6 +189,8 @@ def stamp(study: optuna.Study, definition: record.Definition, plan: Any) -> reco
         threads=getattr(plan, "threads", 1),
         data_dir=getattr(plan, "data_dir", None),
     )
+    if hasattr(plan, "stacking_note"):
+        prov["stacking"] = plan.stacking_note
     return replace(definition, extra={**definition.extra, record.PROVENANCE: prov})
 
 
@@ -228,4 +240,6 @@ def summary_rows(prov: Mapping[str, Any] | None) -> list[tuple[str, str]]:
         ),
         ("data", f"{data.get('source')} sha256 {str(data.get('sha256') or 'not cached')[:16]}…"),
     ]
+    if prov.get("stacking"):
+        rows.append(("training", str(prov["stacking"])))
     return rows

@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 from optuna.exceptions import ExperimentalWarning
 
-from ablate import provenance, queue, record
+from ablate import provenance, queue, record, stacking
 from ablate.designs import Design, DesignPoint
 from ablate.errors import AblateError
 from ablate.objective import DesignObjective, SensitivityObjective, TaskCache
@@ -71,7 +71,23 @@ class StudyPlan:
     threads: int = 1
     base: dict[str, Any] = field(default_factory=dict)  # switch values every run of a sampled study shares
     curves: bool = True  # learning curves in every record (costs ~8% of a quick run; see docs/benchmarks.md)
+    stack: str = "auto"  # --stack: runs of a trial as stacked replicas (ablate.stacking)
     registry: Registry = REGISTRY
+
+    @property
+    def stacked(self) -> bool:
+        return stacking.resolve(self.stack, self.device, self.fidelity.width)
+
+    @property
+    def stacking_note(self) -> str:
+        return stacking.why(self.stack, self.device, self.fidelity.width)
+
+    @property
+    def batch(self) -> int:
+        """Design points a worker claims at once (1: unstacked, or a sampled study, whose trials stack seeds)."""
+        if self.kind != "design" or not self.stacked:
+            return 1
+        return stacking.batch_size(self.total, self.workers)
 
     @property
     def total(self) -> int:
@@ -245,13 +261,22 @@ def prepare(plan: StudyPlan, log: Callable[..., Any] = print) -> tuple[optuna.St
     return study, added
 
 
-def build_objective(plan: StudyPlan, log: Callable[..., Any]) -> Callable[[optuna.Trial], float]:
+def worker_device(device: str, worker: int) -> str:
+    """``--device cuda`` with several visible GPUs: worker i runs on GPU i mod N (an explicit cuda:K stays)."""
+    if device != "cuda":
+        return device
+    import torch
+
+    count = torch.cuda.device_count()
+    return f"cuda:{worker % count}" if count > 1 else device
+
+
+def build_objective(plan: StudyPlan, log: Callable[..., Any], worker: int = 0) -> Callable[[optuna.Trial], float]:
     cache = TaskCache(data_dir=plan.data_dir, log=log)
+    device = worker_device(plan.device, worker)
     if plan.kind == "design":
         assert plan.design is not None
-        return DesignObjective(
-            plan.fidelity, device=plan.device, cache=cache, registry=plan.registry, curves=plan.curves
-        )
+        return DesignObjective(plan.fidelity, device=device, cache=cache, registry=plan.registry, curves=plan.curves)
     assert plan.space is not None and plan.case is not None
     return SensitivityObjective(
         case=plan.case,
@@ -259,10 +284,11 @@ def build_objective(plan: StudyPlan, log: Callable[..., Any]) -> Callable[[optun
         space=plan.space,
         seeds=plan.seeds,
         base=plan.base,
-        device=plan.device,
+        device=device,
         cache=cache,
         registry=plan.registry,
         curves=plan.curves,
+        stack=plan.stacked,
     )
 
 
@@ -304,9 +330,10 @@ def worker_main(plan: StudyPlan, worker: int, threads: int) -> None:
         deadline = time.time() + plan.timeout if plan.timeout else None
         queue.work(
             study,
-            build_objective(plan, log=lambda *a, **k: None),
+            build_objective(plan, log=lambda *a, **k: None, worker=worker),
             deadline=deadline,
             replace_failed=plan.kind == "sensitivity",
+            batch=plan.batch,
         )
 
 
@@ -357,6 +384,7 @@ def _execute(
                 build_objective(plan, log=log),
                 deadline=deadline,
                 replace_failed=plan.kind == "sensitivity",
+                batch=plan.batch,
                 on_trial=(lambda _t: on_progress(progress_info(study))) if on_progress else None,
             )
         ]

@@ -235,11 +235,12 @@ def fit_bnn_stacked(
     for epoch in range(epochs):
         if not any(active):
             break
-        perms = [torch.randperm(n_total, generator=r.generator).split(batch_size) for r in replicas]
+        # each replica's own permutation, moved to the device once per epoch (one copy, not one per step)
+        order = torch.stack([torch.randperm(n_total, generator=r.generator) for r in replicas]).to(x.device)
         total = torch.zeros(len(replicas), device=x.device)
-        n_batches = len(perms[0])
+        n_batches = math.ceil(n_total / batch_size)
         for b in range(n_batches):
-            idx = torch.stack([p[b] for p in perms]).to(x.device)
+            idx = order[:, b * batch_size : (b + 1) * batch_size].contiguous()
             total += grad.step(x, ys, idx, noises)
             opt.step()
         means = (total / n_batches).tolist()

@@ -29,6 +29,7 @@ def _ablation(case: str, design: str, seeds: int, fidelity: str, *settings: str)
 
 def experiments(fidelity: str, seeds: int | None) -> dict[str, list[list[str]]]:
     """The cells of every experiment (issue 11), in the order they should run."""
+    paper = "paper" if fidelity == "quick" else fidelity
     return {
         # 1. budget x initial sigma: learning curves up to 20 target epochs, transfer mu_sigma and mu
         "budget-sigma": [
@@ -67,6 +68,14 @@ def experiments(fidelity: str, seeds: int | None) -> dict[str, list[list[str]]]:
                 "--no-curves",
             ],
         ],
+        # the same question in all four cases (issue 23), one factorial study per case: CGI as specified,
+        # transfer=mu, and both from a shuffled-label source, against the benchmark. Stacked on a GPU it takes
+        # minutes (scripts/device_check.sh); on 2 CPU cores about two hours per case.
+        "paper-four": [
+            # paper fidelity, unless --fidelity names another preset than the default (a smoke run of the cell)
+            [*_ablation("all", "paper-four", seeds or 10, paper, "init_log_sigma=-2.3"), "--design", "factorial"]
+            + ["--no-curves"]
+        ],
         # 4. drift dose-response on the collapsing case, and a tight prior
         "drift": [
             _ablation("T1M2_T2M1", "drift", seeds or 10, fidelity),
@@ -83,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None, help="override each cell's seed count")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--storage", default=None, help="Optuna storage URL (default: ablate's default)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: ablate's)")
+    parser.add_argument("--stack", default=None, choices=("auto", "on", "off"), help="--stack of every cell")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
     table = experiments(args.fidelity, args.seeds)
@@ -97,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         argv_cell = ["ablate", *cell, "--workers", str(args.workers)]
         if args.storage:
             argv_cell += ["--storage", args.storage]
+        for flag, value in (("--device", args.device), ("--stack", args.stack)):
+            if value:
+                argv_cell += [flag, value]
         print("$", shlex.join(argv_cell), flush=True)
         if not args.dry_run:
             rc = subprocess.call([sys.executable, "-m", "ablate.cli", *argv_cell[1:]])

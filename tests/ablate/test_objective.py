@@ -154,3 +154,97 @@ def test_a_preset_with_switches_is_the_base_of_every_run(smoke, cache) -> None:
     assert {r.config["init_log_sigma"] for r in recs.values()} == {-2.3}
     assert recs["full"].config["transfer"] == "mu"  # the preset's reading, unless the design flips it
     assert recs["full"].seeds[0].val_accuracy == recs["transfer=mu"].seeds[0].val_accuracy
+
+
+# ------------------------------------------------------------------------------------------------ stacked
+def test_a_batch_of_design_points_stacked_records_each_point_as_its_own_run(smoke, cache) -> None:
+    """run_batch: every trial gets its own point's record (a mix-up of points or seeds would show), with
+    values within a few examples of the unstacked reference (stacking changes rounding only)."""
+    design = load_ablation_design("ofat")
+    labels = ("full", "no transfer", "transfer=mu")
+    points = [p for p in design.points([CASE], 2) if p.variant.label in labels]
+    stacked, alone = optuna.create_study(direction="maximize"), optuna.create_study(direction="maximize")
+    for study in (stacked, alone):
+        for point in points:
+            study.enqueue_trial({}, user_attrs=record.point_attrs(point.point()))
+    trials = [stacked.ask() for _ in points]
+    objective = DesignObjective(smoke, cache=cache, curves=False)
+    values = objective.run_batch(trials)
+    for trial, value in zip(trials, values, strict=True):
+        stacked.tell(trial, value)
+    alone.optimize(objective, n_trials=len(points))
+    a = {(r.variant, r.seeds[0].seed): r for r in map(record.read_trial, alone.trials)}
+    b = {(r.variant, r.seeds[0].seed): r for r in map(record.read_trial, stacked.trials)}
+    assert set(a) == set(b) and len(a) == len(points) == 6
+    for key, ra in a.items():
+        rb = b[key]
+        assert rb.config == ra.config
+        assert abs(rb.seeds[0].val_accuracy - ra.seeds[0].val_accuracy) <= 3 / ra.seeds[0].n_val, key
+
+
+def test_a_bad_point_in_a_batch_fails_only_its_own_trial(smoke, cache) -> None:
+    design = load_ablation_design("ofat")
+    point = next(p for p in design.points([CASE], 1) if p.variant.label == "no transfer")
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({}, user_attrs=record.point_attrs(point.point()))
+    good, bad = study.ask(), study.ask()  # the second has no design point
+    values = DesignObjective(smoke, cache=cache, curves=False).run_batch([good, bad])
+    assert isinstance(values[0], float) and isinstance(values[1], AblateError)
+
+
+def test_a_stacked_sensitivity_trial_records_what_the_unstacked_one_does(
+    tmp_path: Path, smoke, cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seeds and their benchmarks in one stacked call (no run of its own), recorded as the unstacked trial is."""
+    import ablate.objective as objective_mod
+
+    space = _space(tmp_path, '[params.transfer]\ntype = "categorical"\nchoices = ["mu"]\n')
+    records = []
+    alone: list[RunConfig] = []
+    for stack in (False, True):
+        if stack:
+            monkeypatch.setattr(objective_mod, "run", lambda config, **kw: alone.append(config) or run(config, **kw))
+        objective = SensitivityObjective(
+            case=CASE, fidelity=smoke, space=space, seeds=3, base={"M": 300}, cache=cache, curves=False, stack=stack
+        )
+        study = optuna.create_study(direction="maximize")
+        study.optimize(objective, n_trials=1)
+        records.append((study, record.read_trial(study.trials[0])))
+    (s_off, off), (s_on, on) = records
+    assert [s.seed for s in on.seeds] == [0, 1, 2] and on.config == off.config
+    for a, b in zip(off.seeds, on.seeds, strict=True):
+        assert abs(a.val_accuracy - b.val_accuracy) <= 3 / a.n_val
+        assert abs(a.benchmark["val_accuracy"] - b.benchmark["val_accuracy"]) <= 3 / a.n_val
+    assert all(record.cached_benchmark(s_on, CASE, i) is not None for i in range(3))  # stored once, stacked
+    assert alone == []
+
+
+def test_stacking_auto_follows_the_measurements() -> None:
+    from ablate import stacking
+
+    assert stacking.resolve("auto", "cuda", 400) and stacking.resolve("auto", "cuda:1", 400)
+    assert stacking.resolve("auto", "cpu", 100) and not stacking.resolve("auto", "cpu", 400)
+    assert stacking.resolve("on", "cpu", 400) and not stacking.resolve("off", "cuda", 100)
+    assert "width 400 > 100" in stacking.why("auto", "cpu", 400)
+    assert stacking.batch_size(80, 2) == 40 and stacking.batch_size(1000, 1) == stacking.MAX_BATCH
+    assert stacking.batch_size(3, 8) == 1
+
+
+def test_a_stacked_design_plan_claims_batches_and_says_so_in_provenance(smoke) -> None:
+    design = load_ablation_design("ofat")
+    common = {"name": "p", "storage": "sqlite:///:memory:", "kind": "design", "design": design, "cases": (CASE,)}
+    plan = StudyPlan(fidelity=smoke, seeds=4, workers=2, **common)
+    assert plan.stacked and plan.batch == -(-plan.total // 2)
+    assert StudyPlan(fidelity=smoke, seeds=4, stack="off", **common).batch == 1
+    assert plan.stacking_note.startswith("stacked")
+
+
+def test_the_stacking_benchmark_times_both_paths_on_the_same_runs(smoke, cache) -> None:
+    from ablate import bench
+
+    config = RunConfig(case=CASE, technique="cgi", fidelity=smoke)
+    out = bench.stacking_benchmark(cache.get(smoke), config, seeds=2)
+    assert out["stacked_runs"] == 4 and out["fidelity"] == "smoke"
+    assert out["stacked_over_unstacked_per_run"] == pytest.approx(
+        out["stacked_seconds_per_run"] / out["unstacked_seconds_per_run"]
+    )
