@@ -43,7 +43,7 @@ def test_cli_reference_is_generated_from_the_cli() -> None:
 
 def test_an_undocumented_option_or_an_edited_table_fails_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
     text = docs.CLI_DOC.read_text()
-    edited = text.replace("| `--storage <str>` | Optuna storage URL", "| `--storage <str>` | Some storage", 1)
+    edited = text.replace("| `--storage URL` | Optuna storage URL", "| `--storage URL` | Some storage", 1)
     assert edited != text and docs.render_cli(edited) != edited
 
     info = next(c for c in app.registered_commands if c.name == "studies")
