@@ -464,7 +464,7 @@ def reproduce_cmd(
     _summary(outcome)
     paths, terminal = reproduce.write_table_report(outcome.study, plan, out_path)
     out.print(terminal)
-    out.print(f"written: {', '.join(str(p) for p in paths)}")
+    _next_steps([plan.name], url, written=tuple(str(p) for p in paths))
 
 
 @app.command("study")
@@ -548,6 +548,7 @@ def study_cmd(
             err.print(f"grid has {size} points: --trials lowered from {trials} to {size}")
             trials = size
     url = _storage_url(storage)
+    names: list[str] = []
     for c in cases:
         name = study_name if study_name and len(cases) == 1 else None
         name = name or (f"{study_name}-{c}" if study_name else f"sensitivity-{c}-{fidelity}{settings_label(base)}")
@@ -576,8 +577,12 @@ def study_cmd(
         )
         outcome = _execute(plan, name)
         _summary(outcome)
+        names.append(name)
         if confirm and not join:
-            _confirm_one(outcome.study, top=confirm, seeds=confirm_seeds, fidelity=None, url=url, plan=plan)
+            names.append(
+                _confirm_one(outcome.study, top=confirm, seeds=confirm_seeds, fidelity=None, url=url, plan=plan)
+            )
+    _next_steps(names, url, then="report" if confirm else "confirm")
 
 
 def _check_confirm(top: int, seeds: int, *, optional: bool = False) -> None:
@@ -587,7 +592,12 @@ def _check_confirm(top: int, seeds: int, *, optional: bool = False) -> None:
         _fail(f"--{'confirm-seeds' if optional else 'seeds'} {seeds} must be >= 2 (paired seeds)")
 
 
-def _confirm_one(source: Any, *, top: int, seeds: int, fidelity: Any, url: str, plan: Any) -> None:
+def _next_steps(names: list[str], url: str, **kwargs: Any) -> None:
+    for line in terminal.next_steps(names, url, **kwargs):
+        out.print(line, soft_wrap=True)
+
+
+def _confirm_one(source: Any, *, top: int, seeds: int, fidelity: Any, url: str, plan: Any) -> str:
     """Create (or resume) the confirmation of one search, run it with the search's workers, print its verdict."""
     from dataclasses import replace
 
@@ -619,6 +629,7 @@ def _confirm_one(source: Any, *, top: int, seeds: int, fidelity: Any, url: str, 
     outcome = _execute(study_plan, conf.name)
     _summary(outcome)
     _print_confirmation(outcome.study)
+    return conf.name
 
 
 def _print_confirmation(study: Any) -> None:
@@ -712,6 +723,7 @@ def confirm_cmd(
             _fail(f"no sensitivity study of --case {case} in {url}")
     for source in sources:  # every check before the first write: bad input leaves the storage as it was
         confirm.plan(source, top=top, seeds=seeds, fidelity=fid)
+    names: list[str] = []
     for source in sources:
         definition = record.read_definition(source)
         base = StudyPlan(
@@ -723,7 +735,8 @@ def confirm_cmd(
             device=device,
             threads=threads,
         )
-        _confirm_one(source, top=top, seeds=seeds, fidelity=fid, url=url, plan=base)
+        names.append(_confirm_one(source, top=top, seeds=seeds, fidelity=fid, url=url, plan=base))
+    _next_steps(names, url)
 
 
 @app.command("seeds")
@@ -870,6 +883,7 @@ def ablation_cmd(
     dsg = load_ablation_design(design, design_file).with_base(base)
     stem = dsg.name if design_file is None else f"{dsg.name}-{design_file.stem}"
     url = _storage_url(storage)
+    names: list[str] = []
     for c in cases:
         derived = f"{stem}-{c}-{fidelity}{settings_label(base)}"
         name = (f"{study_name}-{c}" if len(cases) > 1 else study_name) if study_name else derived
@@ -892,6 +906,8 @@ def ablation_cmd(
         )
         outcome = _execute(plan, name)
         _summary(outcome)
+        names.append(name)
+    _next_steps(names, url)
 
 
 @app.command("report")

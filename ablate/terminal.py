@@ -119,3 +119,28 @@ def progress(err: Console, label: str, total: int) -> Iterator[Callable[[dict[st
             bar.update(task, completed=min(done, total), info=f"{best}running {c['RUNNING']} failed {c['FAIL']}")
 
         yield update
+
+
+def next_steps(names: list[str], url: str, *, then: str = "report", written: tuple[str, ...] = ()) -> list[str]:
+    """What a run command prints last: where its results are and the commands that come next.
+
+    ``then`` is ``report`` (``ablate report``) or ``confirm`` (a search not yet confirmed: ``ablate confirm``).
+    The dashboard line gives both ``ablate dashboard`` and the plain ``optuna-dashboard`` command with the
+    artifact store the report figures are in (without ``--artifact-dir`` they are broken images).
+    """
+    import shlex
+
+    from ablate.dashboard import artifact_dir
+
+    storage = shlex.quote(url)
+    lines = [f"stored: {url} (study {', '.join(names)})"]
+    if written:
+        lines.append(f"written: {', '.join(written)}")
+    if then == "confirm":
+        lines += [f"next: ablate confirm {n} --storage {storage}" for n in names]
+    lines += [f"report: ablate report {' '.join(names)} --storage {storage}"]
+    lines.append(
+        f"dashboard: ablate dashboard --storage {storage}  "
+        f"(or: optuna-dashboard {storage} --artifact-dir {shlex.quote(str(artifact_dir()))})"
+    )
+    return lines

@@ -88,3 +88,70 @@ def test_progress_is_logged_as_lines_in_a_log(env: Path, run_cli, monkeypatch: p
     for n in (1, 2, 3):
         assert re.search(rf"sensitivity-T2M1_T1M2-smoke: {n}/3 trials finished \(best 0\.\d{{4}}", r.err), r.err
     assert "\x1b[" not in r.err and "━" not in r.err
+
+
+def _tail(out: str, url: str, artifacts: Path) -> list[str]:
+    lines = out.strip().splitlines()
+    assert lines[-1] == (
+        f"dashboard: ablate dashboard --storage {url}  (or: optuna-dashboard {url} --artifact-dir {artifacts})"
+    ), lines[-3:]
+    return lines
+
+
+def test_a_search_names_its_best_and_every_step_says_what_is_next(env: Path, run_cli) -> None:
+    """study → report (the best configuration and `ablate confirm` in md, html, json, tex) → confirm, each
+    ending with where its results are and the next commands; confirm's winner's curse has the report's sign."""
+    import json
+
+    url, study = f"sqlite:///{env / 'n.db'}", "sensitivity-T2M1_T1M2-smoke"
+    r = run_cli("study", "--case", "T2M1_T1M2", "--trials", 4, "--seeds", 2, "--fidelity", "smoke", "--storage", url)
+    assert r.code == 0, r.err
+    lines = _tail(r.out, url, env / "artifacts")
+    assert f"stored: {url} (study {study})" in lines
+    assert f"next: ablate confirm {study} --storage {url}" in lines
+    assert f"report: ablate report {study} --storage {url}" in lines
+
+    r = run_cli("report", study, "--storage", url, "--out", env / "rep")
+    assert r.code == 0, r.err
+    meta = json.loads((env / "rep" / f"{study}.json").read_text())["metadata"]
+    best = meta["best"]
+    assert best["val_accuracy"] == max(t["value"] for t in _complete(url, study))
+    line = f"Best: trial {best['trial']}, {best['configuration']} (changes from the default CGI)"
+    for ext in ("md", "html", "tex"):
+        text = (env / "rep" / f"{study}.{ext}").read_text().replace("\\_", "_")
+        assert line in text and f"{best['val_accuracy']:.4f}" in text, ext
+        assert f"ablate confirm {study} --top 3 --seeds 8" in text, ext
+        assert "Next: `ablate ablation" not in text and "Next: <code>ablate ablation" not in text
+
+    r = run_cli("confirm", study, "--top", 1, "--seeds", 2, "--storage", url)
+    assert r.code == 0, r.err
+    lines = _tail(r.out, url, env / "artifacts")
+    assert f"report: ablate report confirm-top1-{study} --storage {url}" in lines
+    row = re.search(r"→ \d+\.\d\d \(([+-]\d+\.\d\d) pp\)", r.out)
+    mean = re.search(r"mean winner's curse ([+-]\d+\.\d\d) pp \(search − confirmed", r.out)
+    assert row and mean and row.group(1) == mean.group(1), r.out
+
+
+def _complete(url: str, name: str) -> list[dict[str, Any]]:
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=url)
+    return [{"value": t.value} for t in study.trials if t.state.name == "COMPLETE"]
+
+
+@pytest.mark.parametrize(
+    "argv, name",
+    [
+        (["ablation", "--case", "T2M1_T1M2", "--seeds", 2], "ablation-ofat-T2M1_T1M2-smoke"),
+        (["reproduce", "table1", "--seeds", 2], "table1-smoke"),
+    ],
+)
+def test_design_commands_end_with_what_is_next(env: Path, run_cli, argv: list[Any], name: str) -> None:
+    url = f"sqlite:///{env / 'd.db'}"
+    r = run_cli(*argv, "--fidelity", "smoke", "--storage", url)
+    assert r.code == 0, r.err
+    lines = _tail(r.out, url, env / "artifacts")
+    assert f"stored: {url} (study {name})" in lines
+    assert f"report: ablate report {name} --storage {url}" in lines
+    if argv[0] == "reproduce":
+        assert any(line.startswith("written: ") and "table1-smoke/table1.md" in line for line in lines)
