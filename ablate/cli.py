@@ -979,14 +979,16 @@ def report_cmd(
     targets = {
         n: (out_dir / n if out_dir and len(names) > 1 else out_dir) or presets.runs_dir() / f"report-{n}" for n in names
     }
+    found = {}
+    for name in names:  # every study found before any folder is made: a misspelt name leaves nothing behind
+        try:
+            found[name] = optuna.load_study(study_name=name, storage=st)
+        except KeyError:
+            _fail(f"no study named {name!r} in {url}")
     for target in targets.values():
         check_out_dir(target)
     loaded: list[Any] = []
-    for name in names:
-        try:
-            study = optuna.load_study(study_name=name, storage=st)
-        except KeyError:
-            _fail(f"no study named {name!r} in {url}")
+    for name, study in found.items():
         result = write_study_report(
             study, targets[name], formats=fmts, metric=metric, alpha=alpha, rope=rope, publish=not no_dashboard
         )

@@ -8,6 +8,8 @@ smaller than planned. Pairing by seed happens later, explicitly, on the ``seed``
 
 from __future__ import annotations
 
+import collections
+
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
@@ -145,6 +147,12 @@ def state_counts(study: optuna.Study, by: str = "variant") -> pd.DataFrame:
             }
         )
     if not rows:
-        return pd.DataFrame(columns=["case", by, "state", "n"])
+        return pd.DataFrame(columns=["case", by, "state", "n", "fail reasons"])
     df = pd.DataFrame(rows)
-    return df.groupby(["case", by, "state"], dropna=False).size().reset_index(name="n")
+
+    def reasons(values: pd.Series) -> str:
+        seen = collections.Counter(v for v in values if v)
+        return "; ".join(f"{r} (×{n})" if n > 1 else r for r, n in sorted(seen.items()))
+
+    grouped = df.groupby(["case", by, "state"], dropna=False)["reason"]
+    return grouped.agg(n="size", **{"fail reasons": reasons}).reset_index()

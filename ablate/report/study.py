@@ -332,7 +332,7 @@ def write_study_report(
             Section(
                 "Trials not in this report",
                 "Only COMPLETE trials are analysed; these were pruned, failed or unfinished (n per case, variant "
-                "and state):",
+                "and state, with each failed trial's reason):",
                 tables=[Table(not_complete.reset_index(drop=True), title="Excluded trials", slug="excluded")],
             )
         )
