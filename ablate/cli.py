@@ -1076,6 +1076,7 @@ def dashboard_cmd(
     if not 1 <= port <= 65535:
         _fail(f"--port {port} must be in 1..65535")
     url = _storage_url(storage)
+    dashboard.check_port(host, port)
     out.print(f"optuna-dashboard on http://{host}:{port}/ (Ctrl-C to stop)")
     dashboard.serve(url, host=host, port=port)
 

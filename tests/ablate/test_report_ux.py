@@ -76,3 +76,15 @@ def test_design_studies_read_well_in_plain_optuna(env: Path, run_cli) -> None:
     with (env / "rep" / f"{name}-runs.csv").open() as f:
         ks = {row["K"] for row in csv.DictReader(f)}
     assert ks and all(k == "" or k.isdigit() for k in ks), ks
+
+
+def test_a_busy_dashboard_port_is_one_line(env: Path, run_cli, searched: str) -> None:
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        r = run_cli("dashboard", "--storage", searched, "--port", port)
+    assert r.code == 2 and r.out == "", (r.out, r.err)
+    assert r.err.startswith(f"error: --port {port}: cannot listen") and len(r.err.splitlines()) == 1
