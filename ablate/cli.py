@@ -14,24 +14,65 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.console import Console
 
-from ablate import presets
+from ablate import presets, terminal
 from ablate.options import with_switch_options
 from crossgen.config import CASES, REGISTRY, TECHNIQUES, Fidelity, Registry, RunConfig
 from crossgen.errors import ConfigError, CrossgenError
 
+HELP = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 app = typer.Typer(
     help="Optuna-driven ablation and sensitivity studies of Cross Generative Initialisation (CGI).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # click's plain help: option names never cut at 80 columns, choices listed
+    context_settings=HELP,
 )
-data_app = typer.Typer(help="Fetch and inspect the MNIST / digits data.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Fetch and inspect the MNIST / digits data.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=HELP,
+)
 app.add_typer(data_app, name="data")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = terminal.console()
+err = terminal.console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"ablate {version('ablate')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Optuna-driven ablation and sensitivity studies of Cross Generative Initialisation (CGI)."""
+
+
+def _one_of(*choices: str) -> str:
+    """An option's metavar listing its choices, as click shows a Choice's (``<a|b|c>``)."""
+    return "<" + "|".join(choices) + ">"
+
+
+def _fidelity_names() -> tuple[str, ...]:
+    try:
+        return tuple(presets.fidelities())
+    except Exception:  # noqa: BLE001 - a broken preset file is reported by the command that loads it
+        return ("smoke", "quick", "paper")
+
+
+FIDELITIES = _fidelity_names()
+CASE_METAVAR = _one_of(*CASES)
+CASE_ALL_METAVAR = _one_of(*CASES, "all")
 
 
 def _fail(message: str) -> None:
@@ -150,12 +191,14 @@ def _option_message(message: str, registry: Registry = REGISTRY) -> str:
 
 
 def run_cmd(
-    case: Annotated[str, typer.Option(help=f"Transfer case: {', '.join(CASES)}.")],
-    technique: Annotated[str, typer.Option(help=f"One of {', '.join(TECHNIQUES)}.")],
+    case: Annotated[str, typer.Option(metavar=CASE_METAVAR, help="Transfer case (source → target).")],
+    technique: Annotated[str, typer.Option(metavar=_one_of(*TECHNIQUES), help="Transfer technique.")],
     seed: Annotated[int, typer.Option(help="Run seed (same seed + fidelity = identical numbers on CPU).")] = 0,
-    fidelity: Annotated[str, typer.Option(help="Preset in studies/fidelity.toml: smoke, quick, paper.")] = "quick",
+    fidelity: Annotated[
+        str, typer.Option(metavar=_one_of(*FIDELITIES), help="Preset in studies/fidelity.toml.")
+    ] = "quick",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
     threads: Annotated[
         int, typer.Option(help="torch CPU threads (1: robust on a shared CPU; raise for paper width).")
     ] = 1,
@@ -171,9 +214,11 @@ def run_cmd(
 
     Every switch of the registry (crossgen.config) is an option below the fixed ones.
 
+    \b
     Examples:
       ablate run --case T2M1_T1M2 --technique distill --seed 0 --fidelity smoke
-      ablate run --case T1M1_T2M2 --technique cgi --init cross --generator gmm --scope separate --M 2000 --K 5
+      ablate run --case T1M1_T2M2 --technique cgi --init cross --generator gmm \\
+        --scope separate --M 2000 --K 5
     """
     from crossgen.runner import run
 
@@ -224,7 +269,7 @@ app.command("run")(with_switch_options(run_cmd))
 def bench_cmd(
     quick: Annotated[bool, typer.Option(help="A smaller training slice and fewer repeats.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
     threads: Annotated[int, typer.Option(help="torch CPU threads (ratios are measured at the same count).")] = 1,
     skip_cgi: Annotated[bool, typer.Option(help="Skip the CGI-overhead measurement.")] = False,
     skip_stack: Annotated[bool, typer.Option(help="Skip the stacked-vs-unstacked measurement.")] = False,
@@ -300,10 +345,11 @@ def bench_cmd(
 
 # ---------------------------------------------------------------------------------------------- studies
 StorageOpt = Annotated[
-    str | None, typer.Option("--storage", help="Optuna storage URL (default $OPTUNA_STORAGE, else SQLite).")
+    str | None,
+    typer.Option("--storage", metavar="URL", help="Optuna storage URL (default $OPTUNA_STORAGE, else SQLite)."),
 ]
 WorkersOpt = Annotated[int, typer.Option(help="Worker processes on this machine (0: only fill the queue).")]
-FidelityOpt = Annotated[str, typer.Option(help="Preset in studies/fidelity.toml: smoke, quick, paper.")]
+FidelityOpt = Annotated[str, typer.Option(metavar=_one_of(*FIDELITIES), help="Preset in studies/fidelity.toml.")]
 CurvesOpt = Annotated[
     bool,
     typer.Option("--curves/--no-curves", help="Record every BNN run's per-epoch val/test accuracy (learning curves)."),
@@ -312,6 +358,7 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--set",
+        metavar="NAME=VALUE",
         help="NAME=VALUE: a switch value shared by every run, benchmark included (repeatable; e.g. "
         "--set init_log_sigma=-2.3). The study name gets a +NAME=VALUE suffix.",
     ),
@@ -320,6 +367,7 @@ StackOpt = Annotated[
     Literal["auto", "on", "off"],
     typer.Option(
         "--stack",
+        metavar=_one_of("auto", "on", "off"),
         help="Train a trial's runs (seeds, design points) as stacked replicas: auto = where measured to pay "
         "(GPU; CPU at width <= 100), on, off (the bit-for-bit reference).",
     ),
@@ -361,36 +409,10 @@ def _check_counts(**values: int | None) -> None:
 
 
 def _execute(plan: Any, label: str) -> Any:
-    """Run a plan with a rich progress bar (trials finished / total, failures, best value, ETA)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    """Run a plan with progress on stderr: a live bar on a terminal, a line every so often in a log."""
+    from ablate import studies, terminal
 
-    from ablate import studies
-
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-    ) as progress:
-        task = progress.add_task(label, total=plan.total, info="")
-
-        def update(c: dict[str, Any]) -> None:
-            done = c["COMPLETE"] + c["PRUNED"]
-            best = f"best {c['best']:.4f} " if c.get("best") is not None else ""
-            info = f"{best}running {c['RUNNING']} failed {c['FAIL']}"
-            progress.update(task, completed=min(done, plan.total), info=info)
-
+    with terminal.progress(err, label, plan.total) as update:
         outcome = studies.execute(plan, on_progress=update, log=err.print)
         update(studies.progress_info(outcome.study))
     return outcome
@@ -421,14 +443,16 @@ def _summary(outcome: Any) -> None:
 
 @app.command("reproduce")
 def reproduce_cmd(
-    table: Annotated[str, typer.Argument(help="table1 (Experiment 1) or table2 (Experiment 2).")],
+    table: Annotated[
+        str, typer.Argument(metavar="<table1|table2>", help="table1 (Experiment 1) or table2 (Experiment 2).")
+    ],
     seeds: Annotated[int, typer.Option(help="Seeds per technique and case (the paper used 10).")] = 10,
     fidelity: FidelityOpt = "quick",
     storage: StorageOpt = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Report directory.")] = None,
     workers: WorkersOpt = 1,
     threads: ThreadsOpt = 1,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
     settings: SetOpt = None,
     curves: CurvesOpt = True,
     stack: StackOpt = "auto",
@@ -437,6 +461,7 @@ def reproduce_cmd(
 
     Resumable (rerun the same command), visible in `ablate dashboard`, and written as .md/.tex/.csv/.json.
 
+    \b
     Examples:
       ablate reproduce table1 --seeds 10 --fidelity quick
       ablate reproduce table2 --seeds 5 --fidelity quick --out studies/runs/table2
@@ -478,19 +503,22 @@ def reproduce_cmd(
     _summary(outcome)
     paths, terminal = reproduce.write_table_report(outcome.study, plan, out_path)
     out.print(terminal)
-    out.print(f"written: {', '.join(str(p) for p in paths)}")
+    _next_steps([plan.name], url, written=tuple(str(p) for p in paths))
 
 
 @app.command("study")
 def study_cmd(
-    case: Annotated[str, typer.Option(help="A transfer case, or all (one study per case).")],
+    case: Annotated[str, typer.Option(metavar=CASE_ALL_METAVAR, help="A transfer case, or all (one study per case).")],
     trials: Annotated[int, typer.Option(help="Finished trials the study should hold in total.")] = 200,
     seeds: Annotated[int, typer.Option(help="Seeds per trial (mean is the objective).")] = 1,
     fidelity: FidelityOpt = "quick",
-    sampler: Annotated[str, typer.Option(help="tpe, random, qmc or grid.")] = "tpe",
+    sampler: Annotated[str, typer.Option(metavar="<tpe|random|qmc|grid>", help="Optuna sampler.")] = "tpe",
     pruner: Annotated[
         str | None,
-        typer.Option(help="none, median, wilcoxon, hyperband (default: wilcoxon if --seeds > 1, else median)."),
+        typer.Option(
+            metavar="<none|median|wilcoxon|hyperband>",
+            help="Optuna pruner (default: wilcoxon if --seeds > 1, else median).",
+        ),
     ] = None,
     space: Annotated[Path | None, typer.Option(help="Search space file (default studies/space.toml).")] = None,
     storage: StorageOpt = None,
@@ -503,7 +531,7 @@ def study_cmd(
     heartbeat: Annotated[int, typer.Option(help="Heartbeat interval in seconds (RDB storages).")] = 60,
     grace: Annotated[int | None, typer.Option(help="Seconds without heartbeat before a trial is stale.")] = None,
     threads: ThreadsOpt = 1,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
     settings: SetOpt = None,
     curves: CurvesOpt = True,
     stack: StackOpt = "auto",
@@ -514,9 +542,11 @@ def study_cmd(
 ) -> None:
     """Sensitivity study: sample CGI configurations, optimise target validation accuracy.
 
+    \b
     Examples:
       ablate study --case T2M1_T1M2 --trials 200
-      ablate study --case all --trials 50 --seeds 3 --workers 2 --storage postgresql://user@db/ablate
+      ablate study --case all --trials 50 --seeds 3 --workers 2 \\
+        --storage postgresql://user@db/ablate
     """
     from ablate.designs import expand_cases, parse_settings, settings_label
     from ablate.space import load_space
@@ -558,6 +588,7 @@ def study_cmd(
             err.print(f"grid has {size} points: --trials lowered from {trials} to {size}")
             trials = size
     url = _storage_url(storage)
+    names: list[str] = []
     for c in cases:
         name = study_name if study_name and len(cases) == 1 else None
         name = name or (f"{study_name}-{c}" if study_name else f"sensitivity-{c}-{fidelity}{settings_label(base)}")
@@ -587,8 +618,12 @@ def study_cmd(
         )
         outcome = _execute(plan, name)
         _summary(outcome)
+        names.append(name)
         if confirm and not join:
-            _confirm_one(outcome.study, top=confirm, seeds=confirm_seeds, fidelity=None, url=url, plan=plan)
+            names.append(
+                _confirm_one(outcome.study, top=confirm, seeds=confirm_seeds, fidelity=None, url=url, plan=plan)
+            )
+    _next_steps(names, url, then="report" if confirm else "confirm")
 
 
 def _check_confirm(top: int, seeds: int, *, optional: bool = False) -> None:
@@ -598,7 +633,12 @@ def _check_confirm(top: int, seeds: int, *, optional: bool = False) -> None:
         _fail(f"--{'confirm-seeds' if optional else 'seeds'} {seeds} must be >= 2 (paired seeds)")
 
 
-def _confirm_one(source: Any, *, top: int, seeds: int, fidelity: Any, url: str, plan: Any) -> None:
+def _next_steps(names: list[str], url: str, **kwargs: Any) -> None:
+    for line in terminal.next_steps(names, url, **kwargs):
+        out.print(line, soft_wrap=True)
+
+
+def _confirm_one(source: Any, *, top: int, seeds: int, fidelity: Any, url: str, plan: Any) -> str:
     """Create (or resume) the confirmation of one search, run it with the search's workers, print its verdict."""
     from dataclasses import replace
 
@@ -630,6 +670,7 @@ def _confirm_one(source: Any, *, top: int, seeds: int, fidelity: Any, url: str, 
     outcome = _execute(study_plan, conf.name)
     _summary(outcome)
     _print_confirmation(outcome.study)
+    return conf.name
 
 
 def _print_confirmation(study: Any) -> None:
@@ -642,12 +683,12 @@ def _print_confirmation(study: Any) -> None:
         return
     a = confirm.analyse(df, record.read_definition(study))
     table = Table(title=f"{study.study_name}: fresh paired seeds (test accuracy; Holm over {len(a.rows)} each)")
-    for col in ("configuration", "search → confirmed val", "vs benchmark", "vs default CGI"):
+    for col in ("configuration", "search → confirmed val (winner's curse)", "vs benchmark", "vs default CGI"):
         table.add_column(col)
     for _, r in a.rows.iterrows():
         table.add_row(
             str(r["variant"]),
-            f"{r['search_val'] * 100:.2f} → {r['confirmed_val'] * 100:.2f} ({-r['winners_curse_val'] * 100:+.2f} pp)",
+            f"{r['search_val'] * 100:.2f} → {r['confirmed_val'] * 100:.2f} ({r['winners_curse_val'] * 100:+.2f} pp)",
             f"{r['delta_vs_benchmark'] * 100:+.2f} pp, p={r['p_holm_vs_benchmark']:.3g}: {r['verdict_vs_benchmark']}",
             f"{r['delta_vs_default'] * 100:+.2f} pp, p={r['p_holm_vs_default']:.3g}: {r['verdict_vs_default']}",
         )
@@ -663,14 +704,19 @@ def _print_confirmation(study: Any) -> None:
 @app.command("confirm")
 def confirm_cmd(
     studies: Annotated[list[str] | None, typer.Argument(help="Sensitivity studies to confirm.")] = None,
-    case: Annotated[str | None, typer.Option(help="Confirm every sensitivity search of this case (or all).")] = None,
+    case: Annotated[
+        str | None,
+        typer.Option(metavar=CASE_ALL_METAVAR, help="Confirm every sensitivity search of this case (or all)."),
+    ] = None,
     top: Annotated[int, typer.Option(help="How many of the best distinct configurations to re-run.")] = 3,
     seeds: Annotated[int, typer.Option(help="Fresh paired seeds (disjoint from the search's).")] = 8,
-    fidelity: Annotated[str | None, typer.Option(help="Preset to confirm at (default: the search's).")] = None,
+    fidelity: Annotated[
+        str | None, typer.Option(metavar=_one_of(*FIDELITIES), help="Preset to confirm at (default: the search's).")
+    ] = None,
     storage: StorageOpt = None,
     workers: WorkersOpt = 1,
     threads: ThreadsOpt = 1,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
     stack: StackOpt = "auto",
 ) -> None:
     """Re-run a search's K best distinct configurations, the default CGI and the benchmark on fresh seeds.
@@ -678,6 +724,7 @@ def confirm_cmd(
     The confirmation is a design study named confirm-topK-STUDY (resumable, many workers), linked to its search;
     `ablate report` on it gives the verdicts, the winner's curse and the rank agreement.
 
+    \b
     Examples:
       ablate confirm sensitivity-T2M1_T1M2-quick --top 3 --seeds 8
       ablate confirm --case all --top 3 --seeds 10 --fidelity paper --workers 2
@@ -718,6 +765,7 @@ def confirm_cmd(
             _fail(f"no sensitivity study of --case {case} in {url}")
     for source in sources:  # every check before the first write: bad input leaves the storage as it was
         confirm.plan(source, top=top, seeds=seeds, fidelity=fid)
+    names: list[str] = []
     for source in sources:
         definition = record.read_definition(source)
         base = StudyPlan(
@@ -730,7 +778,8 @@ def confirm_cmd(
             threads=threads,
             stack=stack,
         )
-        _confirm_one(source, top=top, seeds=seeds, fidelity=fid, url=url, plan=base)
+        names.append(_confirm_one(source, top=top, seeds=seeds, fidelity=fid, url=url, plan=base))
+    _next_steps(names, url)
 
 
 @app.command("seeds")
@@ -741,7 +790,9 @@ def seeds_cmd(
     alpha: Annotated[float, typer.Option(help="Family-wise significance level.")] = 0.05,
     m: Annotated[int | None, typer.Option("--m", help="Comparisons in the Holm family (default: the study's).")] = None,
     power_: Annotated[float, typer.Option("--power", help="Target power.")] = 0.8,
-    metric: Annotated[str, typer.Option(help="test_accuracy or val_accuracy.")] = "test_accuracy",
+    metric: Annotated[
+        str, typer.Option(metavar="<test_accuracy|val_accuracy>", help="Paired metric.")
+    ] = "test_accuracy",
     sims: Annotated[int, typer.Option(help="Simulated experiments per n (seeded).")] = 2000,
     storage: StorageOpt = None,
 ) -> None:
@@ -749,6 +800,7 @@ def seeds_cmd(
 
     Power is simulated for the test the reports use and cross-checked against the noncentral t.
 
+    \b
     Examples:
       ablate seeds --sd 0.01 --delta 0.005 --m 3
       ablate seeds confirm-top3-sensitivity-T2M1_T1M2-quick
@@ -832,9 +884,11 @@ def _observed_differences(name: str, metric: str, storage: str | None) -> list[t
 
 @app.command("ablation")
 def ablation_cmd(
-    case: Annotated[str, typer.Option(help="A transfer case, or all (one study per case).")],
+    case: Annotated[str, typer.Option(metavar=CASE_ALL_METAVAR, help="A transfer case, or all (one study per case).")],
     seeds: Annotated[int, typer.Option(help="Seeds per variant (paired across variants).")] = 10,
-    design: Annotated[str, typer.Option(help="ofat (one factor at a time) or factorial.")] = "ofat",
+    design: Annotated[
+        str, typer.Option(metavar="<ofat|factorial>", help="ofat (one factor at a time) or factorial.")
+    ] = "ofat",
     fidelity: FidelityOpt = "quick",
     storage: StorageOpt = None,
     study_name: Annotated[str | None, typer.Option(help="Override the derived study name.")] = None,
@@ -849,11 +903,12 @@ def ablation_cmd(
     heartbeat: Annotated[int, typer.Option(help="Heartbeat interval in seconds (RDB storages).")] = 60,
     grace: Annotated[int | None, typer.Option(help="Seconds without heartbeat before a trial is stale.")] = None,
     threads: ThreadsOpt = 1,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
     stack: StackOpt = "auto",
 ) -> None:
     """Designed ablation: every variant of the full method, and the no-transfer benchmark, on the same seeds.
 
+    \b
     Examples:
       ablate ablation --case T2M2_T1M1 --seeds 10 --design ofat
       ablate ablation --case all --seeds 5 --design factorial --workers 2
@@ -872,6 +927,7 @@ def ablation_cmd(
     dsg = load_ablation_design(design, design_file).with_base(base)
     stem = dsg.name if design_file is None else f"{dsg.name}-{design_file.stem}"
     url = _storage_url(storage)
+    names: list[str] = []
     for c in cases:
         derived = f"{stem}-{c}-{fidelity}{settings_label(base)}"
         name = (f"{study_name}-{c}" if len(cases) > 1 else study_name) if study_name else derived
@@ -895,6 +951,8 @@ def ablation_cmd(
         )
         outcome = _execute(plan, name)
         _summary(outcome)
+        names.append(name)
+    _next_steps(names, url)
 
 
 @app.command("report")
@@ -902,16 +960,18 @@ def report_cmd(
     studies: Annotated[
         list[str] | None, typer.Argument(help="Study names (default: every ablate study of --case).")
     ] = None,
-    case: Annotated[str | None, typer.Option(help="Report every study of this case (or all).")] = None,
+    case: Annotated[
+        str | None, typer.Option(metavar=CASE_ALL_METAVAR, help="Report every study of this case (or all).")
+    ] = None,
     storage: StorageOpt = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Report directory (default studies/runs/report-STUDY).")
     ] = None,
     formats: Annotated[
-        str, typer.Option("--format", help="Comma-separated: md,tex,csv,json,html.")
+        str, typer.Option("--format", metavar="<md,tex,csv,json,html>", help="Comma-separated formats.")
     ] = "md,tex,csv,json,html",
     metric: Annotated[
-        str, typer.Option(help="test_accuracy (reported) or val_accuracy (optimised).")
+        str, typer.Option(metavar="<test_accuracy|val_accuracy>", help="Reported: test; optimised: val.")
     ] = "test_accuracy",
     alpha: Annotated[float, typer.Option(help="Family-wise significance level (Holm).")] = 0.05,
     rope: Annotated[
@@ -927,10 +987,12 @@ def report_cmd(
     confirm-across-cases-FIDELITY: each case's best confirmed configuration, Holm over every comparison of
     every case with its benchmark, and the switch settings all the cases' winners share.
 
+    \b
     Examples:
       ablate report ablation-ofat-T2M2_T1M1-quick
       ablate report --case all --format md,html --rope 0.005
-      ablate report confirm-top3-sensitivity-T1M1_T2M2-quick confirm-top3-sensitivity-T2M2_T1M1-quick
+      ablate report confirm-top3-sensitivity-T1M1_T2M2-quick \\
+        confirm-top3-sensitivity-T2M2_T1M1-quick
     """
     import optuna
 
@@ -962,14 +1024,16 @@ def report_cmd(
     targets = {
         n: (out_dir / n if out_dir and len(names) > 1 else out_dir) or presets.runs_dir() / f"report-{n}" for n in names
     }
+    found = {}
+    for name in names:  # every study found before any folder is made: a misspelt name leaves nothing behind
+        try:
+            found[name] = optuna.load_study(study_name=name, storage=st)
+        except KeyError:
+            _fail(f"no study named {name!r} in {url}")
     for target in targets.values():
         check_out_dir(target)
     loaded: list[Any] = []
-    for name in names:
-        try:
-            study = optuna.load_study(study_name=name, storage=st)
-        except KeyError:
-            _fail(f"no study named {name!r} in {url}")
+    for name, study in found.items():
         result = write_study_report(
             study, targets[name], formats=fmts, metric=metric, alpha=alpha, rope=rope, publish=not no_dashboard
         )
@@ -1057,6 +1121,7 @@ def dashboard_cmd(
     if not 1 <= port <= 65535:
         _fail(f"--port {port} must be in 1..65535")
     url = _storage_url(storage)
+    dashboard.check_port(host, port)
     out.print(f"optuna-dashboard on http://{host}:{port}/ (Ctrl-C to stop)")
     dashboard.serve(url, host=host, port=port)
 

@@ -68,6 +68,20 @@ def publish(study: optuna.Study, note: str | NoteRenderer, figures: list[Path]) 
     return links
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse a port another server holds in one line, before printing the dashboard's address."""
+    import socket
+
+    from ablate.errors import AblateError
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            message = f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}); choose another --port"
+            raise AblateError(message) from None
+
+
 def serve(url: str, *, host: str = "127.0.0.1", port: int = 8080) -> None:
     storage = open_storage(url, heartbeat_interval=None, create=False)
     optuna_dashboard.run_server(storage, host=host, port=port, artifact_store=artifact_store())

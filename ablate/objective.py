@@ -26,13 +26,13 @@ def seed_result(result: RunResult, benchmark: dict[str, float] | None = None) ->
         curve = {"val": result.history["curve_val"], "test": result.history["curve_test"]}
     return record.SeedResult(
         seed=result.seed,
-        val_accuracy=result.val_accuracy,
-        test_accuracy=result.test_accuracy,
+        val_accuracy=record.exact(result.val_accuracy, result.n_val),
+        test_accuracy=record.exact(result.test_accuracy, result.n_test),
         seconds=result.seconds,
         n_val=result.n_val,
         n_test=result.n_test,
         benchmark=benchmark,
-        curve=curve,
+        curve=record.exact_curve(curve, result.n_val, result.n_test),
     )
 
 
@@ -76,11 +76,12 @@ class DesignObjective:
         )
 
     def _write(self, trial: optuna.Trial, config: RunConfig, result: RunResult) -> float:
-        record.write_run(trial, config.switch_values(self.registry), seed_result(result), result.stages)
+        run_result = seed_result(result)
+        record.write_run(trial, config.switch_values(self.registry), run_result, result.stages)
         if "generators" in result.artefacts:
             record.write_generators(trial, result.artefacts["generators"])
         record.write_diagnostics(trial, result.artefacts)
-        return result.val_accuracy
+        return run_result.val_accuracy
 
     def __call__(self, trial: optuna.Trial) -> float:
         config = self._config(trial)
@@ -147,9 +148,10 @@ class SensitivityObjective:
         )
 
     def _store_benchmark(self, study: optuna.Study, result: RunResult) -> dict[str, Any]:
-        cached: dict[str, Any] = {"val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy}
-        if "curve_val" in result.history:
-            cached["curve"] = {"val": result.history["curve_val"], "test": result.history["curve_test"]}
+        run_result = seed_result(result)
+        cached: dict[str, Any] = {"val_accuracy": run_result.val_accuracy, "test_accuracy": run_result.test_accuracy}
+        if run_result.curve:
+            cached["curve"] = run_result.curve
         record.store_benchmark(study, self.case, result.seed, cached)
         return cached
 

@@ -50,7 +50,7 @@ from ablate._optuna_compat import (
     trial_id_of,
 )
 from ablate.designs import DesignPoint
-from ablate.record import FAIL_REASON, KEY, TICKET, point_attrs
+from ablate.record import FAIL_REASON, KEY, TICKET, waiting_point
 
 try:
     import fcntl
@@ -76,15 +76,16 @@ def counts(study: optuna.Study) -> dict[str, int]:
 def enqueue_points(study: optuna.Study, points: Iterable[DesignPoint]) -> int:
     """Enqueue every design point not already finished, running or waiting; return how many were added.
 
-    The point travels only in the trial's record (no Optuna parameters), so what runs and what the report
-    reads are one value.
+    What runs travels in the trial's record; its coordinates are also Optuna params for the dashboard
+    (:func:`ablate.record.waiting_point`).
     """
     present = {t.user_attrs.get(KEY) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, *PENDING))}
-    added = 0
+    added, points = 0, list(points)
+    span = {n: list(dict.fromkeys(getattr(p.point(), n) for p in points)) for n in ("case", "variant", "seed")}
     for point in points:
         if point.key in present:
             continue
-        study.enqueue_trial({}, user_attrs=point_attrs(point.point()), skip_if_exists=False)
+        study.add_trial(waiting_point(point.point(), cases=span["case"], variants=span["variant"], seeds=span["seed"]))
         present.add(point.key)
         added += 1
     return added

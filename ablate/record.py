@@ -14,20 +14,27 @@ are refused with one line naming the version.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.distributions import CategoricalDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
 
+from ablate._optuna_compat import storage_of
 from ablate.errors import AblateError
 from crossgen.config import REGISTRY, Registry
 
-SCHEMA = 2
-"""Version of the layout below. 1 was the unversioned layout of ablate 0.1 (string keys per seed)."""
+SCHEMA = 3
+"""Version of the layout below. 1 was the unversioned layout of ablate 0.1 (string keys per seed); 2 stored
+float32 accuracies (0.9411764740943909 for 272/289) and the whole definition as one study user attribute;
+3 stores accuracies as the exact fraction correct/n and the definition as a study system attribute, with a
+short summary as the user attribute. Schema 2 studies stay readable."""
+READABLE = (2, 3)
 
-DEFINITION = "definition"
+DEFINITION = "definition"  # study user attribute: a short summary a person reads in `optuna studies`
+DEFINITION_FULL = "ablate:definition"  # study system attribute: the whole definition (schema >= 3)
 FAIL_REASON = "fail_reason"
 KEY = "design_key"
 TICKET = "ticket"
@@ -66,7 +73,21 @@ class Definition:
         fidelity = {k: v for k, v in self.fidelity.items() if v or k != "switches"}  # no preset switches = none
         ident = {"kind": self.kind, "fidelity": fidelity, "design": self.design, "space": list(self.space)}
         ident.update(case=self.case, seeds=self.seeds if self.kind == "sensitivity" else None)
+        if self.kind == "sensitivity":
+            ident["sampler"] = self.extra.get("sampler")
         return json.loads(json.dumps(ident, sort_keys=True))
+
+    def summary(self) -> dict[str, Any]:
+        """What ``optuna studies`` and the dashboard show of the definition (the whole one is a system attr)."""
+        where = {"case": self.case} if self.case else {"cases": list(self.cases)}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            **where,
+            "fidelity": self.fidelity.get("name"),
+            "seeds": self.seeds,
+            "schema": self.schema,
+        }
 
 
 def switch_declarations(registry: Registry = REGISTRY) -> tuple[dict[str, Any], ...]:
@@ -85,38 +106,66 @@ def switch_declarations(registry: Registry = REGISTRY) -> tuple[dict[str, Any], 
     )
 
 
+def _study_id(study: optuna.Study) -> int:
+    return storage_of(study).get_study_id_from_name(study.study_name)
+
+
+def _raw_definition(study: optuna.Study) -> dict[str, Any] | None:
+    """The whole stored definition: the system attribute (schema >= 3), else the user attribute (schema 2)."""
+    full = storage_of(study).get_study_system_attrs(_study_id(study)).get(DEFINITION_FULL)
+    if isinstance(full, dict):
+        return full
+    legacy = study.user_attrs.get(DEFINITION)
+    return legacy if isinstance(legacy, dict) and "switches" in legacy else None
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else "(too long to show)"
+
+
 def write_definition(study: optuna.Study, definition: Definition) -> None:
     """Store the definition on a new study; on an existing one, refuse a different experiment."""
-    existing = study.user_attrs.get(DEFINITION)
+    existing = _raw_definition(study)
     payload = json.loads(json.dumps(asdict(definition)))
     if existing is None:
         if study.get_trials(deepcopy=False):
-            raise _old_layout(study)
-        study.set_user_attr(DEFINITION, payload)
+            raise _not_ours(study)
+        storage_of(study).set_study_system_attr(_study_id(study), DEFINITION_FULL, payload)
+        study.set_user_attr(DEFINITION, definition.summary())
         return
     stored = read_definition(study)
     mine, theirs = definition.identity(), stored.identity()
     for key in mine:
-        if mine[key] != theirs[key]:
+        if key == "sampler" and theirs.get(key) is None:
+            continue  # a study stored before the sampler was part of its identity
+        if mine[key] != theirs.get(key):
             raise AblateError(
-                f"study {study.study_name!r} already exists with a different {key}; choose another --study-name"
+                f"study {study.study_name!r} already exists with a different {key} (stored {_shown(theirs.get(key))}, "
+                f"given {_shown(mine[key])}); choose another --study-name"
             )
 
 
-def _old_layout(study: optuna.Study) -> AblateError:
+def _not_ours(study: optuna.Study) -> AblateError:
+    if "ablate_kind" in study.user_attrs:
+        return AblateError(
+            f"study {study.study_name!r} was written by an older ablate (trial record schema 1); this version "
+            f"reads schemas {', '.join(map(str, READABLE))}: rerun it under a new --study-name"
+        )
     return AblateError(
-        f"study {study.study_name!r} was written by an older ablate (trial record schema 1); this version reads "
-        f"schema {SCHEMA}: rerun it under a new --study-name"
+        f"study {study.study_name!r} was not made by ablate (it has no ablate definition): ablate reads the "
+        "studies that `ablate study`, `ablation`, `confirm` and `reproduce` make"
     )
 
 
 def read_definition(study: optuna.Study) -> Definition:
-    raw = study.user_attrs.get(DEFINITION)
+    raw = _raw_definition(study)
     if raw is None:
-        raise _old_layout(study)
-    if raw.get("schema") != SCHEMA:
+        raise _not_ours(study)
+    if raw.get("schema") not in READABLE:
         raise AblateError(
-            f"study {study.study_name!r} has trial record schema {raw.get('schema')}; this version reads {SCHEMA}"
+            f"study {study.study_name!r} has trial record schema {raw.get('schema')}; this version reads "
+            f"{', '.join(map(str, READABLE))}"
         )
     tuples = {"switches", "cases", "space"}
     return Definition(**{k: tuple(v) if k in tuples else v for k, v in raw.items()})
@@ -154,10 +203,35 @@ def point_attrs(point: Point) -> dict[str, Any]:
     }
 
 
+POINT_PARAMS = ("case", "variant", "seed")
+"""A design point's coordinates, also stored as Optuna parameters so optuna-dashboard (and ``optuna trials``)
+can plot and filter by them. They are written from the same :class:`Point` as the user attributes, and what
+runs is read from those attributes only (:func:`read_point`): the parameters are a view, never a second
+source."""
+
+
+def waiting_point(point: Point, *, cases: Sequence[str], variants: Sequence[str], seeds: Sequence[int]) -> FrozenTrial:
+    """The WAITING trial that enqueues ``point``: its record (user attributes) and its coordinates as params.
+
+    ``cases``, ``variants`` and ``seeds`` span the whole design: a study's categorical distributions must be
+    identical for every trial, so they are the design's, not the point's. Built as Optuna's own
+    ``RetryFailedTrialCallback`` re-queues a trial (``create_trial(state=WAITING, params=…)``).
+    """
+    distributions = {
+        "case": CategoricalDistribution(list(cases)),
+        "variant": CategoricalDistribution(list(variants)),
+        "seed": IntDistribution(min(seeds), max(seeds)),
+    }
+    params = {"case": point.case, "variant": point.variant, "seed": point.seed}
+    return optuna.trial.create_trial(
+        state=TrialState.WAITING, params=params, distributions=distributions, user_attrs=point_attrs(point)
+    )
+
+
 def read_point(attrs: Mapping[str, Any]) -> Point:
     if KEY not in attrs:
         raise AblateError("this trial carries no design point (was it created outside `ablate`?)")
-    if attrs.get("schema") != SCHEMA:
+    if attrs.get("schema") not in READABLE:
         raise AblateError(f"design trial of record schema {attrs.get('schema', 1)}; this version reads {SCHEMA}")
     return Point(
         attrs[KEY], attrs["case"], attrs["variant"], attrs["technique"], int(attrs["seed"]), dict(attrs["overrides"])
@@ -176,6 +250,20 @@ class SeedResult:
     n_test: int | None = None
     benchmark: dict[str, float] | None = None
     curve: dict[str, list[float]] | None = None
+
+
+def exact(accuracy: float | None, n: int | None) -> float | None:
+    """An accuracy as the exact fraction correct/n it is (torch computes it in float32: 0.9411764740943909
+    for 272/289, stored as 0.9411764705882353). Unchanged when n is unknown."""
+    if accuracy is None or not n:
+        return accuracy
+    return round(float(accuracy) * n) / n
+
+
+def exact_curve(curve: Mapping[str, list[float]] | None, n_val: int | None, n_test: int | None):
+    if not curve:
+        return curve
+    return {"val": [exact(a, n_val) for a in curve["val"]], "test": [exact(a, n_test) for a in curve["test"]]}
 
 
 def _round_stages(stages: Mapping[str, float]) -> dict[str, float]:
@@ -292,7 +380,7 @@ class TrialRecord:
 
 def read_trial(t: FrozenTrial) -> TrialRecord:
     a = t.user_attrs
-    if a.get("schema") not in (None, SCHEMA) or (a.get("seeds_run") and "seeds" not in a):
+    if a.get("schema") not in (None, *READABLE) or (a.get("seeds_run") and "seeds" not in a):
         raise AblateError(f"trial {t.number} has trial record schema {a.get('schema', 1)}; this version reads {SCHEMA}")
     if "seeds" in a:
         seeds = tuple(SeedResult(**s) for s in a["seeds"])

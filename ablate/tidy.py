@@ -8,6 +8,9 @@ smaller than planned. Pairing by seed happens later, explicitly, on the ``seed``
 
 from __future__ import annotations
 
+import collections
+from typing import Any
+
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
@@ -23,6 +26,17 @@ def _titles(study: optuna.Study) -> dict[str, str]:
     """Variant label -> the name reports show (every alias of a merged variant)."""
     design = record.read_definition(study).design or {}
     return {v["label"]: " ≡ ".join([v["label"], *v.get("aliases", [])]) for v in design.get("variants", [])}
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows as a frame whose integer columns stay integers where some rows lack them (K is 9, not 9.0, beside
+    a benchmark's blank)."""
+    df = pd.DataFrame(rows)
+    for col in df.columns:
+        values = [r[col] for r in rows if r.get(col) is not None]
+        if values and df[col].dtype == float and all(type(v) is int for v in values):
+            df[col] = df[col].astype("Int64")
+    return df
 
 
 def design_frame(study: optuna.Study) -> pd.DataFrame:
@@ -52,7 +66,7 @@ def design_frame(study: optuna.Study) -> pd.DataFrame:
         row.update(_stages(rec))
         row.update(record.diagnostics_columns(rec.attrs))
         rows.append(row)
-    return pd.DataFrame(rows)
+    return _frame(rows)
 
 
 def curve_frame(study: optuna.Study) -> pd.DataFrame:
@@ -145,6 +159,12 @@ def state_counts(study: optuna.Study, by: str = "variant") -> pd.DataFrame:
             }
         )
     if not rows:
-        return pd.DataFrame(columns=["case", by, "state", "n"])
+        return pd.DataFrame(columns=["case", by, "state", "n", "fail reasons"])
     df = pd.DataFrame(rows)
-    return df.groupby(["case", by, "state"], dropna=False).size().reset_index(name="n")
+
+    def reasons(values: pd.Series) -> str:
+        seen = collections.Counter(v for v in values if v)
+        return "; ".join(f"{r} (×{n})" if n > 1 else r for r, n in sorted(seen.items()))
+
+    grouped = df.groupby(["case", by, "state"], dropna=False)["reason"]
+    return grouped.agg(n="size", **{"fail reasons": reasons}).reset_index()

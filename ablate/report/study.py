@@ -257,7 +257,7 @@ def report_scope(study: optuna.Study, kind: str, metric: str, alpha: float) -> S
     design = definition.design or {}
     if kind == "sensitivity":
         case = definition.case or (cases[0] if cases else "all")
-        next_command = f"ablate ablation --case {case} --design ofat --fidelity {fidelity}"
+        next_command = f"ablate confirm {study.study_name}"
         metric = "val_accuracy (objective); test accuracy vs the benchmark"
     elif kind == "ablation":
         design_name = str(design.get("name", "ablation-ofat")).removeprefix("ablation-")
@@ -277,8 +277,26 @@ def report_scope(study: optuna.Study, kind: str, metric: str, alpha: float) -> S
         baseline=design.get("baseline"),
         sampler=definition.extra.get("sampler"),
         next_command=next_command,
+        best=best_configuration(study) if kind == "sensitivity" else None,
         **totals,
     )
+
+
+def best_configuration(study: optuna.Study) -> dict[str, Any] | None:
+    """The search's best trial as ``ablate confirm`` ranks it (its changes from the default CGI), or None."""
+    from ablate import confirm
+
+    try:
+        (best, *_), _base = confirm.top_configurations(study, 1)
+    except AblateError:
+        return None
+    return {
+        "trial": best.trial,
+        "configuration": best.label.split(": ", 1)[1],
+        "val_accuracy": best.value,
+        "test_accuracy": best.test_accuracy,
+        "seeds": int(record.read_definition(study).seeds),
+    }
 
 
 def report_title(scope: Scope) -> str:
@@ -314,13 +332,15 @@ def write_study_report(
             Section(
                 "Trials not in this report",
                 "Only COMPLETE trials are analysed; these were pruned, failed or unfinished (n per case, variant "
-                "and state):",
+                "and state, with each failed trial's reason):",
                 tables=[Table(not_complete.reset_index(drop=True), title="Excluded trials", slug="excluded")],
             )
         )
     meta: dict[str, Any] = {"study": study.study_name, "kind": kind, "metric": metric, "alpha": alpha, "rope": rope}
     sections.append(provenance_section(report_provenance(study)))
     meta["provenance"] = dict(report_provenance(study))
+    if kind == "sensitivity":
+        meta["best"] = best_configuration(study)
     title = study.study_name
     if kind in ("ablation", "table", "sensitivity") and not (sections and sections[0].title == "Summary"):
         scope = report_scope(study, kind, metric, alpha)

@@ -56,6 +56,7 @@ class Scope:
     baseline: str | None = None
     sampler: str | None = None
     next_command: str = ""
+    best: dict[str, Any] | None = None  # sensitivity: the best trial's number, configuration and values
 
 
 # ----------------------------------------------------------------------------------------------- seeds
@@ -288,12 +289,10 @@ def _next(sc: Scope, paired: pd.DataFrame, marginal: pd.DataFrame) -> str:
     if not sc.next_command:
         return ""
     if sc.kind == "sensitivity":
-        if marginal.empty:
-            return f"Next: `{sc.next_command} --seeds 10` (a paired-seed ablation of the same components)."
-        top = marginal.iloc[0]
         return (
-            f"Next: `{sc.next_command} --seeds 10`: a paired-seed ablation confirms or refutes "
-            f"{top['effect']} ({top['Δ pp']} pp here, descriptive) on fresh seeds."
+            f"Next: `{sc.next_command} --top 3 --seeds 8`: re-runs the 3 best distinct configurations, the default "
+            "CGI and the no-transfer benchmark on 8 fresh paired seeds, the verdicts a search cannot give; then "
+            f"`ablate report confirm-top3-{sc.study}`."
         )
     undecided = paired[~paired["verdict"].isin([*SIGNIFICANT, "equivalent"])] if not paired.empty else paired
     if paired.empty:
@@ -323,6 +322,17 @@ def _next(sc: Scope, paired: pd.DataFrame, marginal: pd.DataFrame) -> str:
 # ----------------------------------------------------------------------------------------------- section
 
 
+def best_line(best: dict[str, Any] | None) -> str:
+    """The search's best configuration and its value, as a reader would copy it."""
+    if not best:
+        return "Best: no COMPLETE trial yet."
+    test = f", test accuracy {best['test_accuracy']:.4f}" if best.get("test_accuracy") is not None else ""
+    return (
+        f"Best: trial {best['trial']}, {best['configuration']} (changes from the default CGI): validation accuracy "
+        f"{best['val_accuracy']:.4f} (the objective, mean of {best['seeds']} seed(s)){test}."
+    )
+
+
 def summary_section(sc: Scope, sections: Sequence[Section]) -> Section:
     """The Summary: scope, strongest effects (table), how sure, evaluators, CGI vs benchmark, next command."""
     ablation, transfer = _rows(sections, "ablation"), _rows(sections, "transfer")
@@ -332,6 +342,7 @@ def summary_section(sc: Scope, sections: Sequence[Section]) -> Section:
     tables: list[Table] = []
     warnings: list[str] = []
     if sc.kind == "sensitivity":
+        lines.append(best_line(sc.best))
         marg = _rows(sections, "marginal")
         if not marg.empty:
             shown_names = {}

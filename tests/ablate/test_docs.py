@@ -8,9 +8,10 @@ The rules and markers are described in scripts/docs.py, which also regenerates w
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 import typer
@@ -43,7 +44,7 @@ def test_cli_reference_is_generated_from_the_cli() -> None:
 
 def test_an_undocumented_option_or_an_edited_table_fails_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
     text = docs.CLI_DOC.read_text()
-    edited = text.replace("| `--storage <str>` | Optuna storage URL", "| `--storage <str>` | Some storage", 1)
+    edited = text.replace("| `--storage URL` | Optuna storage URL", "| `--storage URL` | Some storage", 1)
     assert edited != text and docs.render_cli(edited) != edited
 
     info = next(c for c in app.registered_commands if c.name == "studies")
@@ -134,3 +135,83 @@ def test_run_blocks_succeed_at_smoke_fidelity(
                 main(docs.capped(argv))
             captured = capsys.readouterr()
             assert exc.value.code in (0, None), f"{block.where}: `{command}` failed:\n{captured.err[-2000:]}"
+
+
+# ---------------------------------------------------------------------------------------------- prose claims
+OTHER_TOOLS = {
+    "--no-deps": "pip (docs/cli.md: how `data fetch` downloads)",
+    "--import-mode": "pytest (docs/testing.md)",
+    "--job-name": "SLURM #SBATCH",
+    "--array": "SLURM #SBATCH",
+    "--cpus-per-task": "SLURM #SBATCH",
+    "--time": "SLURM #SBATCH",
+    "--artifact-dir": "optuna-dashboard",
+    "--my-switch": "docs/architecture.md: the example of adding a switch",
+}
+OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]")
+SPAN = re.compile(r"`(ablate [^`]+)`")
+DOC_PATH = re.compile(r"(?<![\w/.-])((?:studies|docs)/[\w.+-]+(?:/[\w.+-]+)*)")
+
+
+def _options(cmd: Any) -> set[str]:
+    names = {"-h", "--help"}
+    for p in cmd.params:
+        names.update(p.opts)
+        names.update(p.secondary_opts)
+    return names
+
+
+def _command_options() -> dict[str, set[str]]:
+    return {path: _options(cmd) for path, cmd in docs.command_paths().items()}
+
+
+def prose_claim_problems(files: dict[str, str]) -> list[str]:
+    """Options, commands and paths named in the docs' prose that do not exist: every ``--option`` is an option
+    of some ablate command or script (or of a named other tool), every `ablate CMD … --opt` span names an
+    option of CMD, and every ``studies/…`` or ``docs/…`` path exists (``studies/runs/…`` is written by runs)."""
+    per_command = _command_options()
+    every = set().union(*per_command.values())
+    scripts = "".join(p.read_text() for p in [*(REPO / "scripts").glob("*.py"), REPO / "Makefile"])
+    found = []
+    for name, text in files.items():
+        for n, line in enumerate(text.splitlines(), 1):
+            for o in OPTION.findall(line):
+                if o not in every and o not in OTHER_TOOLS and f'"{o}' not in scripts and f"'{o}" not in scripts:
+                    found.append(f"{name}:{n}: no such option {o}")
+            for span in SPAN.findall(line):
+                words = span.split()[1:]
+                path = " ".join(words[:2]) if " ".join(words[:2]) in per_command else words[0] if words else ""
+                if path not in per_command:
+                    found.append(f"{name}:{n}: no such command `{span}`")
+                    continue
+                for o in OPTION.findall(span):
+                    if o not in per_command[path] and o not in OTHER_TOOLS:
+                        found.append(f"{name}:{n}: `ablate {path}` has no option {o}")
+            for p in DOC_PATH.findall(line):
+                p = p.rstrip(".")
+                if not p.startswith("studies/runs") and not (REPO / p).exists():
+                    found.append(f"{name}:{n}: no such file {p}")
+    return found
+
+
+def _doc_texts() -> dict[str, str]:
+    return {str(p.relative_to(REPO)): p.read_text() for p in [REPO / "README.md", *sorted(REPO.glob("docs/*.md"))]}
+
+
+def test_every_option_command_and_path_the_docs_name_exists() -> None:
+    found = prose_claim_problems(_doc_texts())
+    assert not found, "\n".join(found)
+
+
+def test_the_prose_check_catches_a_wrong_option_command_or_path() -> None:
+    planted = {
+        "a.md": "Run `ablate reproduce table2 --precision bf16`.",  # a switch of `run`, not of `reproduce`
+        "b.md": "Use --frobnicate to go faster.",
+        "c.md": "See docs/nowhere.md and studies/missing.toml.",
+        "d.md": "Run `ablate frobnicate --case all`.",
+    }
+    found = prose_claim_problems(planted)
+    assert any("reproduce` has no option --precision" in f for f in found), found
+    assert any("no such option --frobnicate" in f for f in found)
+    assert any("docs/nowhere.md" in f for f in found) and any("studies/missing.toml" in f for f in found)
+    assert any("no such command" in f for f in found)

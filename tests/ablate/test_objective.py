@@ -90,8 +90,11 @@ def test_design_objective_runs_the_enqueued_point_and_records_it(smoke, cache) -
         tasks=cache.get(smoke),
         log=lambda *a: None,
     )
-    assert value == expected.val_accuracy == rec.seeds[0].val_accuracy
-    assert rec.seeds[0].test_accuracy == expected.test_accuracy
+    # the exact fraction correct/n (schema 3), not torch's float32 (0.9480968713760376 for 274/289)
+    correct = round(expected.val_accuracy * expected.n_val)
+    assert value == correct / expected.n_val == rec.seeds[0].val_accuracy == study.trials[0].value
+    assert value == pytest.approx(expected.val_accuracy, abs=1e-7) and value != expected.val_accuracy
+    assert rec.seeds[0].test_accuracy == round(expected.test_accuracy * expected.n_test) / expected.n_test
     assert rec.config["transfer"] == "mu" and rec.config["M"] == 2000  # resolved, not just the override
     assert len(rec.seeds[0].curve["val"]) == smoke.epochs and rec.seeds[0].n_test == expected.n_test
     assert "mean_log_sigma" in rec.attrs["diagnostics"]
@@ -122,7 +125,7 @@ def test_sensitivity_objective_averages_seeds_and_caches_the_benchmark(tmp_path:
         tasks=cache.get(smoke),
         log=lambda *a: None,
     )
-    assert bench["val_accuracy"] == alone.val_accuracy
+    assert bench["val_accuracy"] == round(alone.val_accuracy * alone.n_val) / alone.n_val
 
 
 # ------------------------------------------------------------------------------------------------ the plan

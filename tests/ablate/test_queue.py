@@ -80,7 +80,11 @@ def test_enqueue_points_is_idempotent(study: optuna.Study) -> None:
     assert {t.user_attrs["design_key"] for t in waiting} == keys
     first = waiting[0]
     assert first.user_attrs["case"] == CASE
-    assert first.user_attrs["technique"] in ("cgi", "bnn") and first.params == {}
+    assert first.user_attrs["technique"] in ("cgi", "bnn")
+    # the point's coordinates are Optuna params too (the dashboard plots and filters by them), from the same Point
+    for t in waiting:
+        assert t.params == {k: t.user_attrs[k] for k in record.POINT_PARAMS}
+    assert set(waiting[0].distributions["variant"].choices) == {p.variant.label for p in points}
 
     # A point that is running or complete is not enqueued again either.
     running_id = study._pop_waiting_trial_id()

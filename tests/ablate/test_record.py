@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import optuna
 import pytest
 
@@ -109,3 +112,51 @@ def test_resuming_a_study_stored_before_presets_had_switches(study: optuna.Study
         record.write_definition(
             study, _definition(fidelity={"name": "smoke", "epochs": 4, "switches": {"init_log_sigma": -2.3}})
         )
+
+
+def test_the_definition_is_a_system_attribute_and_what_optuna_studies_shows_is_short(study: optuna.Study) -> None:
+    import json
+
+    record.write_definition(study, _definition())
+    shown = json.dumps(study.user_attrs)
+    assert len(shown) < 200, shown  # was the whole definition (~7.7 KB): `optuna studies` rows of 7,989 chars
+    assert study.user_attrs[record.DEFINITION]["kind"] == "design" and record.kind_of(study) == "design"
+    assert record.read_definition(study) == _definition()
+
+
+def test_a_schema_2_study_stays_readable(study: optuna.Study) -> None:
+    """Schema 2 kept the whole definition in the user attribute and float32 accuracies in its trials."""
+    import dataclasses
+
+    old = dataclasses.replace(_definition(), schema=2)
+    study.set_user_attr(record.DEFINITION, json.loads(json.dumps(dataclasses.asdict(old))))
+    assert record.read_definition(study) == old
+    record.write_definition(study, _definition())  # resuming it: the same experiment, accepted
+    point = record.Point("T2M1_T1M2|full|0", "T2M1_T1M2", "full", "cgi", 0, {})
+    study.enqueue_trial({}, user_attrs={**record.point_attrs(point), "schema": 2})
+    trial = study.ask()
+    assert record.read_point(trial.user_attrs) == point
+    trial.set_user_attr("val_accuracy", 0.9411764740943909)
+    study.tell(trial, 0.9411764740943909)
+    assert record.read_trial(study.trials[0]).seeds[0].val_accuracy == 0.9411764740943909
+
+
+def test_accuracies_are_exact_fractions() -> None:
+    assert record.exact(0.9411764740943909, 289) == 272 / 289 == 0.9411764705882353
+    assert record.exact(0.5, None) == 0.5 and record.exact(None, 10) is None
+
+
+def test_a_study_plain_optuna_made_is_not_called_an_older_ablate(study: optuna.Study) -> None:
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    with pytest.raises(AblateError, match="was not made by ablate") as info:
+        record.read_definition(study)
+    assert "older ablate" not in str(info.value)
+
+
+def test_a_refused_resume_names_the_stored_and_given_values(study: optuna.Study) -> None:
+    search = _definition(kind="sensitivity", case="T2M1_T1M2", cases=(), design=None, extra={"sampler": "tpe"})
+    record.write_definition(study, search)
+    with pytest.raises(AblateError, match=r"different seeds \(stored 2, given 3\)"):
+        record.write_definition(study, dataclasses.replace(search, seeds=3))
+    with pytest.raises(AblateError, match=r'different sampler \(stored "tpe", given "random"\)'):
+        record.write_definition(study, dataclasses.replace(search, extra={"sampler": "random"}))
