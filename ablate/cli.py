@@ -280,6 +280,7 @@ def bench_cmd(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Also write the results so far to this JSON file after each step.")
     ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="--paper: worker processes of the Table 2 timing.")] = 1,
     study: Annotated[bool, typer.Option("--study", help="Run the study benchmarks instead (tens of minutes).")] = False,
     study_trials: Annotated[int, typer.Option(help="--study: trials of the wall-time study (0 skips it).")] = 200,
     scaling_trials: Annotated[int, typer.Option(help="--study: trials of the 1-vs-2-worker study (0 skips).")] = 16,
@@ -334,7 +335,8 @@ def bench_cmd(
         stacked = bench.stacking_benchmark(load_run_tasks(paper_cfg, log=err.print), paper_cfg, alone=1)
         update({f"{k}_paper": v for k, v in stacked.items()})
         err.print("timing ablate reproduce table2 --seeds 10 --fidelity paper ...")
-        update({"table2_paper_seconds": bench.table2_seconds(paper_fid, device=device)})
+        seconds = bench.table2_seconds(paper_fid, device=device, workers=workers)
+        update({"table2_paper_seconds": seconds, "table2_paper_workers": workers})
     if as_json:
         print(json.dumps(results))
         return

@@ -52,6 +52,9 @@ SEEDS=${SEEDS:-10}
 EQ_SEEDS=${EQ_SEEDS:-20}
 BENCH_ARGS=${BENCH_ARGS:---quick --paper}
 LIMIT_S=${LIMIT_S:-570}
+STEPS=${STEPS:-bench tests paper eq}  # also: table2 (Table 2 at paper fidelity alone, TABLE2_WORKERS workers)
+TABLE2_WORKERS=${TABLE2_WORKERS:-4}
+want() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 PY=${PY:-python3}
 START=$(date +%s)
 left() { echo $((LIMIT_S - ($(date +%s) - START))); }
@@ -75,27 +78,50 @@ torch.cuda.get_device_name(0) if torch.cuda.is_available() else '-', 'optuna', o
 pyro.__version__, 'typer', typer.__version__)"
 } 2>&1 | tee -a "$OUT/log.txt"
 
-say "1. bench ($BENCH_ARGS), alone on the device"
-# shellcheck disable=SC2086
-timeout $(($(left) - 290)) $PY -m ablate.cli bench --device "$DEVICE" --json $BENCH_ARGS --out "$OUT/bench.json" >/dev/null \
-    2>>"$OUT/log.txt"
-say "bench exit $?"
+if want bench; then
+    say "1. bench ($BENCH_ARGS), alone on the device"
+    # shellcheck disable=SC2086
+    timeout $(($(left) - 290)) $PY -m ablate.cli bench --device "$DEVICE" --json $BENCH_ARGS --out "$OUT/bench.json" \
+        >/dev/null 2>>"$OUT/log.txt"
+    say "bench exit $?"
+fi
+if want table2; then
+    say "Table 2 at $PAPER_FIDELITY fidelity, 10 seeds, $TABLE2_WORKERS workers, stacked, alone on the device"
+    timeout $(($(left) - 60)) $PY -c "import json, sys; from ablate import bench; from ablate.presets import load_fidelity
+s = bench.table2_seconds(load_fidelity('$PAPER_FIDELITY'), device='$DEVICE', workers=$TABLE2_WORKERS)
+print(json.dumps({'table2_paper_seconds': s, 'table2_paper_workers': $TABLE2_WORKERS}))" >"$OUT/table2.json" \
+        2>>"$OUT/log.txt"
+    say "table2 exit $?: $(cat "$OUT/table2.json")"
+fi
 
+PAPER=""
+EQ=""
+if want paper; then
 say "3. four-case paper-fidelity experiment ($PAPER_FIDELITY, $SEEDS seeds), in the background"
 timeout $(($(left) - 15)) $PY scripts/experiments.py paper-four --fidelity "$PAPER_FIDELITY" --seeds "$SEEDS" \
     --workers 4 --storage "sqlite:///$OUT/paper.db" --device "$DEVICE" >"$OUT/paper.log" 2>&1 &
 PAPER=$!
+fi
+if want eq; then
+# a carried .device/eq-cuda.csv resumes: only the runs it lacks are made
+[ -f .device/eq-cuda.csv ] && cp .device/eq-cuda.csv "$OUT/eq-cuda.csv"
 say "4. equivalence, CUDA arm ($EQ_FIDELITY, $EQ_SEEDS seeds), in the background"
 timeout $(($(left) - 15)) $PY scripts/equivalence.py run --arm "$DEVICE-stacked" --stack on --device "$DEVICE" \
     --seeds "$EQ_SEEDS" --fidelity "$EQ_FIDELITY" --out "$OUT/eq-cuda.csv" >>"$OUT/log.txt" 2>&1 &
 EQ=$!
+fi
 
-say "2. CUDA tests"
-timeout $(($(left) - 30)) $PY -m pytest -q -p no:cacheprovider \
-    tests/ablate/test_cuda.py tests/crossgen/test_stack.py -k cuda -rs >"$OUT/pytest.log" 2>&1
-say "pytest exit $?: $(tail -n 1 "$OUT/pytest.log")"
+if want tests; then
+    say "2. CUDA tests"
+    timeout $(($(left) - 30)) $PY -m pytest -q -p no:cacheprovider \
+        tests/ablate/test_cuda.py tests/crossgen/test_stack.py -k cuda -rs >"$OUT/pytest.log" 2>&1
+    say "pytest exit $?: $(tail -n 1 "$OUT/pytest.log")"
+fi
 
-wait $EQ; say "equivalence exit $?"
-wait $PAPER; say "paper-four exit $? ($(grep -c 'ablation' "$OUT/paper.log") commands started)"
-tail -n 5 "$OUT/paper.log" >>"$OUT/log.txt"
+[ -n "$EQ" ] && { wait "$EQ"; say "equivalence exit $?"; }
+if [ -n "$PAPER" ]; then
+    wait "$PAPER"
+    say "paper-four exit $? ($(grep -c 'ablation' "$OUT/paper.log") commands started)"
+    tail -n 5 "$OUT/paper.log" >>"$OUT/log.txt"
+fi
 say "done"

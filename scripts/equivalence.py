@@ -22,7 +22,16 @@ import time
 from pathlib import Path
 
 FIELDS = ("arm", "case", "technique", "seed", "val_accuracy", "test_accuracy", "n_test", "seconds")
-TECHNIQUES = ("bnn", "cgi")
+TECHNIQUES = ("bnn", "cgi", "cgi-mu")
+"""The no-transfer BNN, CGI as specified (transfer=mu_sigma) and its stable reading (transfer=mu)."""
+
+
+def _config(technique: str, **kw: object):
+    from crossgen import CGIConfig, RunConfig
+
+    if technique == "cgi-mu":
+        return RunConfig(technique="cgi", cgi=CGIConfig(transfer="mu"), **kw)
+    return RunConfig(technique=technique, **kw)
 
 
 def run_arm(arm: str, *, device: str, stack: bool, seeds: int, fidelity: str, out: Path) -> int:
@@ -44,11 +53,9 @@ def run_arm(arm: str, *, device: str, stack: bool, seeds: int, fidelity: str, ou
         if new:
             writer.writeheader()
         for case in CASES:
+            wanted = [(t, s) for s in range(seeds) for t in TECHNIQUES if (case, t, s) not in done]
             configs = [
-                RunConfig(case=case, technique=t, seed=s, fidelity=fid, device=device, record_generators=False)
-                for s in range(seeds)
-                for t in TECHNIQUES
-                if (case, t, s) not in done
+                _config(t, case=case, seed=s, fidelity=fid, device=device, record_generators=False) for t, s in wanted
             ]
             if not configs:
                 continue
@@ -57,16 +64,16 @@ def run_arm(arm: str, *, device: str, stack: bool, seeds: int, fidelity: str, ou
                 run_many(configs, tasks=tasks, **quiet) if stack else [run(c, tasks=tasks, **quiet) for c in configs]
             )
             seconds = (time.perf_counter() - start) / len(configs)
-            for config, result in zip(configs, results, strict=True):
+            for (technique, seed), result in zip(wanted, results, strict=True):
                 if isinstance(result, Exception):
-                    print(f"{arm} {case} {config.technique} seed {config.seed}: {result}", file=sys.stderr)
+                    print(f"{arm} {case} {technique} seed {seed}: {result}", file=sys.stderr)
                     continue
                 writer.writerow(
                     {
                         "arm": arm,
                         "case": case,
-                        "technique": config.technique,
-                        "seed": config.seed,
+                        "technique": technique,
+                        "seed": seed,
                         "val_accuracy": result.val_accuracy,
                         "test_accuracy": result.test_accuracy,
                         "n_test": result.n_test,

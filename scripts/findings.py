@@ -240,6 +240,47 @@ def control(store: Store, name: str) -> str:
     return _md(pd.DataFrame(rows)) + f"\n\nSeeds complete per arm: {done} (of 10)."
 
 
+PAPER_FOUR = {  # the factorial's variant labels, as the table names them
+    "full": "CGI as specified (μ, σ)",
+    "transfer=mu,source_labels=true": "transfer=mu",
+    "transfer=mu_sigma,source_labels=shuffled": "as specified, shuffled source",
+    "transfer=mu,source_labels=shuffled": "transfer=mu, shuffled source",
+}
+
+
+def paper_four(store: Store) -> str:
+    """The paper-fidelity picture in every case: each arm against the benchmark (Holm over the case's four
+    arms), and the shuffled-label control against the true source for transfer=mu (paired by seed)."""
+    rows = []
+    for case in CASES:
+        runs = store.runs(f"ablation-factorial-paper-four-{case}-paper+init_log_sigma=-2.3")
+        if runs.empty:
+            continue
+        mean = runs.groupby("variant")["test_accuracy"].mean()
+        table = _vs_bench(runs).set_index("variant")
+        control = stats.ablation_table(
+            runs[runs.variant.isin(["transfer=mu,source_labels=true", "transfer=mu,source_labels=shuffled"])],
+            reference="transfer=mu,source_labels=true",
+            n_examples="n_test",
+        ).iloc[0]
+        row: dict[str, object] = {
+            "case": case,
+            "n": int(table["n"].max()),
+            "paper: CGI / bench": f"{PAPER[case][0]:.2f} / {PAPER[case][1]:.2f}",
+            "benchmark %": f"{100 * mean[BENCH]:.2f}",
+        }
+        for variant, label in PAPER_FOUR.items():
+            r = table.loc[variant]
+            row[label] = f"{100 * mean[variant]:.2f} ({_pp(r.delta)}, {_p(r.p_holm)})"
+        row["shuffled − true source (mu), p"] = (
+            f"{_pp(control.delta)} [{_pp(control.ci_low)}, {_pp(control.ci_high)}], {_p(control.p_holm)}"
+        )
+        rows.append(row)
+    if not rows:
+        return "_Not run yet: `python scripts/experiments.py paper-four` (or scripts/device_check.sh on a GPU)._"
+    return _md(pd.DataFrame(rows))
+
+
 def drift(store: Store, fidelity: str) -> str:
     runs = store.runs(f"ablation-ofat-drift-T1M2_T2M1-{fidelity}")
     if runs.empty:
@@ -297,6 +338,7 @@ def blocks(store: Store, fidelity: str = "quick") -> dict[str, Callable[[], str]
         "paper-fidelity-shuffled": lambda: control(
             store, "ablation-ofat-shuffled-only-T2M2_T1M1-paper+init_log_sigma=-2.3+transfer=mu"
         ),
+        "paper-four": lambda: paper_four(store),
         "drift": lambda: drift(store, fidelity),
         "prior": lambda: _variant_table(
             store,

@@ -78,3 +78,20 @@ def test_dry_run_prints_the_commands_findings_cites() -> None:
         "$ ablate ablation --case T2M2_T1M1 --seeds 10 --fidelity paper --design-file "
         "studies/experiments/shuffled-only.toml --set init_log_sigma=-2.3 --set transfer=mu --no-curves --workers 2"
     )
+
+
+def test_the_four_case_paper_fidelity_table_is_what_its_stored_studies_say(tmp_path: Path) -> None:
+    """Section 7's table comes from the studies shipped in docs/data (made on a GPU): --check fails on any
+    hand edit of a number (planted: one changed digit in the block)."""
+    db = tmp_path / "paper-four.db"
+    db.write_bytes((REPO / "docs" / "data" / "paper-four-cuda.db").read_bytes())  # opening may touch the file
+    argv = ["--storage", f"sqlite:///{db}", "--only", "paper-four"]
+    assert _script("findings.py", *argv, "--check").returncode == 0
+    edited = tmp_path / "findings.md"
+    edited.write_text(
+        FINDINGS.read_text().replace(
+            "| T1M1_T2M2 | 10 | 98.48 / 97.68 | 98.36 |", "| T1M1_T2M2 | 10 | 98.48 / 97.68 | 98.37 |"
+        )
+    )
+    assert edited.read_text() != FINDINGS.read_text()
+    assert _script("findings.py", *argv, "--file", edited, "--check").returncode == 1
