@@ -480,6 +480,7 @@ def study_cmd(
       ablate study --case all --trials 50 --seeds 3 --workers 2 --storage postgresql://user@db/ablate
     """
     from ablate.designs import expand_cases, parse_settings, settings_label
+    from ablate.names import sensitivity_study_names
     from ablate.space import load_space
     from ablate.studies import PRUNERS, SAMPLERS, StudyPlan
 
@@ -518,10 +519,10 @@ def study_cmd(
         if trials > size:
             err.print(f"grid has {size} points: --trials lowered from {trials} to {size}")
             trials = size
+    names = sensitivity_study_names(cases, study_name, fidelity, settings_label(base), confirm)
     url = _storage_url(storage)
     for c in cases:
-        name = study_name if study_name and len(cases) == 1 else None
-        name = name or (f"{study_name}-{c}" if study_name else f"sensitivity-{c}-{fidelity}{settings_label(base)}")
+        name = names[c]
         plan = StudyPlan(
             name=name,
             storage=url,
@@ -816,6 +817,7 @@ def ablation_cmd(
       ablate ablation --case all --seeds 5 --design factorial --workers 2
     """
     from ablate.designs import expand_cases, load_ablation_design, parse_settings, settings_label
+    from ablate.names import ablation_study_names
     from ablate.studies import StudyPlan
 
     cases = expand_cases(case)
@@ -828,10 +830,10 @@ def ablation_cmd(
     _precision(base, device)
     dsg = load_ablation_design(design, design_file).with_base(base)
     stem = dsg.name if design_file is None else f"{dsg.name}-{design_file.stem}"
+    names = ablation_study_names(stem, cases, study_name, fidelity, settings_label(base))
     url = _storage_url(storage)
     for c in cases:
-        derived = f"{stem}-{c}-{fidelity}{settings_label(base)}"
-        name = (f"{study_name}-{c}" if len(cases) > 1 else study_name) if study_name else derived
+        name = names[c]
         plan = StudyPlan(
             name=name,
             storage=url,

@@ -27,6 +27,7 @@ from optuna.exceptions import ExperimentalWarning
 from ablate import provenance, queue, record
 from ablate.designs import Design, DesignPoint
 from ablate.errors import AblateError
+from ablate.names import check_definition_size, check_study_name
 from ablate.objective import DesignObjective, SensitivityObjective, TaskCache
 from ablate.space import Space
 from ablate.storage import open_storage, parse_storage
@@ -42,7 +43,8 @@ JOIN_POLL_S = 2.0
 
 @dataclass(frozen=True)
 class StudyPlan:
-    """What to run, where, and how; validated by the CLI before any storage is opened."""
+    """What to run, where, and how; validated by the CLI, and its name and definition here, before any storage is
+    opened."""
 
     name: str
     storage: str
@@ -72,6 +74,12 @@ class StudyPlan:
     base: dict[str, Any] = field(default_factory=dict)  # switch values every run of a sampled study shares
     curves: bool = True  # learning curves in every record (costs ~8% of a quick run; see docs/benchmarks.md)
     registry: Registry = REGISTRY
+
+    def __post_init__(self) -> None:
+        """A name or a definition that some supported storage cannot hold is refused here, before any is opened."""
+        check_study_name(self.name)
+        if (self.kind == "design" and self.design is not None) or (self.space is not None and self.case is not None):
+            check_definition_size(self.name, asdict(self.definition()))
 
     @property
     def total(self) -> int:
