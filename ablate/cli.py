@@ -1054,12 +1054,16 @@ def main(argv: list[str] | None = None) -> None:
     import signal
     import threading
 
+    from ablate.connections import released
+
     _silence_chosen_experimental()
     command = typer.main.get_command(app)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c) if main_thread else None
     try:
-        rc = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="ablate", standalone_mode=False)
+        args = argv if argv is not None else sys.argv[1:]
+        with released():  # the command's storages give their connections back when it ends, however it ends
+            rc = command.main(args=args, prog_name="ablate", standalone_mode=False)
         if rc == 130:  # typer's answer to KeyboardInterrupt (Ctrl-C, SIGTERM): say why in one line
             print("interrupted", file=sys.stderr)
     except typer.Exit as exc:

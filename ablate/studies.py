@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 from optuna.exceptions import ExperimentalWarning
 
-from ablate import provenance, queue, record
+from ablate import connections, provenance, queue, record
 from ablate.designs import Design, DesignPoint
 from ablate.errors import AblateError
 from ablate.names import check_definition_size, check_study_name
@@ -228,6 +228,7 @@ def _await_study(plan: StudyPlan, log: Callable[..., Any]) -> optuna.Study:
         with contextlib.suppress(KeyError):
             study = optuna.load_study(study_name=plan.name, storage=storage)
             if study.get_trials(deepcopy=False):
+                connections.release(storage)  # only to wait with: the worker's own storage follows
                 return open_study(plan, create=False)
         if time.monotonic() >= deadline:
             raise AblateError(
@@ -336,7 +337,9 @@ def execute(
     """Prepare the study and run ``plan.workers`` workers until its queue is done (or the timeout)."""
     parse_storage(plan.storage)
     procs: list[Any] = []
-    with sigterm_as_interrupt(procs):  # SIGTERM to this process (worker 0) ends like Ctrl-C: trial FAIL, exit 130
+    # SIGTERM to this process (worker 0) ends like Ctrl-C: trial FAIL, exit 130. The storages opened for the study
+    # give their connections back when it ends (the returned study reconnects if it is used again).
+    with sigterm_as_interrupt(procs), connections.released():
         return _execute(plan, procs, on_progress, log)
 
 
@@ -368,9 +371,11 @@ def _execute(
                 on_trial=(lambda _t: on_progress(progress_info(study))) if on_progress else None,
             )
         ]
-        while any(p.is_alive() for p in procs):  # the queue is empty: wait for the others' last trials
+        connections.release(study)  # the queue is empty: free this worker's connections for the others' last trials
+        while any(p.is_alive() for p in procs):
             if on_progress is not None:
                 on_progress(progress_info(study))
+                connections.release(study)
             time.sleep(0.5)
     except KeyboardInterrupt:
         for p in procs:  # they got the SIGINT or SIGTERM too; give them time to record their trials as FAIL
