@@ -508,7 +508,11 @@ class RetryPolicy:
 
     A full server (:func:`is_server_full`) is waited out apart from those tries: a long backoff from
     ``full_base_delay`` to ``full_max_delay`` with full jitter (a random factor in [0, 1], so that many
-    workers turned away together do not come back together), for up to ``full_wait`` seconds in all."""
+    workers turned away together do not come back together), for up to ``full_wait`` seconds in all.
+
+    A storage call of a storage that was open (not a first connect) whose transient error outlasts the tries,
+    as when the database server restarts, goes on trying every ``max_delay`` (jittered) for up to ``down_wait``
+    seconds more: a worker rides out a restart instead of failing its trial or exiting."""
 
     attempts: int = 5
     base_delay: float = 0.2
@@ -516,6 +520,7 @@ class RetryPolicy:
     full_wait: float = 900.0
     full_base_delay: float = 1.0
     full_max_delay: float = 30.0
+    down_wait: float = 120.0
 
     def delay(self, retry: int) -> float:
         return min(self.max_delay, self.base_delay * 2 ** (retry - 1)) * random.uniform(0.5, 1.0)
@@ -578,17 +583,20 @@ def _call_with_retries(
     policy: RetryPolicy,
     worth_retrying: Callable[[BaseException], bool],
     before_retry: Callable[[int, BaseException, float], None],
+    *,
+    ride_out: bool = False,
 ) -> _T:
     """Call ``func`` until it returns, an exception not ``worth_retrying`` escapes, or ``policy``'s tries
     are spent (the last exception escapes); ``before_retry(try, exc, delay)`` runs before each backoff.
     A full server is waited out with ``policy``'s long backoff for up to ``policy.full_wait`` seconds,
-    without spending a try.
+    without spending a try; with ``ride_out``, a transient error that outlasts the tries is tried again for
+    up to ``policy.down_wait`` seconds more (a server restarting under a storage that was open).
 
     The one retry loop of this module: connecting and every retried storage call differ only in what
     they retry and what they say."""
     attempt = 1
     full = 0
-    waited_full = 0.0
+    waited_full = waited_down = 0.0
     while True:
         try:
             return func()
@@ -600,9 +608,13 @@ def _call_with_retries(
                 time.sleep(delay)
                 waited_full += delay
                 continue
-            if attempt >= policy.attempts or not worth_retrying(exc):
+            if not worth_retrying(exc):
                 raise
-            delay = policy.delay(attempt)
+            delay = policy.delay(min(attempt, policy.attempts))
+            if attempt >= policy.attempts:  # the tries are spent: ride out a server that is down (restarting)?
+                if not ride_out or delay <= 0 or waited_down >= policy.down_wait:
+                    raise
+                waited_down += delay
             before_retry(attempt, exc, delay)
             time.sleep(delay)
             attempt += 1
@@ -733,7 +745,7 @@ class RetryingRDBStorage(RDBStorage):
                 _db_reason(exc, _password_of(self.url)),
             )
 
-        return _call_with_retries(func, self.retry_policy, is_transient_error, say)
+        return _call_with_retries(func, self.retry_policy, is_transient_error, say, ride_out=True)
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:

@@ -162,3 +162,24 @@ def test_workers_under_a_role_connection_limit_finish_with_exact_totals(limited_
     study = optuna.load_study(study_name="limited", storage=st.open_storage(url, heartbeat_interval=None))
     states = [t.state for t in study.get_trials(deepcopy=False)]
     assert states.count(TrialState.COMPLETE) == 6 and len(states) == 6, states
+
+
+def test_a_storage_that_was_open_rides_out_a_server_that_is_down_for_longer_than_its_tries() -> None:
+    """A restart refuses connections for seconds: past the 5 tries, retried calls go on for ``down_wait``."""
+    refused = sqlalchemy.create_engine("postgresql://postgres@127.0.0.1:1/test", poolclass=sqlalchemy.pool.NullPool)
+    calls = 0
+
+    def call() -> str:
+        nonlocal calls
+        calls += 1
+        if calls <= 8:  # down for 8 calls: more than the 5 tries
+            refused.connect()
+        return "back"
+
+    policy = st.RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.01, down_wait=1.0)
+    assert st._call_with_retries(call, policy, st.is_transient_error, lambda *a: None, ride_out=True) == "back"
+    assert calls == 9
+    calls = 0
+    with pytest.raises(sqlalchemy.exc.OperationalError):  # a first connect (no ride_out) says so after the tries
+        st._call_with_retries(call, policy, st.is_transient_error, lambda *a: None)
+    assert calls == 5
