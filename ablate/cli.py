@@ -551,6 +551,7 @@ def study_cmd(
         --storage postgresql://user@db/ablate
     """
     from ablate.designs import expand_cases, parse_settings, settings_label
+    from ablate.names import sensitivity_study_names
     from ablate.space import load_space
     from ablate.studies import PRUNERS, SAMPLERS, StudyPlan
 
@@ -589,11 +590,11 @@ def study_cmd(
         if trials > size:
             err.print(f"grid has {size} points: --trials lowered from {trials} to {size}")
             trials = size
+    names = sensitivity_study_names(cases, study_name, fidelity, settings_label(base), confirm)
     url = _storage_url(storage)
     names: list[str] = []
     for c in cases:
-        name = study_name if study_name and len(cases) == 1 else None
-        name = name or (f"{study_name}-{c}" if study_name else f"sensitivity-{c}-{fidelity}{settings_label(base)}")
+        name = names[c]
         plan = StudyPlan(
             name=name,
             storage=url,
@@ -916,6 +917,7 @@ def ablation_cmd(
       ablate ablation --case all --seeds 5 --design factorial --workers 2
     """
     from ablate.designs import expand_cases, load_ablation_design, parse_settings, settings_label
+    from ablate.names import ablation_study_names
     from ablate.studies import StudyPlan
 
     cases = expand_cases(case)
@@ -928,11 +930,11 @@ def ablation_cmd(
     _precision(base, device)
     dsg = load_ablation_design(design, design_file).with_base(base)
     stem = dsg.name if design_file is None else f"{dsg.name}-{design_file.stem}"
+    names = ablation_study_names(stem, cases, study_name, fidelity, settings_label(base))
     url = _storage_url(storage)
     names: list[str] = []
     for c in cases:
-        derived = f"{stem}-{c}-{fidelity}{settings_label(base)}"
-        name = (f"{study_name}-{c}" if len(cases) > 1 else study_name) if study_name else derived
+        name = names[c]
         plan = StudyPlan(
             name=name,
             storage=url,
@@ -1163,12 +1165,16 @@ def main(argv: list[str] | None = None) -> None:
     import signal
     import threading
 
+    from ablate.connections import released
+
     _silence_chosen_experimental()
     command = typer.main.get_command(app)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c) if main_thread else None
     try:
-        rc = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="ablate", standalone_mode=False)
+        args = argv if argv is not None else sys.argv[1:]
+        with released():  # the command's storages give their connections back when it ends, however it ends
+            rc = command.main(args=args, prog_name="ablate", standalone_mode=False)
         if rc == 130:  # typer's answer to KeyboardInterrupt (Ctrl-C, SIGTERM): say why in one line
             print("interrupted", file=sys.stderr)
     except typer.Exit as exc:

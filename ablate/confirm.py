@@ -22,6 +22,7 @@ from scipy import stats as sps
 from ablate import power, provenance, record, stats
 from ablate.designs import Design, DesignPoint, Variant, merge_identical
 from ablate.errors import AblateError
+from ablate.names import check_study_name
 from crossgen.config import CASES, REGISTRY, Fidelity, Registry, RunConfig
 from crossgen.errors import ConfigError
 
@@ -173,6 +174,7 @@ def plan(
     src_fid = Fidelity(**definition.fidelity)
     fid = fidelity or src_fid
     name = name or confirmation_name(source.study_name, top, fid.name, src_fid.name)
+    check_study_name(name, "the confirmation")
     assert definition.case is not None
     if existing is not None:  # resume: confirm what the study was created for, even if the search grew since
         link = record.confirmation_source(existing)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,17 +127,70 @@ def load_table_design(which: str, path: Path | None = None, registry: Registry =
     """Table 1 or Table 2 of the paper."""
     path = path or definition_path(f"{which}.toml")
     raw = read_toml(path)
+    where = str(path)
+    _known_keys(where, "the file", raw, _TABLE_KEYS)
     variants = raw.get("variants")
     if not isinstance(variants, list) or not variants:
         raise AblateError(f"{path}: needs [[variants]] entries")
-    vs = tuple(
-        _validated(str(v.get("label")), str(v.get("technique")), dict(v.get("switches", {})), str(path), registry)
-        for v in variants
-    )
-    baseline = str(raw.get("baseline", ""))
+    vs = []
+    for i, v in enumerate(variants, 1):
+        entry = _table(where, f"[[variants]] entry {i}", v)
+        _known_keys(where, f"[[variants]] entry {i}", entry, _VARIANT_KEYS)
+        label = _text(where, f"[[variants]] entry {i}: label", entry.get("label"))
+        technique = _text(where, f"variant {label!r}: technique", entry.get("technique"))
+        switches = _table(where, f"variant {label!r}: switches", entry.get("switches", {}))
+        vs.append(_validated(label, technique, dict(switches), where, registry))
+    _unique_labels(where, "table", [v.label for v in vs])
+    baseline = _text(where, "baseline", raw.get("baseline"))
     if baseline not in {v.label for v in vs}:
         raise AblateError(f"{path}: baseline {baseline!r} is not one of the variants")
-    return Design(which, str(raw.get("title", which)), vs, reference=baseline, baseline=baseline)
+    return Design(which, str(raw.get("title", which)), tuple(vs), reference=baseline, baseline=baseline)
+
+
+# What a design file may hold: anything else is a typo that would silently drop part of the design.
+_TABLE_KEYS = ("title", "baseline", "variants")
+_VARIANT_KEYS = ("label", "technique", "switches")
+_ABLATION_KEYS = ("reference", "baseline", "full", "ofat", "factorial")
+_OFAT_KEYS = ("flips", "ladders")
+_FACTORIAL_KEYS = ("factors",)
+
+
+def _known_keys(where: str, section: str, raw: dict[str, Any], known: tuple[str, ...]) -> None:
+    unknown = [k for k in raw if k not in known]
+    if unknown:
+        raise AblateError(
+            f"{where}: unknown key {unknown[0]!r} in {section} (known: {', '.join(known)}); a misspelt key "
+            "would silently leave its variants out"
+        )
+
+
+def _table(where: str, what: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise AblateError(f"{where}: {what} must be a table (e.g. {{ NAME = VALUE }}), not {value!r}")
+    return value
+
+
+def _text(where: str, what: str, value: Any) -> str:
+    """A label, a baseline, a technique: a non-empty string that prints on one line."""
+    if not isinstance(value, str) or not value.strip():
+        raise AblateError(f"{where}: {what} must be a non-empty string, not {value!r}")
+    if value != value.strip() or any(unicodedata.category(c) == "Cc" for c in value):
+        raise AblateError(f"{where}: {what} {value!r} must not hold control characters or surrounding whitespace")
+    return value
+
+
+def _levels(where: str, what: str, value: Any) -> list[Any]:
+    if not isinstance(value, list) or not value:
+        raise AblateError(f"{where}: {what} must be a non-empty list of values (e.g. [1, 2, 5]), not {value!r}")
+    return value
+
+
+def _unique_labels(where: str, kind: str, labels: list[str]) -> None:
+    seen: set[str] = set()
+    for label in labels:
+        if label in seen:
+            raise AblateError(f"{where}: duplicate variant labels in the {kind} design ({label!r})")
+        seen.add(label)
 
 
 def _label(changes: dict[str, Any]) -> str:
@@ -154,25 +208,33 @@ def load_ablation_design(kind: str, path: Path | None = None, registry: Registry
     path = path or definition_path("ablation.toml")
     raw = read_toml(path)
     where = str(path)
-    reference = str(raw.get("reference", "full"))
-    baseline = str(raw.get("baseline", "no transfer"))
-    base = dict(raw.get("full", {}))
+    _known_keys(where, "the file", raw, _ABLATION_KEYS)
+    reference = _text(where, "reference", raw.get("reference", "full"))
+    baseline = _text(where, "baseline", raw.get("baseline", "no transfer"))
+    base = dict(_table(where, "[full]", raw.get("full", {})))
     full = _validated(reference, "cgi", base, where, registry)
     defaults = _resolve("cgi", base, registry)
     variants: list[Variant] = [full]
     if kind == "ofat":
-        spec = raw.get("ofat", {})
-        for name, value in dict(spec.get("flips", {})).items():
+        if "ofat" not in raw:
+            raise AblateError(f"{where}: --design ofat needs an [ofat] section (flips, ladders)")
+        spec = _table(where, "[ofat]", raw["ofat"])
+        _known_keys(where, "[ofat]", spec, _OFAT_KEYS)
+        for name, value in _table(where, "[ofat] flips", spec.get("flips", {})).items():
             variants.append(_validated(f"{name}={value}", "cgi", {**base, name: value}, where, registry))
-        for name, levels in dict(spec.get("ladders", {})).items():
-            for level in levels:
+        for name, levels in _table(where, "[ofat] ladders", spec.get("ladders", {})).items():
+            for level in _levels(where, f"[ofat] ladders.{name}", levels):
                 if defaults.get(name) == level:
                     continue  # that level is the full method itself
                 variants.append(_validated(f"{name}={level}", "cgi", {**base, name: level}, where, registry))
     else:
-        factors = dict(raw.get("factorial", {}).get("factors", {}))
+        spec = _table(where, "[factorial]", raw.get("factorial", {}))
+        _known_keys(where, "[factorial]", spec, _FACTORIAL_KEYS)
+        factors = dict(_table(where, "[factorial] factors", spec.get("factors", {})))
         if not factors:
             raise AblateError(f"{where}: [factorial] needs `factors`")
+        for name, levels in factors.items():
+            _levels(where, f"[factorial] factors.{name}", levels)
         variants = []
         for combo in itertools.product(*factors.values()):
             changes = dict(zip(factors, combo, strict=True))
@@ -183,9 +245,7 @@ def load_ablation_design(kind: str, path: Path | None = None, registry: Registry
         if reference not in {v.label for v in variants}:
             variants.insert(0, full)
     variants.append(Variant(baseline, "bnn"))
-    labels = [v.label for v in variants]
-    if len(set(labels)) != len(labels):
-        raise AblateError(f"{where}: duplicate variant labels in the {kind} design")
+    _unique_labels(where, kind, [v.label for v in variants])
     merged = merge_identical(variants, registry)
     return Design(f"ablation-{kind}", f"CGI ablation ({kind})", merged, reference, baseline)
 

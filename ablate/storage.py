@@ -49,6 +49,7 @@ from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCal
 from optuna.trial import TrialState
 
 from ablate import _optuna_compat as compat
+from ablate import connections
 from ablate.errors import StorageError
 from ablate.presets import default_storage_url
 
@@ -58,6 +59,7 @@ __all__ = [
     "StorageSpec",
     "check_reachable",
     "is_heartbeat_capable",
+    "is_server_full",
     "is_transient_error",
     "mask_url",
     "open_storage",
@@ -502,14 +504,61 @@ def is_transient_error(exc: BaseException) -> bool:
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with jitter: attempt k (k >= 1) waits ``min(max_delay, base_delay * 2**(k-1))``
-    scaled by a random factor in [0.5, 1]; at most ``attempts`` tries in all."""
+    scaled by a random factor in [0.5, 1]; at most ``attempts`` tries in all.
+
+    A full server (:func:`is_server_full`) is waited out apart from those tries: a long backoff from
+    ``full_base_delay`` to ``full_max_delay`` with full jitter (a random factor in [0, 1], so that many
+    workers turned away together do not come back together), for up to ``full_wait`` seconds in all.
+
+    A storage call of a storage that was open (not a first connect) whose transient error outlasts the tries,
+    as when the database server restarts, goes on trying every ``max_delay`` (jittered) for up to ``down_wait``
+    seconds more: a worker rides out a restart instead of failing its trial or exiting."""
 
     attempts: int = 5
     base_delay: float = 0.2
     max_delay: float = 3.0
+    full_wait: float = 900.0
+    full_base_delay: float = 1.0
+    full_max_delay: float = 30.0
+    down_wait: float = 120.0
 
     def delay(self, retry: int) -> float:
         return min(self.max_delay, self.base_delay * 2 ** (retry - 1)) * random.uniform(0.5, 1.0)
+
+    def full_delay(self, retry: int) -> float:
+        return min(self.full_max_delay, self.full_base_delay * 2 ** (retry - 1)) * random.uniform(0.0, 1.0)
+
+
+# The server (or the role, or the user) has no connection slot free: wait, it is not a bad URL.
+_FULL_PATTERNS = (
+    "too many clients",  # PostgreSQL max_connections
+    "too many connections",  # PostgreSQL role/database CONNECTION LIMIT; MySQL 1040
+    "remaining connection slots are reserved",  # PostgreSQL superuser_reserved_connections
+    "max_user_connections",  # MySQL 1203 (a user's limit)
+)
+_MYSQL_FULL_CODES = frozenset({1040, 1203})
+
+
+def is_server_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) says the database server has no connection slot free for us.
+
+    PostgreSQL: ``sorry, too many clients already``, ``too many connections for role "…"`` (``ALTER ROLE …
+    CONNECTION LIMIT``) or ``… for database``, and the slots reserved for superusers; MariaDB/MySQL: error
+    1040 (``Too many connections``) and 1203 (``max_user_connections``)."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        args = getattr(current, "args", ())
+        if args and isinstance(args[0], int) and args[0] in _MYSQL_FULL_CODES:
+            return True
+        if any(p in str(current).lower() for p in _FULL_PATTERNS):
+            return True
+        stack.extend((current.__cause__, current.__context__, getattr(current, "orig", None)))
+    return False
 
 
 # A refused connection means nothing listens there: say so at once instead of backing off.
@@ -534,23 +583,52 @@ def _call_with_retries(
     policy: RetryPolicy,
     worth_retrying: Callable[[BaseException], bool],
     before_retry: Callable[[int, BaseException, float], None],
+    *,
+    ride_out: bool = False,
 ) -> _T:
     """Call ``func`` until it returns, an exception not ``worth_retrying`` escapes, or ``policy``'s tries
     are spent (the last exception escapes); ``before_retry(try, exc, delay)`` runs before each backoff.
+    A full server is waited out with ``policy``'s long backoff for up to ``policy.full_wait`` seconds,
+    without spending a try; with ``ride_out``, a transient error that outlasts the tries is tried again for
+    up to ``policy.down_wait`` seconds more (a server restarting under a storage that was open).
 
     The one retry loop of this module: connecting and every retried storage call differ only in what
     they retry and what they say."""
     attempt = 1
+    full = 0
+    waited_full = waited_down = 0.0
     while True:
         try:
             return func()
         except Exception as exc:
-            if attempt >= policy.attempts or not worth_retrying(exc):
+            if _is_storage_layer(exc) and is_server_full(exc) and waited_full < policy.full_wait:
+                full += 1  # a full server is waited out apart from the tries: it is no fault of this call
+                delay = min(policy.full_delay(full), policy.full_wait - waited_full)
+                before_retry(attempt, exc, delay)
+                time.sleep(delay)
+                waited_full += delay
+                continue
+            if not worth_retrying(exc):
                 raise
-            delay = policy.delay(attempt)
+            delay = policy.delay(min(attempt, policy.attempts))
+            if attempt >= policy.attempts:  # the tries are spent: ride out a server that is down (restarting)?
+                if not ride_out or delay <= 0 or waited_down >= policy.down_wait:
+                    raise
+                waited_down += delay
             before_retry(attempt, exc, delay)
             time.sleep(delay)
             attempt += 1
+
+
+def _say_full(where: str, what: str, delay: float, reason: str) -> None:
+    _logger.warning(
+        "the database server of %s has no connection free (%s), waiting %.1f s before %s again; "
+        "see docs/distributed.md, Connections, to size max_connections for your workers",
+        where,
+        reason,
+        delay,
+        what,
+    )
 
 
 def _connect_retrying(spec: StorageSpec, func: Callable[[], _T], policy: RetryPolicy | None = None) -> _T:
@@ -562,6 +640,9 @@ def _connect_retrying(spec: StorageSpec, func: Callable[[], _T], policy: RetryPo
     policy = policy or RetryPolicy()
 
     def say(attempt: int, exc: BaseException, delay: float) -> None:
+        if is_server_full(exc):
+            _say_full(spec.masked(), "connecting", delay, _db_reason(exc, _password_of(spec.url)))
+            return
         _logger.warning(
             "transient error while connecting to %s (try %d of %d), retrying in %.2f s: %s",
             spec.masked(),
@@ -640,10 +721,21 @@ class RetryingRDBStorage(RDBStorage):
 
     def __init__(self, url: str, *, retry_policy: RetryPolicy | None = None, **kwargs: Any) -> None:
         self.retry_policy = retry_policy or RetryPolicy()
-        super().__init__(url, **kwargs)
+        try:
+            super().__init__(url, **kwargs)
+        except BaseException:
+            # A storage that could not be opened gives back the connection it got: left to the garbage
+            # collector, it would hold a slot of a full server while the next try waits for one.
+            engine = getattr(self, "engine", None)
+            if engine is not None:
+                engine.dispose()
+            raise
 
     def _retry(self, what: str, func: Callable[[], _T]) -> _T:
         def say(attempt: int, exc: BaseException, delay: float) -> None:
+            if is_server_full(exc):
+                _say_full(mask_url(self.url), what, delay, _db_reason(exc, _password_of(self.url)))
+                return
             _logger.warning(
                 "transient storage error in %s (try %d of %d), retrying in %.2f s: %s",
                 what,
@@ -653,7 +745,7 @@ class RetryingRDBStorage(RDBStorage):
                 _db_reason(exc, _password_of(self.url)),
             )
 
-        return _call_with_retries(func, self.retry_policy, is_transient_error, say)
+        return _call_with_retries(func, self.retry_policy, is_transient_error, say, ride_out=True)
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
@@ -699,9 +791,11 @@ class RetryingRDBStorage(RDBStorage):
 def _rdb_engine_kwargs(spec: StorageSpec, workers: int) -> dict[str, Any]:
     url = sqlalchemy.engine.make_url(spec.url)
     query = set(url.query)
-    # Each worker thread holds one connection through its scoped session while it talks to the
-    # storage, and each running trial's heartbeat thread holds another: size the pool for both.
-    pool = {"pool_size": max(2, workers), "max_overflow": workers + 2}
+    # A worker is one process: its thread holds a connection only while it talks to the storage (Optuna's
+    # session is closed after each call), and the running trial's heartbeat thread briefly holds another. So
+    # the pool keeps one idle connection and opens the others on demand (closed again when given back): a
+    # process holds 1 connection between calls and at most 2 + workers at once, whatever the pool could hold.
+    pool = {"pool_size": 1, "max_overflow": workers + 2}
     if spec.kind == "sqlite":
         connect_args: dict[str, Any] = {}
         if "timeout" not in query:
@@ -807,7 +901,7 @@ def _open_rdb(
     spec: StorageSpec, workers: int, heartbeat_interval: int | None, grace_period: int | None
 ) -> RetryingRDBStorage:
     try:
-        return _connect_retrying(
+        storage = _connect_retrying(
             spec,
             lambda: RetryingRDBStorage(
                 spec.url,
@@ -819,6 +913,8 @@ def _open_rdb(
                 ),
             ),
         )
+        connections.note(storage)  # released when the command or study that opened it ends
+        return storage
     except RuntimeError as exc:
         if "schema" not in str(exc):
             raise

@@ -24,9 +24,10 @@ from typing import Any
 import optuna
 from optuna.exceptions import ExperimentalWarning
 
-from ablate import provenance, queue, record, stacking
+from ablate import connections, provenance, queue, record, stacking
 from ablate.designs import Design, DesignPoint
 from ablate.errors import AblateError
+from ablate.names import check_definition_size, check_study_name
 from ablate.objective import DesignObjective, SensitivityObjective, TaskCache
 from ablate.space import Space
 from ablate.storage import open_storage, parse_storage
@@ -42,7 +43,8 @@ JOIN_POLL_S = 2.0
 
 @dataclass(frozen=True)
 class StudyPlan:
-    """What to run, where, and how; validated by the CLI before any storage is opened."""
+    """What to run, where, and how; validated by the CLI, and its name and definition here, before any storage is
+    opened."""
 
     name: str
     storage: str
@@ -73,6 +75,12 @@ class StudyPlan:
     curves: bool = True  # learning curves in every record (costs ~8% of a quick run; see docs/benchmarks.md)
     stack: str = "auto"  # --stack: runs of a trial as stacked replicas (ablate.stacking)
     registry: Registry = REGISTRY
+
+    def __post_init__(self) -> None:
+        """A name or a definition that some supported storage cannot hold is refused here, before any is opened."""
+        check_study_name(self.name)
+        if (self.kind == "design" and self.design is not None) or (self.space is not None and self.case is not None):
+            check_definition_size(self.name, asdict(self.definition()))
 
     @property
     def stacked(self) -> bool:
@@ -236,6 +244,7 @@ def _await_study(plan: StudyPlan, log: Callable[..., Any]) -> optuna.Study:
         with contextlib.suppress(KeyError):
             study = optuna.load_study(study_name=plan.name, storage=storage)
             if study.get_trials(deepcopy=False):
+                connections.release(storage)  # only to wait with: the worker's own storage follows
                 return open_study(plan, create=False)
         if time.monotonic() >= deadline:
             raise AblateError(
@@ -355,7 +364,9 @@ def execute(
     """Prepare the study and run ``plan.workers`` workers until its queue is done (or the timeout)."""
     parse_storage(plan.storage)
     procs: list[Any] = []
-    with sigterm_as_interrupt(procs):  # SIGTERM to this process (worker 0) ends like Ctrl-C: trial FAIL, exit 130
+    # SIGTERM to this process (worker 0) ends like Ctrl-C: trial FAIL, exit 130. The storages opened for the study
+    # give their connections back when it ends (the returned study reconnects if it is used again).
+    with sigterm_as_interrupt(procs), connections.released():
         return _execute(plan, procs, on_progress, log)
 
 
@@ -388,9 +399,11 @@ def _execute(
                 on_trial=(lambda _t: on_progress(progress_info(study))) if on_progress else None,
             )
         ]
-        while any(p.is_alive() for p in procs):  # the queue is empty: wait for the others' last trials
+        connections.release(study)  # the queue is empty: free this worker's connections for the others' last trials
+        while any(p.is_alive() for p in procs):
             if on_progress is not None:
                 on_progress(progress_info(study))
+                connections.release(study)
             time.sleep(0.5)
     except KeyboardInterrupt:
         for p in procs:  # they got the SIGINT or SIGTERM too; give them time to record their trials as FAIL

@@ -46,7 +46,6 @@ import sys
 import tempfile
 import time
 import uuid
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +88,7 @@ class Soak:
     events: list[dict[str, Any]] = field(default_factory=list)
     bag: list[str] = field(default_factory=list)  # the kinds still to strike in this shuffled round
     t0: float = 0.0
+    storage: Any = None  # the soak's own storage (studies()), opened once
 
     # ----------------------------------------------------------------------------------------- commands
     def common(self) -> list[str]:
@@ -118,8 +118,7 @@ class Soak:
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        release_connections()
-        return Result(code, stdout.getvalue(), stderr.getvalue())
+        return Result(code, stdout.getvalue(), stderr.getvalue())  # the command gave its connections back
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -194,7 +193,12 @@ class Soak:
             port = server_port(self.url, self.kind)
             holding = [w for w in live if client_ports(w.proc.pid, port)]  # not those still starting up
             victim = self.rng.choice(holding) if holding else live[0]
-            killed = kill_connections(self.url, self.kind, victim.proc.pid)
+            try:
+                killed = kill_connections(self.url, self.kind, victim.proc.pid)
+            except Exception as exc:  # the server is full or down (another fault): this strike found nothing
+                if not _is_storage_error(exc):
+                    raise
+                killed = 0
             if not killed:  # it held no connection right now (starting up): not a fault, still due
                 self.events.append({"t": round(time.time() - self.t0, 2), "kind": "conn_kill_missed"})
                 self.bag.append(kind)
@@ -281,27 +285,16 @@ class Soak:
 
         from ablate.storage import open_storage
 
-        storage = open_storage(self.url, heartbeat_interval=None, create=False)
-        return [optuna.load_study(study_name=n, storage=storage) for names in self.rounds for n in names]
+        if self.storage is None:  # one storage for the soak's own reads: one idle connection, not one per call
+            self.storage = open_storage(self.url, heartbeat_interval=None, create=False)
+        return [optuna.load_study(study_name=n, storage=self.storage) for names in self.rounds for n in names]
 
 
 # ------------------------------------------------------------------------------------------- connections
-def release_connections() -> None:
-    """Close the pooled connections of every storage the in-process commands opened.
-
-    A command run in this process leaves its storage's pool open until garbage collection; over a long soak
-    with many rounds that exhausted PostgreSQL's ``max_connections`` (100). Engines reconnect when used again.
-    """
-    import gc
-
+def _is_storage_error(exc: BaseException) -> bool:
     import sqlalchemy
 
-    gc.collect()
-    with warnings.catch_warnings():  # isinstance() on some of torch's deprecated module objects warns
-        warnings.simplefilter("ignore")
-        engines = [obj for obj in gc.get_objects() if isinstance(obj, sqlalchemy.engine.Engine)]
-    for engine in engines:
-        engine.dispose()
+    return isinstance(exc, sqlalchemy.exc.SQLAlchemyError)
 
 
 def _socket_inodes(pid: int) -> set[str]:

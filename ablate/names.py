@@ -1,0 +1,114 @@
+"""Names a command will write, checked against what every supported storage can hold, before anything is written.
+
+A name that one backend accepts and another refuses would make a command work on SQLite and fail on PostgreSQL
+(or MariaDB) halfway through, with a study already created. So the limits here are the strictest of all the
+supported storages, and they are checked the same way whatever the storage is (measured on PostgreSQL 15 and
+MariaDB 10.11 with Optuna's RDB schema):
+
+* a study name is at most :data:`STUDY_NAME_MAX` characters: Optuna's ``studies.study_name`` is
+  ``VARCHAR(512)`` (PostgreSQL and MariaDB refuse a longer one; SQLite and the journals do not check);
+* a study name holds no control character: PostgreSQL refuses NUL in text, and a newline or tab would break the
+  one-line messages and tables that print names; it does not start or end with whitespace, because MariaDB's
+  default collation pads with spaces, so ``"x"`` and ``"x "`` are the same unique key there and two on SQLite;
+* a study attribute (the definition a study stores at creation) is at most :data:`ATTR_VALUE_MAX` bytes of
+  JSON: Optuna's ``value_json`` is ``TEXT``, 65,535 bytes on MariaDB and MySQL, unlimited elsewhere.
+
+Every check raises :class:`~ablate.errors.AblateError` (one line; the CLI exits with status 2).
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ablate.errors import AblateError
+
+STUDY_NAME_MAX = 512
+"""Characters in a study name: Optuna's ``VARCHAR(512)`` (``MAX_INDEXED_STRING_LENGTH``) on PostgreSQL and MariaDB."""
+
+ATTR_VALUE_MAX = 65_535
+"""Bytes of one attribute's JSON: Optuna's ``value_json`` is ``TEXT``, which MariaDB and MySQL cap at 64 KiB - 1."""
+
+PROVENANCE_RESERVE = 8_192
+"""Bytes kept free in the stored definition for its provenance (command line, versions, git, CPU, data checksum),
+which is collected only when the study is created."""
+
+
+def _shown(name: str) -> str:
+    """A name as an error message shows it: quoted, escaped, and cut to a readable length."""
+    text = repr(name)
+    return text if len(text) <= 80 else f"{text[:60]}...{text[-12:]} ({len(name)} characters)"
+
+
+def check_study_name(name: str, option: str = "--study-name") -> str:
+    """``name`` if every supported storage can hold it as a study name; else one-line :class:`AblateError`."""
+    if not isinstance(name, str) or not name:
+        raise AblateError(f"{option}: a study name must not be empty")
+    if len(name) > STUDY_NAME_MAX:
+        raise AblateError(
+            f"{option} {_shown(name)}: a study name holds at most {STUDY_NAME_MAX} characters "
+            f"(PostgreSQL and MariaDB refuse longer ones), this one has {len(name)}; choose a shorter --study-name"
+        )
+    bad = sorted({c for c in name if unicodedata.category(c) in ("Cc", "Cs")})
+    if bad:
+        raise AblateError(
+            f"{option} {_shown(name)}: a study name must not contain control characters "
+            f"({', '.join(f'U+{ord(c):04X}' for c in bad)})"
+        )
+    if name != name.strip():
+        raise AblateError(
+            f"{option} {_shown(name)}: a study name must not start or end with whitespace "
+            "(MariaDB would read it as the name without it)"
+        )
+    return name
+
+
+def check_study_names(names: Iterable[str], option: str = "--study-name") -> list[str]:
+    """Every name checked (the first bad one raises), so that no study is written before all are known good."""
+    return [check_study_name(n, option) for n in names]
+
+
+def attr_bytes(value: Any) -> int:
+    """Bytes Optuna stores for an attribute value: its ``json.dumps`` (ASCII, so characters are bytes)."""
+    return len(json.dumps(value))
+
+
+def check_definition_size(name: str, payload: Mapping[str, Any], *, what: str = "design") -> None:
+    """The definition a study ``name`` stores fits in one MariaDB ``TEXT`` column, with room for its provenance."""
+    size = attr_bytes(json.loads(json.dumps(dict(payload), default=str)))
+    limit = ATTR_VALUE_MAX - PROVENANCE_RESERVE
+    if size > limit:
+        raise AblateError(
+            f"study {_shown(name)}: its {what} takes {size:,} bytes as stored, more than the {limit:,} a study "
+            f"definition may take (MariaDB and MySQL store at most {ATTR_VALUE_MAX:,}); split it into smaller designs"
+        )
+
+
+def sensitivity_study_names(
+    cases: Sequence[str], study_name: str | None, fidelity: str, settings: str, confirm: int = 0
+) -> dict[str, str]:
+    """The study each case of ``ablate study`` writes (and its confirmation's, with ``confirm``), all checked."""
+    names: dict[str, str] = {}
+    for c in cases:
+        name = study_name if study_name and len(cases) == 1 else None
+        names[c] = name or (f"{study_name}-{c}" if study_name else f"sensitivity-{c}-{fidelity}{settings}")
+    check_study_names(names.values())
+    if confirm:
+        from ablate.confirm import confirmation_name
+
+        check_study_names((confirmation_name(n, confirm, fidelity, fidelity) for n in names.values()), "--confirm")
+    return names
+
+
+def ablation_study_names(
+    stem: str, cases: Sequence[str], study_name: str | None, fidelity: str, settings: str
+) -> dict[str, str]:
+    """The study each case of ``ablate ablation`` writes, all checked."""
+    names: dict[str, str] = {}
+    for c in cases:
+        derived = f"{stem}-{c}-{fidelity}{settings}"
+        names[c] = (f"{study_name}-{c}" if len(cases) > 1 else study_name) if study_name else derived
+    check_study_names(names.values())
+    return names
