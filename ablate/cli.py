@@ -592,7 +592,7 @@ def study_cmd(
             trials = size
     names = sensitivity_study_names(cases, study_name, fidelity, settings_label(base), confirm)
     url = _storage_url(storage)
-    names: list[str] = []
+    made: list[str] = []
     for c in cases:
         name = names[c]
         plan = StudyPlan(
@@ -621,12 +621,12 @@ def study_cmd(
         )
         outcome = _execute(plan, name)
         _summary(outcome)
-        names.append(name)
+        made.append(name)
         if confirm and not join:
-            names.append(
+            made.append(
                 _confirm_one(outcome.study, top=confirm, seeds=confirm_seeds, fidelity=None, url=url, plan=plan)
             )
-    _next_steps(names, url, then="report" if confirm else "confirm")
+    _next_steps(made, url, then="report" if confirm else "confirm")
 
 
 def _check_confirm(top: int, seeds: int, *, optional: bool = False) -> None:
@@ -932,7 +932,7 @@ def ablation_cmd(
     stem = dsg.name if design_file is None else f"{dsg.name}-{design_file.stem}"
     names = ablation_study_names(stem, cases, study_name, fidelity, settings_label(base))
     url = _storage_url(storage)
-    names: list[str] = []
+    made: list[str] = []
     for c in cases:
         name = names[c]
         plan = StudyPlan(
@@ -955,8 +955,8 @@ def ablation_cmd(
         )
         outcome = _execute(plan, name)
         _summary(outcome)
-        names.append(name)
-    _next_steps(names, url)
+        made.append(name)
+    _next_steps(made, url)
 
 
 @app.command("report")
