@@ -277,9 +277,11 @@ def _adopt_orphans(study: optuna.Study, running: list[FrozenTrial], told: set[in
     gone = {t.number for t in orphans}
     new = [t.number for t in running if t.number not in told and t.number not in gone]
     if new:
+        shown = ", ".join(f"#{n}" for n in new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else "")
         log.warning(
-            "waiting for running trial(s) %s of other workers (one that never beats is re-queued after %g s)",
-            ", ".join(f"#{n}" for n in new),
+            "waiting for %d running trial(s) of other workers (%s; one that never beats is re-queued after %g s)",
+            len(new),
+            shown,
             grace,
         )
         told.update(new)
