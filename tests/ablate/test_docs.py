@@ -171,7 +171,9 @@ def prose_claim_problems(files: dict[str, str]) -> list[str]:
     option of CMD, and every ``studies/…`` or ``docs/…`` path exists (``studies/runs/…`` is written by runs)."""
     per_command = _command_options()
     every = set().union(*per_command.values())
-    scripts = "".join(p.read_text() for p in [*(REPO / "scripts").glob("*.py"), REPO / "Makefile"])
+    scripts = "".join(
+        p.read_text() for p in [*(REPO / "scripts").glob("*.py"), *(REPO / "scripts").glob("*.sh"), REPO / "Makefile"]
+    )
     found = []
     for name, text in files.items():
         for n, line in enumerate(text.splitlines(), 1):
