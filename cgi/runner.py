@@ -158,13 +158,7 @@ def run(
         tasks = load_run_tasks(config, log=log)
     run_ = _start(config, tasks, on_target_epoch, {})
     while run_.request is not None:
-        request = run_.request
-        try:
-            losses = request.run()
-        except Exception as exc:
-            run_.advance(lambda exc=exc: run_.steps.throw(exc))
-        else:
-            run_.advance(lambda losses=losses: run_.steps.send(losses))
+        _fit_alone(run_)
     if run_.error is not None:
         raise run_.error
     return _result(run_)
@@ -209,8 +203,27 @@ def run_many(
         group = min(groups.values(), key=lambda g: (STAGE_ORDER.get(g[0].request.stage, 99), -len(g)))
         size = max_stack or len(group)
         for first in range(0, len(group), size):
-            _fit_stack(group[first : first + size])
+            chunk = group[first : first + size]
+            if len(chunk) == 1:  # a stack of one is the unstacked reference fit, bit for bit
+                _fit_alone(chunk[0])
+            else:
+                _fit_stack(chunk)
     return [r.error if r.error is not None else _result(r) for r in runs]
+
+
+def _fit_alone(run_: _Run) -> None:
+    """One fit on its own (:meth:`FitRequest.run`); the run advances with its losses or its error."""
+    assert run_.request is not None and run_.steps is not None
+    steps = run_.steps
+    start = time.perf_counter()
+    try:
+        losses = run_.request.run()
+    except Exception as exc:
+        run_.seconds += time.perf_counter() - start
+        run_.advance(lambda exc=exc: steps.throw(exc))
+    else:
+        run_.seconds += time.perf_counter() - start
+        run_.advance(lambda: steps.send(losses))
 
 
 def _fit_stack(chunk: list[_Run]) -> None:

@@ -157,3 +157,17 @@ def test_run_many_on_cuda_follows_the_unstacked_cuda_runs(tasks) -> None:
         assert not isinstance(b, Exception), b
         for stage in a.history:
             assert b.history[stage] == pytest.approx(a.history[stage], rel=1e-3), (a.technique, a.seed, stage)
+
+
+def test_a_runs_seconds_cover_its_training_stacked_or_not(tasks) -> None:
+    """RunResult.seconds is the run's whole time: its stages (training included) fit inside it."""
+    configs = _configs()[:2]
+    for result in [run(configs[1], tasks=tasks, **QUIET), *run_many(configs, tasks=tasks, **QUIET)]:
+        assert result.seconds >= sum(result.stages.values()) * 0.999
+
+
+def test_a_stack_of_one_is_the_unstacked_reference_bit_for_bit(tasks) -> None:
+    config = _configs()[1]
+    (alone,) = run_many([config], tasks=tasks, **QUIET)
+    reference = run(config, tasks=tasks, **QUIET)
+    assert alone.history == reference.history and alone.test_accuracy == reference.test_accuracy
