@@ -22,7 +22,7 @@ from scipy import stats as sps
 from ablate import power, provenance, record, stats
 from ablate.designs import Design, DesignPoint, Variant, merge_identical
 from ablate.errors import AblateError
-from ablate.names import check_study_name
+from ablate.names import check_study_name, confirmation_name
 from crossgen.config import CASES, REGISTRY, Fidelity, Registry, RunConfig
 from crossgen.errors import ConfigError
 
@@ -140,10 +140,6 @@ def top_configurations(
         if len(out) == k:
             break
     return out, base
-
-
-def confirmation_name(source: str, k: int, fidelity: str, source_fidelity: str) -> str:
-    return f"confirm-top{k}-{source}" + (f"-at-{fidelity}" if fidelity != source_fidelity else "")
 
 
 def check_source(definition: record.Definition, name: str) -> None:

@@ -86,6 +86,11 @@ def check_definition_size(name: str, payload: Mapping[str, Any], *, what: str = 
         )
 
 
+def confirmation_name(source: str, k: int, fidelity: str, source_fidelity: str) -> str:
+    """The name of the confirmation of search ``source``'s ``k`` best (``-at-FIDELITY`` when re-run at another)."""
+    return f"confirm-top{k}-{source}" + (f"-at-{fidelity}" if fidelity != source_fidelity else "")
+
+
 def sensitivity_study_names(
     cases: Sequence[str], study_name: str | None, fidelity: str, settings: str, confirm: int = 0
 ) -> dict[str, str]:
@@ -96,8 +101,6 @@ def sensitivity_study_names(
         names[c] = name or (f"{study_name}-{c}" if study_name else f"sensitivity-{c}-{fidelity}{settings}")
     check_study_names(names.values())
     if confirm:
-        from ablate.confirm import confirmation_name
-
         check_study_names((confirmation_name(n, confirm, fidelity, fidelity) for n in names.values()), "--confirm")
     return names
 

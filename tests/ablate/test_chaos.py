@@ -82,4 +82,6 @@ def test_a_trial_killed_between_its_metrics_still_reads_and_reports(tmp_path: Pa
     rec = record.read_trial(study.trials[0])
     assert rec.seeds[0].val_accuracy == 0.9 and rec.seeds[0].test_accuracy is None
     counts = tidy.state_counts(study)
-    assert counts.to_dict("records") == [{"case": "T1M1_T2M2", "variant": "full", "state": "FAIL", "n": 1}]
+    assert counts.to_dict("records") == [
+        {"case": "T1M1_T2M2", "variant": "full", "state": "FAIL", "n": 1, "fail reasons": ""}
+    ]

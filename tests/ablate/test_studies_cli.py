@@ -196,7 +196,8 @@ def test_ofat_ablation_runs_every_point_exactly_once(env: Path, run_cli) -> None
         p = by_key[t.user_attrs["design_key"]]
         rec = record.read_trial(t)
         assert (rec.variant, rec.seed, rec.technique) == (p.variant.label, p.seed, p.variant.technique)
-        assert t.params == {}  # the point travels only in the record: one source of truth
+        # the point's coordinates are params for the dashboard, a view of the record (what runs is read there)
+        assert t.params == {"case": p.case, "variant": p.variant.label, "seed": p.seed}
         assert t.value == pytest.approx(t.user_attrs["val_accuracy"])
     frame = design_frame(study)
     assert len(frame) == len(points) and set(frame["seed"]) == {0, 1}
