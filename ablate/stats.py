@@ -54,7 +54,6 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats as sps
-from statsmodels.stats.multitest import multipletests
 
 from ablate.errors import AblateError
 
@@ -401,14 +400,27 @@ def min_attainable_p(n: int, *, alternative: Alternative = "two-sided") -> float
 
 
 def holm(pvalues: ArrayLike) -> np.ndarray:
-    """Holm step-down adjusted p-values; NaN (untested rows) stay NaN and do not enlarge the family."""
+    """Holm step-down adjusted p-values; NaN (untested rows) stay NaN and do not enlarge the family.
+
+    The same numbers as statsmodels' ``multipletests(p, method="holm")`` (the tests hold the two equal on
+    random families with ties), written out because statsmodels runs ``gc.collect()`` on every Holm call:
+    in a large process (a report with many families, the test suite) one call took 0.4 s, and one power
+    simulation made 200 of them. Holm is three lines: sort, scale the i-th smallest by (m - i), take the
+    running maximum, clip at 1.
+    """
     p = np.asarray(pvalues, dtype=float).reshape(-1)
     out = np.full(p.shape, math.nan)
     mask = ~np.isnan(p)
     if np.any((p[mask] < 0) | (p[mask] > 1)):
         raise StatsError("p-values must lie in [0, 1]")
-    if mask.any():
-        out[mask] = multipletests(p[mask], method="holm")[1]
+    tested = p[mask]
+    m = tested.size
+    if m:
+        order = np.argsort(tested, kind="stable")
+        adjusted = np.minimum(np.maximum.accumulate(tested[order] * np.arange(m, 0, -1)), 1.0)
+        unsorted = np.empty(m)
+        unsorted[order] = adjusted
+        out[mask] = unsorted
     return out
 
 

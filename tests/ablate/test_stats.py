@@ -273,6 +273,14 @@ def test_paired_t_is_ttest_rel_and_nan_safe():
 # ----------------------------------------------------------------------------------------------- holm
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_holm_equals_multipletests_on_random_families_with_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(1, 25))
+    p = rng.choice([0.001, 0.01, 0.02, 0.05, 0.3, 1.0], size=m) if seed % 2 else rng.uniform(0, 1, size=m) ** 3
+    np.testing.assert_allclose(S.holm(p), multipletests(p, method="holm")[1], rtol=0, atol=1e-15)
+
+
 def test_holm_equals_multipletests_and_keeps_nan_out_of_the_family():
     p = np.array([0.01, 0.04, 0.03, 0.2])
     np.testing.assert_allclose(S.holm(p), multipletests(p, method="holm")[1])
