@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from ablate import presets, terminal
+from ablate.errors import one_line
 from ablate.options import with_switch_options
 from crossgen.config import CASES, REGISTRY, TECHNIQUES, Fidelity, Registry, RunConfig
 from crossgen.errors import ConfigError, CrossgenError
@@ -1186,11 +1187,10 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":
             print(exc.format_message())
             sys.exit(0)
-        message = " ".join(exc.format_message().split())
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {one_line(exc.format_message())}", file=sys.stderr)
         rc = 2
     except CrossgenError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         rc = 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
