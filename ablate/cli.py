@@ -486,8 +486,8 @@ def reproduce_cmd(
     out_path = out_dir or presets.runs_dir() / label
     from ablate.report import check_out_dir
 
+    url = _storage_url(storage)  # before the folder is made: a refused storage leaves nothing behind
     check_out_dir(out_path)
-    url = _storage_url(storage)
     plan = StudyPlan(
         name=label,
         storage=url,

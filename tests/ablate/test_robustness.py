@@ -114,6 +114,33 @@ def test_a_refused_choice_reads_without_pydantics_prefix(
     assert (code, err) == (2, f"error: {expected}\n")
 
 
+REFUSED = "postgresql://nobody@127.0.0.1:1/x"  # nothing listens on port 1: the connection is refused at once
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["study", "--case", "T2M1_T1M2", "--fidelity", "smoke"],
+        ["ablation", "--case", "T2M1_T1M2", "--fidelity", "smoke"],
+        ["confirm", "sensitivity-T2M1_T1M2-smoke"],
+        ["reproduce", "table1", "--fidelity", "smoke"],
+        ["reproduce", "table2", "--fidelity", "smoke", "--out", "rep"],
+        ["report", "sensitivity-T2M1_T1M2-smoke"],
+        ["report", "sensitivity-T2M1_T1M2-smoke", "--out", "rep"],
+        ["seeds", "sensitivity-T2M1_T1M2-smoke"],
+        ["dashboard"],
+    ],
+)
+def test_a_refused_storage_leaves_nothing_behind(argv: list[str], env: Path, run_cli) -> None:
+    """docs/cli.md: every run command checks before it writes. With a storage that refuses the connection,
+    each is one line, exit 2, and the folder it runs in (a project: studies/ exists) stays as it was
+    (reproduce made its report folder first)."""
+    (env / "studies").mkdir()
+    r = run_cli(*argv, "--storage", REFUSED)
+    assert r.code == 2 and r.err.startswith("error: cannot open storage") and r.err.count("\n") == 1, r.err
+    assert sorted(p.relative_to(env).as_posix() for p in env.rglob("*")) == ["studies"]
+
+
 def test_rejected_study_leaves_existing_storage_unchanged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path}/s.db"
     code, _ = _invoke([*STUDY, "--storage", url, "--trials", "1", "--sampler", "random"], capsys)
