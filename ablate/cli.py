@@ -1001,6 +1001,7 @@ def report_cmd(
     """
     import optuna
 
+    from ablate import record
     from ablate.report import FORMATS, write_study_report
     from ablate.storage import open_storage
 
@@ -1030,11 +1031,12 @@ def report_cmd(
         n: (out_dir / n if out_dir and len(names) > 1 else out_dir) or presets.runs_dir() / f"report-{n}" for n in names
     }
     found = {}
-    for name in names:  # every study found before any folder is made: a misspelt name leaves nothing behind
+    for name in names:  # every study found and readable before any folder is made or report written
         try:
             found[name] = optuna.load_study(study_name=name, storage=st)
         except KeyError:
             _fail(f"no study named {name!r} in {url}")
+        record.read_definition(found[name])  # one line for a study plain Optuna (or a newer ablate) made
     for target in targets.values():
         check_out_dir(target)
     loaded: list[Any] = []
