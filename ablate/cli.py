@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from ablate import presets, terminal
+from ablate.errors import one_line
 from ablate.options import with_switch_options
 from crossgen.config import CASES, REGISTRY, TECHNIQUES, Fidelity, Registry, RunConfig
 from crossgen.errors import ConfigError, CrossgenError
@@ -485,8 +486,8 @@ def reproduce_cmd(
     out_path = out_dir or presets.runs_dir() / label
     from ablate.report import check_out_dir
 
+    url = _storage_url(storage)  # before the folder is made: a refused storage leaves nothing behind
     check_out_dir(out_path)
-    url = _storage_url(storage)
     plan = StudyPlan(
         name=label,
         storage=url,
@@ -1000,6 +1001,7 @@ def report_cmd(
     """
     import optuna
 
+    from ablate import record
     from ablate.report import FORMATS, write_study_report
     from ablate.storage import open_storage
 
@@ -1029,11 +1031,12 @@ def report_cmd(
         n: (out_dir / n if out_dir and len(names) > 1 else out_dir) or presets.runs_dir() / f"report-{n}" for n in names
     }
     found = {}
-    for name in names:  # every study found before any folder is made: a misspelt name leaves nothing behind
+    for name in names:  # every study found and readable before any folder is made or report written
         try:
             found[name] = optuna.load_study(study_name=name, storage=st)
         except KeyError:
             _fail(f"no study named {name!r} in {url}")
+        record.read_definition(found[name])  # one line for a study plain Optuna (or a newer ablate) made
     for target in targets.values():
         check_out_dir(target)
     loaded: list[Any] = []
@@ -1186,11 +1189,10 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":
             print(exc.format_message())
             sys.exit(0)
-        message = " ".join(exc.format_message().split())
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {one_line(exc.format_message())}", file=sys.stderr)
         rc = 2
     except CrossgenError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         rc = 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -258,7 +258,15 @@ def _needed(row: pd.Series, alpha: float, m: int, sims: int) -> str:
         return ""
     if row["delta"] == 0:
         return "Δ = 0: no n"
-    return power.seeds_needed(float(row["delta"]), float(row["delta_sd"]), alpha=alpha, m=m, sims=sims).text()
+    return power.seeds_needed(float(row["delta"]), float(row["delta_sd"]), alpha=alpha, m=m, sims=sims).shown()
+
+
+def _with_seeds(tab: pd.DataFrame, alpha: float, sims: int) -> pd.DataFrame:
+    """``tab`` with its rows' :func:`_needed` as column ``seeds_needed``: computed once, shown by the summary
+    table and by the comparison tables alike (format_comparisons reads it)."""
+    if not tab.empty:
+        tab["seeds_needed"] = [_needed(r, alpha, len(tab), sims) for _, r in tab.iterrows()]
+    return tab
 
 
 def analyse(
@@ -280,8 +288,8 @@ def analyse(
     cands = link["candidates"]
     titles = {c["label"]: _title_of(design, c["label"]) for c in cands}
     ranked = [titles[c["label"]] for c in cands]
-    vs_b = _family(df, ranked, baseline, value=value, alpha=alpha, rope=rope)
-    vs_d = _family(df, ranked, default, value=value, alpha=alpha, rope=rope)
+    vs_b = _with_seeds(_family(df, ranked, baseline, value=value, alpha=alpha, rope=rope), alpha, sims)
+    vs_d = _with_seeds(_family(df, ranked, default, value=value, alpha=alpha, rope=rope), alpha, sims)
     notes: list[str] = []
     if default in ranked:
         notes.append(f"{default!r} is one of the top configurations: it is not compared with itself")
@@ -316,11 +324,11 @@ def analyse(
                 "delta_vs_benchmark": float(vb["delta"]) if vb is not None else math.nan,
                 "p_holm_vs_benchmark": float(vb["p_holm"]) if vb is not None else math.nan,
                 "verdict_vs_benchmark": str(vb["verdict"]) if vb is not None else "–",
-                "seeds_needed_vs_benchmark": _needed(vb, alpha, len(vs_b), sims) if vb is not None else "",
+                "seeds_needed_vs_benchmark": vb["seeds_needed"] if vb is not None else "",
                 "delta_vs_default": float(vd["delta"]) if vd is not None else math.nan,
                 "p_holm_vs_default": float(vd["p_holm"]) if vd is not None else math.nan,
                 "verdict_vs_default": str(vd["verdict"]) if vd is not None else "is the default",
-                "seeds_needed_vs_default": _needed(vd, alpha, len(vs_d), sims) if vd is not None else "",
+                "seeds_needed_vs_default": vd["seeds_needed"] if vd is not None else "",
             }
         )
     out = pd.DataFrame(rows)

@@ -51,6 +51,13 @@ class Advice:
             return f"more than {self.n_max}"
         return str(self.n)
 
+    def shown(self) -> str:
+        """The figure a report shows wherever it gives this comparison's seeds (one text in every table): the
+        simulated exact-test answer, and past ``n_max`` the noncentral t's, which is not capped."""
+        if self.n is None and self.t_n is not None and self.t_n > self.n_max:
+            return f"{self.text()}, ≈ {self.t_n} by the noncentral t"
+        return self.text()
+
 
 def _check(delta: float, sd: float, alpha: float, m: int, target: float) -> None:
     if not (math.isfinite(delta) and math.isfinite(sd)):

@@ -47,6 +47,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -222,6 +223,22 @@ def _scipy_ci(
         )
     msgs = [f"scipy.stats.bootstrap ({method}): {w.message}" for w in caught]
     return float(res.confidence_interval.low), float(res.confidence_interval.high), msgs
+
+
+_CI_NAMES = {"BCa": "BCa", "percentile": "percentile bootstrap"}
+
+
+def ci_label(methods: Iterable[str], confidence: float = 0.95) -> str:
+    """What a caption calls the CIs of its rows, from the methods :func:`bootstrap_ci` used for them (a row's
+    ``ci_method``): "BCa 95% CI", "percentile bootstrap 95% CI" (fewer than MIN_N_BCA seeds), or both named
+    when the rows differ. Degenerate and missing intervals name no method."""
+    used = [_CI_NAMES[m] for m in dict.fromkeys(methods) if m in _CI_NAMES]
+    level = f"{confidence * 100:g}% CI"
+    if len(used) == 1:
+        return f"{used[0]} {level}"
+    if used:
+        return f"{level}: BCa, percentile bootstrap where BCa is unstable (n < {MIN_N_BCA}) or failed"
+    return level
 
 
 def bootstrap_ci(diff: ArrayLike, *, confidence: float = 0.95, n_resamples: int = 9999, seed: int = 0) -> CI:
@@ -986,7 +1003,7 @@ def gain_curve(
 
     ``curves`` is long: case, variant, seed, epoch, value (``ablate.tidy.curve_frame``). With a constant
     learning rate epoch k of a long run *is* a k-epoch run, so one run gives every budget. Each k is one
-    paired comparison (exact sign-flip test, BCa CI); Holm runs over the budgets of a case, the family a
+    paired comparison (exact sign-flip test, :func:`bootstrap_ci`); Holm runs over the budgets of a case, the family a
     reader scans when asking "is there any budget where CGI helps?".
     """
     for col in ("case", "variant", "seed", "epoch", value):

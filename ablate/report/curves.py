@@ -67,11 +67,12 @@ def gain_curve_section(
             "verdict": gain["verdict"],
         }
     )
+    ci = stats.ci_label(gain["ci_method"])  # the rule the rows used (percentile below MIN_N_BCA seeds)
     better = gain[gain["verdict"] == "better"]
     worse = gain[gain["verdict"] == "worse"]
     lines = [
         f"Δ(k) = {method} − {baseline} in {value} after k target epochs, paired by seed (exact sign-flip test, "
-        f"BCa 95% CI; Holm over the budgets k of each case, α = {alpha:g}).",
+        f"{ci}; Holm over the budgets k of each case, α = {alpha:g}).",
         f"Budgets where the transfer is significantly better: {_where(better)}; worse: {_where(worse)}.",
     ]
     figures = []
@@ -81,8 +82,7 @@ def gain_curve_section(
                 gain,
                 Path(fig_dir) / "gain-curve",
                 title=f"{method} − {baseline}: gain by target budget",
-                caption=f"Δ(k) in pp with 95% CI per case; large markers: significant after Holm over k "
-                f"(α = {alpha:g}).",
+                caption=f"Δ(k) in pp with {ci} per case; large markers: significant after Holm over k (α = {alpha:g}).",
             )
         )
     table = Table(

@@ -314,10 +314,15 @@ def significance_mask(sig: pd.DataFrame, *, rows: Sequence[str], cases: Sequence
 
 
 def _seeds_note(row: pd.Series, family: int) -> str:
-    """How many paired seeds the observed Δ would need (noncentral t, 80% power, Holm's first step over the
-    family); ``ablate seeds`` simulates the exact test with the whole Holm procedure, which can differ either
-    way (see ablate.power). When the t answer is below what the exact test can ever reach (a large,
-    consistent Δ on too few seeds), the floor is the answer."""
+    """How many paired seeds the observed Δ would need. A row that carries ``seeds_needed`` (a confirmation:
+    the exact test simulated with Holm, ablate.power.Advice.shown) shows that figure, the one its summary table
+    shows. Otherwise: the noncentral t, 80% power, Holm's first step over the family; ``ablate seeds``
+    simulates the exact test with the whole Holm procedure, which can differ either way (see ablate.power).
+    When the t answer is below what the exact test can ever reach (a large, consistent Δ on too few seeds),
+    the floor is the answer."""
+    given = row.get("seeds_needed")
+    if isinstance(given, str):
+        return f" (seeds for power 0.8: {given})" if given else ""
     delta, sd = row.get("delta"), row.get("delta_sd")
     if not (finite(delta) and finite(sd)) or sd <= 0 or delta == 0:
         return ""

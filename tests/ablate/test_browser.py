@@ -4,7 +4,9 @@ A small smoke sensitivity study is run and reported (the report is saved as the 
 artifacts); then Chromium, driven over the Chrome DevTools protocol (websocket-client), opens the note and
 the HTML report at 1200 px and checks what a reader would: the note renders with its Summary, every figure in
 it loads (``naturalWidth > 0``; a link that resolves to the dashboard's HTML gives 0), the dashboard names the
-metric, and no table of the HTML report is wider than the window. Screenshots go to the test's tmp folder.
+metric, and no table of the HTML report is wider than the window. The note's figures also load in plain
+``optuna-dashboard``, run as the docs give it and as the run command printed it (``--artifact-dir``).
+Screenshots go to the test's tmp folder.
 
 Chromium comes from Debian (``make browser`` installs it when missing and run as root); without it the test
 skips with the reason, except under ``CI=true``, where it fails.
@@ -13,9 +15,12 @@ skips with the reason, except under ``CI=true``, where it fails.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
+import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -23,6 +28,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -155,27 +161,38 @@ def page(tmp_path: Path) -> Iterator[Page]:
         log.close()
 
 
+@dataclass
+class Reported:
+    url: str  # the study's storage URL
+    study_id: int
+    rep: Path  # the report folder
+    printed: str  # what `ablate study` printed (its last lines name the dashboard commands)
+
+
 @pytest.fixture
-def dashboard(env: Path, run_cli: Any) -> Iterator[tuple[str, int, Path]]:
-    """A smoke sensitivity study, reported (note + artifacts), served by `ablate dashboard` on a free port."""
+def reported(env: Path, run_cli: Any) -> Reported:
+    """A smoke sensitivity study, reported: the note and its figures (artifacts) are in the study's storage."""
     url = f"sqlite:///{env / 'b.db'}"
     r = run_cli("study", "--case", "T2M1_T1M2", "--trials", 8, "--seeds", 2, "--fidelity", "smoke", "--storage", url)
     assert r.code == 0, r.err
+    printed = r.out
     r = run_cli("report", STUDY, "--storage", url, "--out", env / "rep")
     assert r.code == 0, r.err
     study_id = open_storage(url, heartbeat_interval=None).get_study_id_from_name(STUDY)
-    port = _free_port()
-    exe = shutil.which("ablate", path=str(Path(sys.executable).parent)) or "ablate"
-    log = (env / "dashboard.log").open("wb")
-    proc = subprocess.Popen(
-        [exe, "dashboard", "--storage", url, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=os.environ
-    )
+    return Reported(url, study_id, env / "rep", printed)
+
+
+@contextlib.contextmanager
+def _serving(argv: list[str], port: int, log_path: Path) -> Iterator[str]:
+    """Run a dashboard server (``argv``), wait until it listens on ``port``, yield its base URL, stop it."""
+    log = log_path.open("wb")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
     try:
         _wait(
-            "ablate dashboard to listen",
+            f"{Path(argv[0]).name} to listen",
             lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True,
         )
-        yield f"http://127.0.0.1:{port}", study_id, env / "rep"
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         try:
@@ -183,6 +200,19 @@ def dashboard(env: Path, run_cli: Any) -> Iterator[tuple[str, int, Path]]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def _exe(name: str) -> str:
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or name
+
+
+@pytest.fixture
+def dashboard(env: Path, reported: Reported) -> Iterator[tuple[str, int, Path]]:
+    """The reported study served by `ablate dashboard` on a free port."""
+    port = _free_port()
+    argv = [_exe("ablate"), "dashboard", "--storage", reported.url, "--port", str(port)]
+    with _serving(argv, port, env / "dashboard.log") as base:
+        yield base, reported.study_id, reported.rep
 
 
 IMAGES = "JSON.stringify([...document.images].map(i => [i.getAttribute('src'), i.complete, i.naturalWidth]))"
@@ -248,6 +278,39 @@ def test_note_figures_load_and_report_fits_1200px(page: Page, dashboard: tuple[s
     assert page.js("document.documentElement.scrollWidth") <= WIDTH
     assert all(w > 0 for _s, _c, w in json.loads(page.js(IMAGES)))
     assert page.js("document.querySelector('h2').textContent") == "Summary"
+
+
+DOCUMENTED_PLAIN = re.compile(r"`(optuna-dashboard \S+ --artifact-dir \S+)`")
+
+
+def test_note_figures_load_in_plain_optuna_dashboard(page: Page, env: Path, reported: Reported, tmp_path: Path) -> None:
+    """The note's figures load when the study is served by plain `optuna-dashboard`, run as the docs give it
+    (`optuna-dashboard URL --artifact-dir DIR`) with the URL and store the run command printed."""
+    repo = Path(__file__).resolve().parents[2]
+    documented = {doc: DOCUMENTED_PLAIN.findall((repo / doc).read_text()) for doc in ("README.md", "docs/cli.md")}
+    assert all(documented.values()), f"a plain optuna-dashboard command with --artifact-dir is missing: {documented}"
+    # the printed command: `dashboard: ablate dashboard --storage URL  (or: optuna-dashboard URL --artifact-dir DIR)`
+    (line,) = [x for x in reported.printed.splitlines() if x.startswith("dashboard:")]
+    plain = shlex.split(line.split("(or: ", 1)[1].removesuffix(")"))
+    shapes = {tuple(a for a in shlex.split(c) if a.startswith("-")) for cs in documented.values() for c in cs}
+    assert shapes == {tuple(a for a in plain if a.startswith("-"))}, (documented, plain)
+    assert plain[:2] == ["optuna-dashboard", reported.url], plain
+
+    n_figures = (reported.rep / f"{STUDY}.md").read_text().count("![")
+    assert n_figures >= 2, "the smoke study should have importance and M × K figures"
+    port = _free_port()
+    argv = [_exe(plain[0]), *plain[1:], "--host", "127.0.0.1", "--port", str(port)]
+    with _serving(argv, port, env / "plain-dashboard.log") as base:
+        page.open(
+            f"{base}/dashboard/studies/{reported.study_id}/note",
+            "document.body.innerText.includes('Summary') && [...document.images].every(i => i.complete)"
+            f" && document.images.length >= {n_figures}",
+        )
+        page.screenshot(tmp_path / "plain-note.png")
+        images = json.loads(page.js(IMAGES))
+    assert len(images) == n_figures, images
+    broken = [src for src, _complete, width in images if width == 0]
+    assert not broken, f"figures that do not load in plain optuna-dashboard: {broken}"
 
 
 if __name__ == "__main__":  # pragma: no cover

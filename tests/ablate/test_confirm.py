@@ -126,3 +126,29 @@ def test_confirm_on_a_real_smoke_search_resumes_and_reports(env: Path, run_cli) 
     assert "winner's curse" in (env / "rep" / f"{name}.md").read_text()
     r = run_cli("seeds", name, "--storage", url, "--sims", 200)
     assert r.code == 0, r.err
+
+
+def test_seeds_for_power_is_one_figure_in_every_table_of_the_report(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A confirmation's summary table and its comparison tables give one comparison's seeds for power 0.8 as
+    one figure (they said "more than 200" and "≈ 761" for the same comparison): the simulated exact test, and
+    past its 200-seed search the noncentral t's uncapped answer, in both."""
+    import planted
+
+    from ablate import power
+    from ablate.report.confirm import confirm_report_sections
+
+    # every CGI configuration is the benchmark + 0.1 pp, with ±2 pp alternating by seed: Δ far below its SD
+    monkeypatch.setattr(planted, "true_value", lambda technique, s: 0.92 + (0.0 if technique == "bnn" else 0.001))
+    monkeypatch.setattr(planted, "noise", lambda technique, s, seed: 0.0 if technique == "bnn" else 0.02 * (-1) ** seed)
+    study = run_confirmation(url, planted_search(url), top=3, seeds=6)
+    _kind, sections, _df = confirm_report_sections(study, metric="test_accuracy", alpha=0.05, rope=None, fig_dir=None)
+    summary = sections[0].tables[0].data.set_index("configuration")["seeds for power 0.8"]
+    (vs_benchmark,) = [s.tables[0] for s in sections if s.title.endswith("no-transfer benchmark")]
+    verdicts = vs_benchmark.data.set_index("variant")["verdict"]
+    rows = vs_benchmark.numeric.set_index("variant")
+    assert len(summary) == 3
+    for variant, shown in summary.items():
+        t_n = power.t_seeds(rows.loc[variant, "delta"], rows.loc[variant, "delta_sd"], m=3)
+        assert t_n is not None and t_n > power.N_MAX
+        assert shown == f"more than {power.N_MAX}, ≈ {t_n} by the noncentral t"
+        assert verdicts[variant] == f"inconclusive (seeds for power 0.8: {shown})"

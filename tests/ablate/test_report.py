@@ -563,3 +563,33 @@ def test_a_large_consistent_delta_on_too_few_seeds_names_the_exact_tests_floor()
     shown = format_comparisons(tab).data.set_index("variant")["verdict"]
     assert power.exact_floor(m=7) == 9 and (tab["verdict"] == "inconclusive").all()
     assert shown["v0"] == "inconclusive (≥ 9 seeds: with fewer the exact test cannot reach α after Holm over 7)"
+
+
+@pytest.mark.parametrize(
+    ("seeds", "named", "not_named"),
+    [(6, "percentile bootstrap 95% CI", "BCa"), (12, "BCa 95% CI", "percentile")],
+)
+def test_gain_curve_captions_name_the_ci_its_rows_used(seeds: int, named: str, not_named: str, tmp_path: Path) -> None:
+    """The rows' CIs are percentile bootstrap below stats.MIN_N_BCA seeds and BCa from there; the section text
+    and the figure caption say which (they said "BCa 95% CI" for 6 seeds)."""
+    from ablate.report.curves import gain_curve_section
+
+    rng = np.random.default_rng(3)
+    rows = [
+        {
+            "case": "T1M1_T2M2",
+            "variant": v,
+            "seed": s,
+            "epoch": k,
+            "test_accuracy": 0.9 + 0.01 * k + rng.normal(0, 0.01),
+        }
+        for v in ("cgi", "bnn")
+        for s in range(seeds)
+        for k in (1, 2, 3)
+    ]
+    section = gain_curve_section(pd.DataFrame(rows), method="cgi", baseline="bnn", fig_dir=tmp_path)
+    assert section is not None
+    assert set(section.tables[0].numeric["ci_method"]) == {"BCa" if seeds >= stats.MIN_N_BCA else "percentile"}
+    (figure,) = section.figures
+    for caption in (section.text, figure.caption):
+        assert named in caption and not_named not in caption, caption

@@ -47,6 +47,19 @@ def test_a_misspelt_study_leaves_no_report_folder(env: Path, run_cli, searched: 
     assert not (env / "nothing").exists()
 
 
+def test_a_study_ablate_cannot_read_stops_the_report_before_any_is_written(env: Path, run_cli, searched: str) -> None:
+    """`ablate report GOOD OTHER`, where plain Optuna made OTHER: one line, exit 2, and neither report written
+    nor GOOD's note published (GOOD's report was written first, then the error came)."""
+    optuna.create_study(study_name="plain", storage=searched)
+    r = run_cli("report", STUDY, "plain", "--storage", searched, "--out", env / "rep")
+    assert r.code == 2 and r.err.startswith("error: study 'plain' was not made by ablate"), r.err
+    assert len(r.err.splitlines()) == 1
+    assert not (env / "rep").exists()
+    storage = optuna.storages.get_storage(searched)
+    attrs = storage.get_study_system_attrs(storage.get_study_id_from_name(STUDY))
+    assert not [k for k in attrs if "note" in k], attrs  # optuna-dashboard keeps a note in dashboard:note_* keys
+
+
 def test_design_studies_read_well_in_plain_optuna(env: Path, run_cli) -> None:
     """The dashboard plots and filters by case, variant and seed (params); `optuna studies` rows are short;
     accuracies are exact fractions; K is written as an integer in -runs.csv."""

@@ -93,9 +93,52 @@ def test_malformed_option_values_exit_2_one_line(
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, (argv, err)
     assert len(lines) == 1 and lines[0].startswith("error:"), (argv, err)
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "Value error" not in err
     assert _names_option(err, option) or option in ("--storage", "--space"), (argv, err)
     assert not db.exists(), "a rejected command must not create the storage"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([*RUN, "--generator", "foo"], "Invalid value for '--generator': 'foo' is not one of 'gmm', 'gaussian'."),
+        ([*STUDY, "--stack", "maybe"], "Invalid value for '--stack': 'maybe' is not one of 'auto', 'on', 'off'."),
+    ],
+)
+def test_a_refused_choice_reads_without_pydantics_prefix(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """typer checks choices with pydantic, whose message for a validator's ValueError starts "Value error, "
+    (the Python exception's name, not the user's mistake); the one line the CLI prints leaves it out."""
+    code, err = _invoke([*argv, "--storage", f"sqlite:///{tmp_path}/x.db"] if argv[0] == "study" else argv, capsys)
+    assert (code, err) == (2, f"error: {expected}\n")
+
+
+REFUSED = "postgresql://nobody@127.0.0.1:1/x"  # nothing listens on port 1: the connection is refused at once
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["study", "--case", "T2M1_T1M2", "--fidelity", "smoke"],
+        ["ablation", "--case", "T2M1_T1M2", "--fidelity", "smoke"],
+        ["confirm", "sensitivity-T2M1_T1M2-smoke"],
+        ["reproduce", "table1", "--fidelity", "smoke"],
+        ["reproduce", "table2", "--fidelity", "smoke", "--out", "rep"],
+        ["report", "sensitivity-T2M1_T1M2-smoke"],
+        ["report", "sensitivity-T2M1_T1M2-smoke", "--out", "rep"],
+        ["seeds", "sensitivity-T2M1_T1M2-smoke"],
+        ["dashboard"],
+    ],
+)
+def test_a_refused_storage_leaves_nothing_behind(argv: list[str], env: Path, run_cli) -> None:
+    """docs/cli.md: every run command checks before it writes. With a storage that refuses the connection,
+    each is one line, exit 2, and the folder it runs in (a project: studies/ exists) stays as it was
+    (reproduce made its report folder first)."""
+    (env / "studies").mkdir()
+    r = run_cli(*argv, "--storage", REFUSED)
+    assert r.code == 2 and r.err.startswith("error: cannot open storage") and r.err.count("\n") == 1, r.err
+    assert sorted(p.relative_to(env).as_posix() for p in env.rglob("*")) == ["studies"]
 
 
 def test_rejected_study_leaves_existing_storage_unchanged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
