@@ -236,9 +236,11 @@ def sections_for(
 
 
 def switch_info(definition: record.Definition) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
-    """Per parameter: the label a reader sees (the switch's flag, from the study's own declarations), its
-    default level, and when a conditional parameter exists (``generator=gmm``)."""
-    labels = {s["name"]: str(s.get("flag") or s["name"]).lstrip("-") for s in definition.switches}
+    """Per parameter: the label a reader sees, its default level, and when a conditional parameter exists
+    (``generator=gmm``). The label is the switch's name (``covariance_type``): what Optuna's params, the
+    dashboard, ``--set``, space and design files all call it (the CLI flag, ``--covariance-type``, is the one
+    place it is spelt otherwise)."""
+    labels = {s["name"]: str(s["name"]) for s in definition.switches}
     defaults = {s["name"]: s.get("default") for s in definition.switches}
     conditions = {
         p["name"]: " and ".join(f"{labels.get(k, k)}={v}" for k, v in p["when"].items())

@@ -244,7 +244,7 @@ def _evaluators(importances: Table | None) -> str:
 
 
 def _conditional(importances: Table | None) -> str:
-    """'K, covariance-type exist in 11 of 16 trials (only when generator=gmm)' from the importances table."""
+    """'K, covariance_type exist in 11 of 16 trials (only when generator=gmm)' from the importances table."""
     if importances is None or "trials" not in importances.data:
         return ""
     cond = [(str(p), str(t)) for p, t in zip(importances.data.index, importances.data["trials"], strict=True)]

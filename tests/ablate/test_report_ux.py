@@ -101,3 +101,17 @@ def test_a_busy_dashboard_port_is_one_line(env: Path, run_cli, searched: str) ->
         r = run_cli("dashboard", "--storage", searched, "--port", port)
     assert r.code == 2 and r.out == "", (r.out, r.err)
     assert r.err.startswith(f"error: --port {port}: cannot listen") and len(r.err.splitlines()) == 1
+
+
+def test_reports_name_a_switch_as_optuna_and_the_files_do() -> None:
+    """covariance_type, not the CLI flag's covariance-type: the name in Optuna's params, --set and spaces."""
+    from ablate import record
+    from ablate.report.study import switch_info
+    from crossgen.config import REGISTRY
+
+    definition = record.Definition(
+        kind="sensitivity", name="s", fidelity={}, switches=record.switch_declarations(REGISTRY)
+    )
+    labels, _, _ = switch_info(definition)
+    assert labels["covariance_type"] == "covariance_type" and labels["lam"] == "lam"
+    assert all(label == name for name, label in labels.items())
