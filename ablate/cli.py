@@ -372,7 +372,7 @@ StackOpt = Annotated[
         "--stack",
         metavar=_one_of("auto", "on", "off"),
         help="Train a trial's runs (seeds, design points) as stacked replicas: auto = where measured to pay "
-        "(GPU; CPU at width <= 100), on, off (the bit-for-bit reference).",
+        "(on a GPU), on, off (the bit-for-bit reference).",
     ),
 ]
 ThreadsOpt = Annotated[
