@@ -1,6 +1,7 @@
 """run(RunConfig) -> RunResult: load the tasks, call the technique, evaluate, time every stage.
 
-run_many(configs) runs several at once, their BNN fits trained as stacked replicas (:mod:`crossgen.stack`).
+run_many(configs) runs several at once, their BNN fits trained as stacked replicas (:mod:`crossgen.stack`) and
+their deterministic MLP fits likewise (:mod:`crossgen.stack_mlp`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,17 @@ import torch
 from crossgen.config import RunConfig
 from crossgen.data import Split, Task, load_tasks
 from crossgen.stack import Replica, fit_bnn_stacked, stack_key
+from crossgen.stack_mlp import MLPReplica, fit_deterministic_stacked, mlp_stack_key
 from crossgen.techniques import TECHNIQUE_FUNCTIONS, Context
-from crossgen.techniques.base import STAGE_ORDER, FitRequest, Outcome, StageTimer, TargetEpochCallback
+from crossgen.techniques.base import (
+    STAGE_ORDER,
+    AnyFitRequest,
+    FitRequest,
+    MLPFitRequest,
+    Outcome,
+    StageTimer,
+    TargetEpochCallback,
+)
 
 CGI_OVERHEAD_STAGES = ("bootstrap", "initialisation", "generator_fit", "sampling")
 """The stages CGI adds on top of training two BNNs (what ``cgi_overhead_fraction`` measures)."""
@@ -68,17 +78,17 @@ def _to_device(task: Task, device: torch.device) -> Task:
 
 @dataclass
 class _Run:
-    """One run in flight: its context, its technique (a generator while it trains BNNs) and its clock."""
+    """One run in flight: its context, its technique (a generator while it trains) and its clock."""
 
     config: RunConfig
     ctx: Context
-    steps: Generator[FitRequest, list[float], Outcome] | None
+    steps: Generator[AnyFitRequest, list[float], Outcome] | None
     seconds: float = 0.0
-    request: FitRequest | None = None
+    request: AnyFitRequest | None = None
     outcome: Outcome | None = None
     error: BaseException | None = None
 
-    def advance(self, send: Callable[[], FitRequest]) -> None:
+    def advance(self, send: Callable[[], AnyFitRequest]) -> None:
         """Run the technique up to its next fit request (or its end), timing it as this run's own work."""
         start = time.perf_counter()
         try:
@@ -172,14 +182,17 @@ def run_many(
     max_stack: int | None = None,
     log: Any = print,
 ) -> list[RunResult | Exception]:
-    """Run every configuration, training their BNN fits as stacked replicas where they can share a stack.
+    """Run every configuration, training their fits as stacked replicas where they can share a stack.
 
     All runs advance in lockstep: each runs its technique up to its next fit, the waiting fits are grouped
-    by what a stack must share (:meth:`FitRequest.key <crossgen.techniques.base.FitRequest.settings>`: sizes,
-    inputs, budget, optimiser, numerics), and the group of the earliest stage (warm-up, source, target) runs
-    first as one stacked model (:func:`crossgen.stack.fit_bnn_stacked`), in chunks of ``max_stack``. So a
-    trial's seeds share their source stack, and the benchmark and every CGI variant of a seed share the
-    target stack (they share the target's data and order). Deterministic techniques run on their own.
+    by what a stack must share (:func:`_key`: sizes, inputs, budget, optimiser, numerics), and the group of
+    the earliest stage (warm-up, source, target) runs first as one stacked model
+    (:func:`crossgen.stack.fit_bnn_stacked` for BNNs, :func:`crossgen.stack_mlp.fit_deterministic_stacked`
+    for Experiment 1's MLPs), in chunks of ``max_stack``. So a trial's seeds share their source stack, and
+    the benchmark and every CGI variant of a seed share the target stack (they share the target's data and
+    order); ``none``, ``feature`` and ``distill`` share their source stack and ``none`` / ``feature`` their
+    target stacks (a ``feature`` target on each replica's own features). Distillation's student (a custom
+    loss) trains on its own.
 
     Returns one entry per configuration, in order: its :class:`RunResult`, or the exception that ended it
     (a diverged replica, a pruned one, a failed generator fit); one run's failure never stops another.
@@ -199,7 +212,7 @@ def run_many(
         groups: dict[tuple, list[_Run]] = {}
         for r in waiting:
             assert r.request is not None
-            groups.setdefault(stack_key(r.request.bnn, r.request.x, **r.request.settings()), []).append(r)
+            groups.setdefault(_key(r.request), []).append(r)
         group = min(groups.values(), key=lambda g: (STAGE_ORDER.get(g[0].request.stage, 99), -len(g)))
         size = max_stack or len(group)
         for first in range(0, len(group), size):
@@ -209,6 +222,15 @@ def run_many(
             else:
                 _fit_stack(chunk)
     return [r.error if r.error is not None else _result(r) for r in runs]
+
+
+def _key(request: AnyFitRequest) -> tuple:
+    """What a request must share with others to train in one stack with them (a unique key: never)."""
+    if isinstance(request, MLPFitRequest):
+        if not request.stackable():
+            return ("alone", id(request))
+        return mlp_stack_key(request.net, request.x, **request.settings())
+    return stack_key(request.bnn, request.x, **request.settings())
 
 
 def _fit_alone(run_: _Run) -> None:
@@ -231,12 +253,17 @@ def _fit_stack(chunk: list[_Run]) -> None:
     requests = [r.request for r in chunk]
     first = requests[0]
     assert first is not None
-    replicas = [
-        Replica(q.bnn, q.y, q.generator, q.noise, on_epoch=q.on_epoch, what=q.what) for q in requests if q is not None
-    ]
+    replicas: list[Replica] | list[MLPReplica]
     start = time.perf_counter()
     try:
-        fit_bnn_stacked(replicas, first.x, **first.settings())
+        if isinstance(first, MLPFitRequest):
+            mlps = [q for q in requests if isinstance(q, MLPFitRequest)]
+            replicas = [MLPReplica(q.net, q.y, q.generator, on_epoch=q.on_epoch, what=q.what) for q in mlps]
+            fit_deterministic_stacked(replicas, _stacked_inputs([q.x for q in mlps]), **first.settings())
+        else:
+            bnns = [q for q in requests if isinstance(q, FitRequest)]
+            replicas = [Replica(q.bnn, q.y, q.generator, q.noise, on_epoch=q.on_epoch, what=q.what) for q in bnns]
+            fit_bnn_stacked(replicas, first.x, **first.settings())
     except Exception as exc:  # a failure of the stack as a whole (a bad setting) ends each of its runs
         for replica in replicas:
             replica.error = exc
@@ -249,3 +276,14 @@ def _fit_stack(chunk: list[_Run]) -> None:
             r.advance(lambda r=r, e=replica.error: r.steps.throw(e))
         else:
             r.advance(lambda r=r, losses=replica.losses: r.steps.send(losses))
+
+
+def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype
+
+
+def _stacked_inputs(xs: list[torch.Tensor]) -> torch.Tensor:
+    """The replicas' inputs: one shared (N, d) tensor where they all train on it, else (R, N, d)."""
+    if all(_same_tensor(x, xs[0]) for x in xs[1:]):
+        return xs[0]
+    return torch.stack(xs)

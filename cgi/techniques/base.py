@@ -15,7 +15,7 @@ from crossgen.config import RunConfig
 from crossgen.data import Split, Task
 from crossgen.nets import MLP, layer_sizes
 from crossgen.seeding import torch_generator
-from crossgen.train import accuracy_bnn, accuracy_deterministic, fit_bnn
+from crossgen.train import accuracy_bnn, accuracy_deterministic, fit_bnn, fit_deterministic
 
 TargetEpochCallback = Callable[[int, float], None]
 """Called with (epoch, validation accuracy) after each target epoch; may raise to stop the run (pruning)."""
@@ -174,8 +174,62 @@ class FitRequest:
             ).losses
 
 
-Fit = Generator[FitRequest, list[float], list[float]]
-"""A fit as a technique writes it: ``losses = yield from fit_bnn_on(...)``."""
+LossFn = Callable[[MLP, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``loss_fn(net, xb, yb, idx)``: a custom minibatch loss (distillation's)."""
+
+
+@dataclass
+class MLPFitRequest:
+    """One deterministic fit a technique asks for: everything :func:`~crossgen.train.fit_deterministic`
+    takes, plus its stage.
+
+    Served as :class:`FitRequest` is: :meth:`run` alone (the unstacked reference, bit-for-bit what every
+    stored result was made with), or stacked with other runs' requests of the same :meth:`stack_key`
+    (:func:`crossgen.stack_mlp.fit_deterministic_stacked`). A fit with a custom ``loss_fn`` (distillation's
+    student) always runs alone.
+    """
+
+    net: MLP
+    x: torch.Tensor
+    y: torch.Tensor
+    epochs: int
+    lr: float
+    batch_size: int
+    generator: torch.Generator
+    what: str
+    stage: str
+    timer: StageTimer
+    precision: str = "fp32"
+    loss_fn: LossFn | None = None
+    on_epoch: Callable[[int, float], None] | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """The fit's settings that every replica of a stack must share."""
+        return {"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size, "precision": self.precision}
+
+    def stackable(self) -> bool:
+        return self.loss_fn is None and self.net.aux_head is None
+
+    def run(self) -> list[float]:
+        """The fit on its own, under the stage timer."""
+        with self.timer(self.stage):
+            return fit_deterministic(
+                self.net,
+                self.x,
+                self.y,
+                generator=self.generator,
+                loss_fn=self.loss_fn,
+                on_epoch=self.on_epoch,
+                what=self.what,
+                **self.settings(),
+            ).losses
+
+
+AnyFitRequest = FitRequest | MLPFitRequest
+"""What a technique's generator may yield."""
+
+Fit = Generator[AnyFitRequest, list[float], list[float]]
+"""A fit as a technique writes it: ``losses = yield from fit_bnn_on(...)`` (or an MLP fit)."""
 
 
 def fit_bnn_on(

@@ -9,20 +9,22 @@ ever evaluated.
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import torch
 import torch.nn.functional as F
 
 from crossgen.nets import MLP
-from crossgen.techniques.base import Context, Outcome, mlp_outcome, new_mlp
+from crossgen.techniques.base import AnyFitRequest, Context, Outcome, mlp_outcome, new_mlp
 from crossgen.techniques.none import fit_source_mlp, fit_target_mlp
 
 
-def distill(ctx: Context) -> Outcome:
+def distill(ctx: Context) -> Generator[AnyFitRequest, list[float], Outcome]:
     cfg = ctx.config.distill
     t = cfg.temperature
     history: dict[str, list[float]] = {}
     teacher = new_mlp(ctx, "source")
-    fit_source_mlp(ctx, teacher, history)
+    yield from fit_source_mlp(ctx, teacher, history)
     with ctx.timer("teacher_outputs"), torch.no_grad():
         teacher.eval()
         soft = F.log_softmax(teacher(ctx.target.train.x) / t, dim=-1)  # frozen teacher: computed once
@@ -34,5 +36,5 @@ def distill(ctx: Context) -> Outcome:
         kd = F.kl_div(F.log_softmax(aux / t, dim=-1), soft[idx], log_target=True, reduction="batchmean")
         return F.cross_entropy(logits, yb) + cfg.lam * t * t * kd
 
-    fit_target_mlp(ctx, student, ctx.target, history, loss_fn=loss_fn)
+    yield from fit_target_mlp(ctx, student, ctx.target, history, loss_fn=loss_fn)
     return mlp_outcome(student, history)

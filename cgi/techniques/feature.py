@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import replace
 
 import torch
 
 from crossgen.data import Split
 from crossgen.nets import MLP
-from crossgen.techniques.base import Context, Outcome, new_mlp
+from crossgen.techniques.base import AnyFitRequest, Context, Outcome, new_mlp
 from crossgen.techniques.none import fit_source_mlp, fit_target_mlp
 from crossgen.train import accuracy_deterministic
 
@@ -19,7 +20,7 @@ def _featurise(source: MLP, split: Split) -> Split:
     return Split(source.features(split.x), split.y)
 
 
-def feature(ctx: Context) -> Outcome:
+def feature(ctx: Context) -> Generator[AnyFitRequest, list[float], Outcome]:
     """Train the source, freeze it, and train the target on its middle hidden layer's activations.
 
     The target keeps its own architecture (hidden layers, width, head); only its input changes from pixels
@@ -27,7 +28,7 @@ def feature(ctx: Context) -> Outcome:
     """
     history: dict[str, list[float]] = {}
     source = new_mlp(ctx, "source")
-    fit_source_mlp(ctx, source, history)
+    yield from fit_source_mlp(ctx, source, history)
     for p in source.parameters():
         p.requires_grad_(False)
     with ctx.timer("feature_extraction"):
@@ -40,7 +41,7 @@ def feature(ctx: Context) -> Outcome:
             n_features=ctx.config.fidelity.width,
         )
     net = new_mlp(ctx, "target", n_in=featured.n_features)
-    fit_target_mlp(ctx, net, featured, history)
+    yield from fit_target_mlp(ctx, net, featured, history)
 
     def accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
         with torch.no_grad():

@@ -20,7 +20,6 @@ from crossgen.techniques import TECHNIQUE_FUNCTIONS, Context, Outcome
 from crossgen.techniques.base import StageTimer, new_mlp
 from crossgen.weightpoints import GROUPS, extract
 
-none_mod = importlib.import_module("crossgen.techniques.none")
 distill_mod = importlib.import_module("crossgen.techniques.distill")
 cgi_mod = importlib.import_module("crossgen.techniques.cgi")
 
@@ -175,7 +174,7 @@ def test_deterministic_techniques_share_target_init_and_minibatch_stream(
     tasks: dict[str, Task], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: dict[str, dict] = {}
-    real = none_mod.fit_deterministic
+    real = base_mod.fit_deterministic
     current: list[str] = []
 
     def fit(net, *args, **kwargs):
@@ -186,7 +185,7 @@ def test_deterministic_techniques_share_target_init_and_minibatch_stream(
             }
         return real(net, *args, **kwargs)
 
-    monkeypatch.setattr(none_mod, "fit_deterministic", fit)
+    monkeypatch.setattr(base_mod, "fit_deterministic", fit)
     for technique in ("none", "feature", "distill"):
         current.append(technique)
         go(config(technique, seed=2), tasks)
@@ -252,7 +251,7 @@ def test_distillation_lambda_changes_the_student(tasks: dict[str, Task], monkeyp
     lam_now: list[float] = []
 
     def fit(ctx, net, task, history, loss_fn=None):
-        real(ctx, net, task, history, loss_fn=loss_fn)
+        yield from real(ctx, net, task, history, loss_fn=loss_fn)
         students[lam_now[-1]] = {k: v.clone() for k, v in net.state_dict().items()}
 
     monkeypatch.setattr(distill_mod, "fit_target_mlp", fit)
