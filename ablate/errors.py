@@ -1,9 +1,7 @@
 """User-facing errors of the toolkit layer (storage URLs, study files, options)."""
 
-from crossgen.errors import CrossgenError
 
-
-class AblateError(CrossgenError):
+class AblateError(Exception):
     """Bad input to the toolkit: the CLI prints the message on one line and exits with status 2."""
 
 

@@ -1,4 +1,4 @@
-"""Optuna objectives: a trial becomes RunConfigs, runs over seeds, and a validation accuracy.
+"""Optuna objectives: a trial becomes the method's run requests, runs over seeds, and a validation accuracy.
 
 The value returned to Optuna is always *validation* accuracy. Test accuracy, per-seed results, stage
 timings and the transfer gain go into the trial record (:mod:`ablate.record`) — reported, never optimised.
@@ -14,16 +14,11 @@ from typing import Any
 import optuna
 
 from ablate import record
+from ablate.method import EpochHook, Method, Outcome, Preset, Request
 from ablate.space import Space
-from crossgen.config import CASES, REGISTRY, Fidelity, Registry, RunConfig
-from crossgen.data import Task
-from crossgen.runner import RunResult, load_run_tasks, run, run_many
 
 
-def seed_result(result: RunResult, benchmark: dict[str, float] | None = None) -> record.SeedResult:
-    curve = None
-    if "curve_val" in result.history:
-        curve = {"val": result.history["curve_val"], "test": result.history["curve_test"]}
+def seed_result(result: Outcome, benchmark: dict[str, float] | None = None) -> record.SeedResult:
     return record.SeedResult(
         seed=result.seed,
         val_accuracy=record.exact(result.val_accuracy, result.n_val),
@@ -32,122 +27,118 @@ def seed_result(result: RunResult, benchmark: dict[str, float] | None = None) ->
         n_val=result.n_val,
         n_test=result.n_test,
         benchmark=benchmark,
-        curve=record.exact_curve(curve, result.n_val, result.n_test),
+        curve=record.exact_curve(result.curve, result.n_val, result.n_test),
     )
 
 
-@dataclass
-class TaskCache:
-    """Tasks loaded once per worker process and fidelity (the MNIST arrays are the expensive part)."""
-
-    data_dir: str | None = None
-    log: Callable[..., Any] = print
-    _tasks: dict[str, dict[str, Task]] = field(default_factory=dict)
-
-    def get(self, fidelity: Fidelity) -> dict[str, Task]:
-        if fidelity.name not in self._tasks:
-            cfg = RunConfig(case=CASES[0], technique="none", fidelity=fidelity, data_dir=self.data_dir)
-            self._tasks[fidelity.name] = load_run_tasks(cfg, log=self.log)
-        return self._tasks[fidelity.name]
+def resolved(method: Method, preset: Preset, values: dict[str, Any]) -> dict[str, Any]:
+    """Every switch's value a run takes: the defaults, then the preset's, then ``values`` (what a record stores)."""
+    return method.switches().complete({**preset.switches, **values})
 
 
 @dataclass
 class DesignObjective:
     """One enqueued design point = one run. The point is read from the trial's record."""
 
-    fidelity: Fidelity
+    method: Method
+    preset: Preset
     device: str = "cpu"
-    cache: TaskCache = field(default_factory=TaskCache)
-    registry: Registry = REGISTRY
     curves: bool = True
+    stack: bool = False
+    log: Callable[..., Any] = print
 
-    def _config(self, trial: optuna.Trial) -> RunConfig:
+    def _request(self, trial: optuna.Trial) -> Request:
         point = record.read_point(trial.user_attrs)
-        return RunConfig(
+        return Request(
             case=point.case,
-            technique=point.technique,
+            variant=point.technique,
             seed=point.seed,
-            fidelity=self.fidelity,
+            switches=resolved(self.method, self.preset, point.switches),
+            preset=self.preset,
             device=self.device,
-            data_dir=self.cache.data_dir,
-            record_generators=True,
-            record_curve=self.curves,
-            **self.registry.configs(point.switches, self.fidelity),
+            curve=self.curves,
+            details=True,
         )
 
-    def _write(self, trial: optuna.Trial, config: RunConfig, result: RunResult) -> float:
+    def _write(self, trial: optuna.Trial, request: Request, result: Outcome) -> float:
         run_result = seed_result(result)
-        record.write_run(trial, config.switch_values(self.registry), run_result, result.stages)
-        if "generators" in result.artefacts:
-            record.write_generators(trial, result.artefacts["generators"])
-        record.write_diagnostics(trial, result.artefacts)
+        record.write_run(trial, dict(request.switches), run_result, result.stages)
+        if result.generators is not None:
+            record.write_generators(trial, result.generators)
+        record.write_diagnostics(trial, result.diagnostics)
         return run_result.val_accuracy
 
     def __call__(self, trial: optuna.Trial) -> float:
-        config = self._config(trial)
-        return self._write(trial, config, run(config, tasks=self.cache.get(self.fidelity), log=self.cache.log))
+        (result,) = self.run_batch([trial])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def run_batch(self, trials: list[optuna.Trial]) -> list[float | Exception]:
-        """Several design points at once, their fits stacked (:func:`crossgen.runner.run_many`); each trial
-        gets its own record, value or failure."""
+        """Several design points at once (the method may stack them); each trial gets its own record, value or
+        failure."""
         out: list[float | Exception] = []
-        configs: list[RunConfig] = []
+        requests: list[Request | None] = []
         for trial in trials:
             try:
-                configs.append(self._config(trial))
+                requests.append(self._request(trial))
             except Exception as exc:  # a bad point fails its own trial only
                 out.append(exc)
-                configs.append(None)  # type: ignore[arg-type]
+                requests.append(None)
             else:
                 out.append(0.0)
-        runnable = [c for c in configs if c is not None]
-        results = iter(run_many(runnable, tasks=self.cache.get(self.fidelity), log=self.cache.log))
-        for i, (trial, config) in enumerate(zip(trials, configs, strict=True)):
-            if config is None:
+        runnable = [r for r in requests if r is not None]
+        results = iter(self.method.run(runnable, stack=self.stack, log=self.log))
+        for i, (trial, request) in enumerate(zip(trials, requests, strict=True)):
+            if request is None:
                 continue
             result = next(results)
-            out[i] = result if isinstance(result, Exception) else self._write(trial, config, result)
+            out[i] = result if isinstance(result, Exception) else self._write(trial, request, result)
         return out
 
 
 @dataclass
 class SensitivityObjective:
-    """A sampled configuration evaluated on ``seeds`` fixed seeds; returns the mean validation accuracy.
+    """A sampled configuration of the method's reference variant evaluated on ``seeds`` fixed seeds; returns
+    the mean validation accuracy.
 
     With several seeds each seed's accuracy is reported with step = seed index, which is what Optuna's
     WilcoxonPruner compares between trials (seed-wise instance pruning); a pruned trial returns the mean of
     the seeds it ran, as the WilcoxonPruner documentation recommends, and is marked ``pruned_after``. With
     one seed, the target's validation accuracy is reported every epoch for median / hyperband pruning.
 
-    ``stack``: the trial's seeds (and the benchmarks of seeds not yet cached) train as stacked replicas in
-    one call. The pruner still sees the seeds one by one and decides as it would unstacked, so the record is
-    the same; the seeds after a prune were computed anyway and are dropped, as an unstacked trial never
-    ran them (stacking saves more than pruning does there).
+    Each seed is paired with the method's baseline on the same seed, computed once per study and kept on it.
+
+    ``stack``: the trial's seeds (and the baselines of seeds not yet cached) go to the method in one call. The
+    pruner still sees the seeds one by one and decides as it would unstacked, so the record is the same; the
+    seeds after a prune were computed anyway and are dropped, as an unstacked trial never ran them.
     """
 
+    method: Method
     case: str
-    fidelity: Fidelity
+    preset: Preset
     space: Space
     seeds: int = 1
     base: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
-    cache: TaskCache = field(default_factory=TaskCache)
-    registry: Registry = REGISTRY
     curves: bool = True
     stack: bool = False
+    log: Callable[..., Any] = print
 
-    def _benchmark_config(self, seed: int) -> RunConfig:
-        return RunConfig(
+    def _request(self, variant: str, seed: int, values: dict[str, Any], hook: EpochHook | None = None) -> Request:
+        return Request(
             case=self.case,
-            technique="bnn",
+            variant=variant,
             seed=seed,
-            fidelity=self.fidelity,
+            switches=resolved(self.method, self.preset, values),
+            preset=self.preset,
             device=self.device,
-            record_curve=self.curves,
-            **self.registry.configs(self.base, self.fidelity),
+            curve=self.curves,
+            details=False,
+            on_epoch=hook,
         )
 
-    def _store_benchmark(self, study: optuna.Study, result: RunResult) -> dict[str, Any]:
+    def _store_benchmark(self, study: optuna.Study, result: Outcome) -> dict[str, Any]:
         run_result = seed_result(result)
         cached: dict[str, Any] = {"val_accuracy": run_result.val_accuracy, "test_accuracy": run_result.test_accuracy}
         if run_result.curve:
@@ -155,60 +146,46 @@ class SensitivityObjective:
         record.store_benchmark(study, self.case, result.seed, cached)
         return cached
 
+    def _one(self, request: Request) -> Outcome:
+        (result,) = self.method.run([request], stack=False, log=self.log)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
     def benchmark(self, study: optuna.Study, seed: int) -> dict[str, float]:
-        """The no-transfer BNN on this case and seed, computed once per study and kept on it."""
+        """The baseline on this case and seed, computed once per study and kept on it."""
         cached = record.cached_benchmark(study, self.case, seed)
         if cached is None:
-            config = self._benchmark_config(seed)
-            cached = self._store_benchmark(study, run(config, tasks=self.cache.get(self.fidelity), log=self.cache.log))
+            cached = self._store_benchmark(study, self._one(self._request(self.method.baseline, seed, self.base)))
         return cached
 
-    def _stacked(
-        self, trial: optuna.Trial, configs: list[RunConfig], hook: Callable[[int, float], None] | None
-    ) -> list[RunResult]:
-        """Every seed of the trial, and each seed's benchmark not yet cached, as one stacked call."""
+    def _stacked(self, trial: optuna.Trial, requests: list[Request]) -> list[Outcome]:
+        """Every seed of the trial, and each seed's baseline not yet cached, as one call."""
         missing = [i for i in range(self.seeds) if record.cached_benchmark(trial.study, self.case, i) is None]
-        benchmarks = [self._benchmark_config(i) for i in missing]
-        hooks = [hook, *[None] * (len(configs) - 1 + len(benchmarks))]
-        results = run_many(
-            [*configs, *benchmarks], tasks=self.cache.get(self.fidelity), on_target_epoch=hooks, log=self.cache.log
-        )
-        for result in results[len(configs) :]:
+        baselines = [self._request(self.method.baseline, i, self.base) for i in missing]
+        results = self.method.run([*requests, *baselines], stack=True, log=self.log)
+        for result in results[len(requests) :]:
             if not isinstance(result, Exception):
                 self._store_benchmark(trial.study, result)
-        for result in results[: len(configs)]:
+        for result in results[: len(requests)]:
             if isinstance(result, Exception):
                 raise result
-        return results[: len(configs)]  # type: ignore[return-value]
+        return results[: len(requests)]  # type: ignore[return-value]
 
     def __call__(self, trial: optuna.Trial) -> float:
         values = {**self.base, **self.space.sample(trial)}
-        configs = self.registry.configs(values, self.fidelity)
-        started = RunConfig(case=self.case, technique="cgi", fidelity=self.fidelity, **configs)
-        record.write_started(trial, self.case, started.switch_values(self.registry))
+        record.write_started(trial, self.case, resolved(self.method, self.preset, values))
         per_seed: list[record.SeedResult] = []
         stages: dict[str, float] = {}
         pruned_after = None
-        configs = [
-            RunConfig(
-                case=self.case,
-                technique="cgi",
-                seed=index,
-                fidelity=self.fidelity,
-                device=self.device,
-                record_generators=False,
-                record_curve=self.curves,
-                **configs,
-            )
+        hook = self._epoch_hook(trial) if self.seeds == 1 else None
+        requests = [
+            self._request(self.method.reference, index, values, hook if index == 0 else None)
             for index in range(self.seeds)
         ]
-        hook = self._epoch_hook(trial) if self.seeds == 1 else None
-        stacked = self._stacked(trial, configs, hook) if self.stack else None
-        for index, config in enumerate(configs):
-            if stacked is not None:  # all seeds ran together; the pruner still sees them one by one
-                result = stacked[index]
-            else:
-                result = run(config, tasks=self.cache.get(self.fidelity), on_target_epoch=hook, log=self.cache.log)
+        stacked = self._stacked(trial, requests) if self.stack else None
+        for index, request in enumerate(requests):
+            result = stacked[index] if stacked is not None else self._one(request)
             per_seed.append(seed_result(result, self.benchmark(trial.study, index)))
             for k, v in result.stages.items():
                 stages[k] = stages.get(k, 0.0) + v
@@ -222,7 +199,7 @@ class SensitivityObjective:
         return statistics.fmean(r.val_accuracy for r in per_seed)
 
     @staticmethod
-    def _epoch_hook(trial: optuna.Trial) -> Callable[[int, float], None]:
+    def _epoch_hook(trial: optuna.Trial) -> EpochHook:
         def hook(epoch: int, accuracy: float) -> None:
             trial.report(accuracy, step=epoch)
             if trial.should_prune():

@@ -1,8 +1,8 @@
-"""CLI options derived from the switch registry: one ``--flag`` per declared switch, never listed by hand.
+"""CLI options derived from a method's switches: one ``--flag`` per declared switch, never listed by hand.
 
 Choices become typer's own choice type (``Literal``), closed ranges its ``min``/``max``; open bounds, named
 values (``M = all``) and ``none`` go through the switch's own parser. Every refusal is a typer/click usage
-error or a :class:`~crossgen.errors.ConfigError`, which ``ablate.cli.main`` prints as one line with exit 2.
+error or a :class:`~ablate.method.SwitchError`, which ``ablate.cli.main`` prints as one line with exit 2.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from crossgen.config import REGISTRY, Registry, Switch
-from crossgen.errors import ConfigError
+from ablate.method import SwitchError, Switches
+from ablate.method.switches import Switch
 
 
 def _parser(s: Switch) -> Callable[[Any], Any]:
@@ -23,7 +23,7 @@ def _parser(s: Switch) -> Callable[[Any], Any]:
             return value  # an already-typed default
         try:
             return s.parse(value)
-        except ConfigError as exc:
+        except SwitchError as exc:
             raise typer.BadParameter(str(exc)) from None
 
     parse.__name__ = s.kind
@@ -50,7 +50,7 @@ def switch_parameter(s: Switch) -> inspect.Parameter:
     return inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=s.default, annotation=annotation)
 
 
-def with_switch_options(func: Callable[..., Any], registry: Registry = REGISTRY) -> Callable[..., Any]:
+def with_switch_options(func: Callable[..., Any], registry: Switches) -> Callable[..., Any]:
     """``func(**fixed, switches: dict)`` exposed to typer with its own parameters plus one per switch.
 
     The wrapper collects the switch values into one ``switches`` dict, so the command body never names a
@@ -69,7 +69,7 @@ def with_switch_options(func: Callable[..., Any], registry: Registry = REGISTRY)
         return func(**kwargs, switches={n: v for n, v in switches.items() if n in given})
 
     context = inspect.Parameter("switch_context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
-    params = [context] + own + [switch_parameter(s) for s in registry.switches]
+    params = [context] + own + [switch_parameter(s) for s in registry]
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = func.__doc__

@@ -1,16 +1,17 @@
 """Where study definitions are read from and where runs are written, checkout or installed package alike.
 
-The built-in definitions (``fidelity.toml``, ``space.toml``, ``ablation.toml``, ``table1.toml``, ``table2.toml``)
-ship as package data of ``ablate_studies``, which setuptools maps onto the repository's ``studies/`` folder, so
-an installed ``ablate`` works from any folder while ``studies/`` stays the one source of truth. A project's own
-``studies/`` overrides them. Output never goes next to the installed code.
+Each method ships its definitions (``fidelity.toml``, ``space.toml``, ``ablation.toml``, its tables' files) and
+names the folder (:meth:`ablate.method.Method.definitions`). CGI's ship as package data of ``ablate_studies``,
+which setuptools maps onto the repository's ``studies/`` folder, so an installed ``ablate`` works from any folder
+while ``studies/`` stays the one source of truth. A project's own ``studies/`` (or ``$ABLATE_STUDIES_DIR``)
+overrides them: its top level holds the default method's definitions, ``studies/<method>/`` another method's.
+Output never goes next to the installed code.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,9 @@ from typing import Any
 import platformdirs
 
 from ablate.errors import AblateError
-from crossgen.config import REGISTRY, Fidelity
-from crossgen.errors import ConfigError
+from ablate.method import Method, Preset, load_method
+from ablate.method.discovery import DEFAULT
 
-DEFINITIONS_PACKAGE = "ablate_studies"
 STUDIES_ENV = "ABLATE_STUDIES_DIR"
 APP_NAME = "ablate"
 
@@ -33,37 +33,39 @@ def _env_studies_dir() -> Path | None:
     return Path(env).expanduser().absolute() if env else None
 
 
-def project_studies_dir() -> Path | None:
-    """The definitions a user chose over the built-in ones: ``$ABLATE_STUDIES_DIR``, else ``./studies`` when it
-    holds ``fidelity.toml`` (a checkout or a project folder), else ``None``."""
+def _project_root() -> Path | None:
     env = _env_studies_dir()
     if env is not None:
         return env
     local = Path.cwd() / "studies"
-    return local if (local / "fidelity.toml").is_file() else None
+    return local if local.is_dir() else None
 
 
-def builtin_studies_dir() -> Traversable:
-    """The definitions shipped with the package, read through ``importlib.resources`` so zipped installs work too."""
-    try:
-        return resources.files(DEFINITIONS_PACKAGE)
-    except ModuleNotFoundError:
-        raise AblateError(
-            f"this installation lacks the built-in study definitions (package {DEFINITIONS_PACKAGE}); "
-            f"set {STUDIES_ENV} to a folder holding fidelity.toml"
-        ) from None
+def project_studies_dir(method: Method | None = None) -> Path | None:
+    """The definitions a user chose over the method's own: ``$ABLATE_STUDIES_DIR``, else ``./studies``, when it
+    holds ``fidelity.toml`` (at its top for the default method, in ``<method>/`` for another), else ``None``.
+    The variable, once set, is the choice even before its files exist (a missing file is then reported)."""
+    name = (method or load_method()).name
+    root = _project_root()
+    if root is None:
+        return None
+    folder = root if name == DEFAULT else root / name
+    if _env_studies_dir() is not None and name == DEFAULT:
+        return folder
+    return folder if (folder / "fidelity.toml").is_file() else None
 
 
-def studies_dir() -> Definition:
-    """Where definitions are read from: the project's own folder when there is one, else the built-in ones."""
-    project = project_studies_dir()
-    return project if project is not None else builtin_studies_dir()
+def studies_dir(method: Method | None = None) -> Definition:
+    """Where definitions are read from: the project's own folder when there is one, else the method's."""
+    method = method or load_method()
+    project = project_studies_dir(method)
+    return project if project is not None else method.definitions()
 
 
-def definition_path(name: str) -> Definition:
+def definition_path(name: str, method: Method | None = None) -> Definition:
     """The definition file ``name`` (e.g. ``"space.toml"``) from :func:`studies_dir`; read it with :func:`read_toml`
     (a Traversable, not always a filesystem path)."""
-    return studies_dir() / name
+    return studies_dir(method) / name
 
 
 def runs_dir() -> Path:
@@ -100,23 +102,24 @@ def read_toml(path: Definition | str) -> dict[str, Any]:
         raise AblateError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def fidelities(path: Definition | None = None) -> dict[str, Fidelity]:
-    path = path or definition_path("fidelity.toml")
+def fidelities(path: Definition | None = None, method: Method | None = None) -> dict[str, Preset]:
+    """Every preset of ``fidelity.toml``, validated by the method."""
+    method = method or load_method()
+    path = path or definition_path("fidelity.toml", method)
     raw = read_toml(path)
     out = {}
     for name, values in raw.items():
         if not isinstance(values, dict):
             raise AblateError(f"{path}: [{name}] must be a table")
         try:
-            out[name] = Fidelity.from_dict(name, values)
-            REGISTRY.configs({}, out[name])  # its switch values must be valid switches
-        except (ConfigError, TypeError) as exc:
+            out[name] = method.preset(name, values)
+        except AblateError as exc:
             raise AblateError(f"{path}: [{name}] {exc}") from None
     return out
 
 
-def load_fidelity(name: str, path: Definition | None = None) -> Fidelity:
-    presets = fidelities(path)
+def load_fidelity(name: str, path: Definition | None = None, method: Method | None = None) -> Preset:
+    presets = fidelities(path, method)
     if name not in presets:
         raise AblateError(f"unknown fidelity {name!r}; choose one of {', '.join(presets)}")
     return presets[name]

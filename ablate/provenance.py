@@ -30,6 +30,7 @@ from ablate import record
 PACKAGES = ("torch", "pyro-ppl", "optuna", "scikit-learn", "numpy")
 #: Keys whose difference between two studies makes their comparison suspect (the command line may differ).
 COMPARED = (
+    "method",
     "versions",
     "git_commit",
     "git_dirty",
@@ -87,28 +88,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def data_checksum(source: str, data_dir: str | None = None) -> dict[str, Any]:
-    """The data file a fidelity reads and its SHA-256 (MNIST: also the pinned checksum its source was checked with)."""
-    from crossgen import data
-
-    out: dict[str, Any] = {"source": source}
-    if source == "mnist":
-        path = Path(data_dir).expanduser() if data_dir else data.default_data_dir()
-        path = path / data.MNIST_NPZ
-        out["verified_source_sha256"] = data.MNIST_PKL_SHA256
-    elif source == "digits":
-        import sklearn.datasets
-
-        path = Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"
-    else:
-        out["path"] = source
-        return out
-    out["path"] = str(path)
-    out["sha256"] = sha256_file(path) if path.is_file() else None
-    return out
-
-
-def _context() -> Any:
+def current_context() -> Any:
     """The running CLI command's click context (typer ships its own click copy, so both are looked at)."""
     for name in ("typer._click", "click"):
         with contextlib.suppress(ImportError, AttributeError):
@@ -121,7 +101,7 @@ def _context() -> Any:
 def command_line() -> dict[str, Any]:
     """The command as typed: inside the CLI rebuilt from the parsed options (in-process argv is the caller's)."""
     out: dict[str, Any] = {"argv": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""}
-    ctx = _context()
+    ctx = current_context()
     if ctx is not None:
         with contextlib.suppress(Exception):  # provenance must never stop a study from being created
             out["command"] = _rebuild(ctx)
@@ -156,8 +136,9 @@ def cpu_kernels() -> str:
     return str(torch.backends.cpu.get_cpu_capability())
 
 
-def collect(*, fidelity: Mapping[str, Any], device: str = "cpu", threads: int = 1, data_dir: str | None = None) -> dict:
-    """Everything above for one study (its fidelity and space or design are already in its definition)."""
+def collect(*, fidelity: Mapping[str, Any], method: Any, device: str = "cpu", threads: int = 1) -> dict:
+    """Everything above for one study (its fidelity and space or design are already in its definition), with
+    which method (name, version) made it and what the method records of its inputs (CGI: the data's SHA-256)."""
     prov: dict[str, Any] = {
         **command_line(),
         "fidelity": str(fidelity.get("name")),
@@ -169,8 +150,10 @@ def collect(*, fidelity: Mapping[str, Any], device: str = "cpu", threads: int = 
         "device": device,
         "torch_threads": threads,
         "platform": platform.platform(),
-        "data": data_checksum(str(fidelity.get("data", "mnist")), data_dir),
+        "method": method.identity(),
     }
+    preset = method.preset(str(fidelity.get("name")), {k: v for k, v in fidelity.items() if k != "name"})
+    prov.update(method.provenance(preset))
     if device.startswith("cuda"):
         import torch
 
@@ -185,9 +168,9 @@ def stamp(study: optuna.Study, definition: record.Definition, plan: Any) -> reco
         return definition
     prov = collect(
         fidelity=definition.fidelity,
+        method=plan.method,
         device=getattr(plan, "device", "cpu"),
         threads=getattr(plan, "threads", 1),
-        data_dir=getattr(plan, "data_dir", None),
     )
     if hasattr(plan, "stacking_note"):
         prov["stacking"] = plan.stacking_note
@@ -238,8 +221,12 @@ def summary_rows(prov: Mapping[str, Any] | None) -> list[tuple[str, str]]:
             f"device {prov.get('device')}, "
             f"{prov.get('torch_threads')} torch thread(s)",
         ),
-        ("data", f"{data.get('source')} sha256 {str(data.get('sha256') or 'not cached')[:16]}…"),
     ]
+    if data:
+        rows.append(("data", f"{data.get('source')} sha256 {str(data.get('sha256') or 'not cached')[:16]}…"))
     if prov.get("stacking"):
         rows.append(("training", str(prov["stacking"])))
+    if prov.get("method"):
+        m = prov["method"]
+        rows.insert(1, ("method", f"{m.get('name')} {m.get('version')}"))
     return rows

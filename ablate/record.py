@@ -24,7 +24,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ablate._optuna_compat import storage_of
 from ablate.errors import AblateError
-from crossgen.config import REGISTRY, Registry
 
 SCHEMA = 3
 """Version of the layout below. 1 was the unversioned layout of ablate 0.1 (string keys per seed); 2 stored
@@ -49,7 +48,7 @@ class Definition:
     kind: str  # "design" | "sensitivity"
     name: str
     fidelity: dict[str, Any]
-    switches: tuple[dict[str, Any], ...]  # the registry's declarations at creation (labels, kinds, choices)
+    switches: tuple[dict[str, Any], ...]  # the method's switch declarations at creation (labels, kinds, choices)
     design: dict[str, Any] | None = None  # title, reference, baseline, variants [{label, technique, switches}]
     cases: tuple[str, ...] = ()
     seeds: int = 1
@@ -88,22 +87,6 @@ class Definition:
             "seeds": self.seeds,
             "schema": self.schema,
         }
-
-
-def switch_declarations(registry: Registry = REGISTRY) -> tuple[dict[str, Any], ...]:
-    """The registry as plain data, stored with each study so reports never need the code's registry."""
-    return tuple(
-        {
-            "name": s.name,
-            "group": s.group,
-            "kind": s.kind,
-            "default": s.default,
-            "choices": list(s.choices),
-            "flag": s.flag,
-            "help": s.help,
-        }
-        for s in registry.switches
-    )
 
 
 def _study_id(study: optuna.Study) -> int:
@@ -282,15 +265,11 @@ def write_run(trial: optuna.Trial, config: Mapping[str, Any], result: SeedResult
         trial.set_user_attr("curve", result.curve)
 
 
-DIAGNOSTICS = ("mean_log_sigma", "fit_ratio")
-"""Run artefacts kept in the record: the source's mean log σ per group (the KL drift) and the source : target
-counts inside each generator's fit data (a hidden knob otherwise)."""
-
-
-def write_diagnostics(trial: optuna.Trial, artefacts: Mapping[str, Any]) -> None:
-    kept = {k: artefacts[k] for k in DIAGNOSTICS if k in artefacts}
-    if kept:
-        trial.set_user_attr("diagnostics", kept)
+def write_diagnostics(trial: optuna.Trial, diagnostics: Mapping[str, Any]) -> None:
+    """The method's diagnostics of a run (CGI: the source's mean log σ per group, the KL drift, and the
+    source : target counts inside each generator's fit data), kept as they came."""
+    if diagnostics:
+        trial.set_user_attr("diagnostics", json.loads(json.dumps(dict(diagnostics))))
 
 
 def diagnostics_columns(attrs: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,8 @@ from typing import Any
 import optuna
 
 from ablate.errors import AblateError
+from ablate.method import Method, Switches, load_method
 from ablate.presets import definition_path, read_toml
-from crossgen.config import REGISTRY, Registry
-from crossgen.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -79,17 +78,17 @@ class Space:
         return out
 
 
-def _check_values(where: str, name: str, values: list[Any], registry: Registry) -> None:
+def _check_values(where: str, name: str, values: list[Any], registry: Switches) -> None:
     """Every value a parameter can take must be one its switch accepts (bounds and choices come from there)."""
     switch = registry.get(name)
     for value in values:
         try:
             switch.check(value)
-        except ConfigError as exc:
+        except AblateError as exc:
             raise AblateError(f"{where}: {exc}") from None
 
 
-def _param(path: str, name: str, raw: Any, registry: Registry) -> Param:
+def _param(path: str, name: str, raw: Any, registry: Switches) -> Param:
     where = f"{path}: [params.{name}]"
     if not isinstance(raw, dict):
         raise AblateError(f"{where} must be a table")
@@ -130,9 +129,11 @@ def _param(path: str, name: str, raw: Any, registry: Registry) -> Param:
     return Param(name, kind, low=low, high=high, log=log, when=dict(when), grid=tuple(grid))
 
 
-def load_space(path: Path | str | None = None, registry: Registry = REGISTRY) -> Space:
-    """Read and validate a space file (default ``studies/space.toml``)."""
-    path = Path(path) if path else definition_path("space.toml")
+def load_space(path: Path | str | None = None, method: Method | None = None) -> Space:
+    """Read and validate a space file (default: the method's ``space.toml``) against the method's switches."""
+    method = method or load_method()
+    registry = method.switches()
+    path = Path(path) if path else definition_path("space.toml", method)
     raw = read_toml(path)
     params_raw = raw.get("params")
     if not isinstance(params_raw, dict) or not params_raw:

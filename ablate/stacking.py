@@ -16,27 +16,31 @@ from __future__ import annotations
 
 import math
 
+from ablate.method import Method
+
 STACK_MODES: tuple[str, ...] = ("auto", "on", "off")
 MAX_BATCH = 64
 """The most design points one worker claims at once (the queue stays shared between workers)."""
 
 
-def resolve(mode: str, device: str, width: int) -> bool:
-    """Whether runs stack, for ``--stack mode`` on ``device`` at hidden width ``width``."""
+def resolve(mode: str, device: str, method: Method) -> bool:
+    """Whether runs stack, for ``--stack mode`` on ``device`` (``auto``: where the method says it pays)."""
     if mode not in STACK_MODES:
         raise ValueError(f"--stack {mode!r} is not one of {', '.join(STACK_MODES)}")
     if mode != "auto":
         return mode == "on"
-    return device.startswith("cuda")
+    return method.stacks(device)
 
 
-def why(mode: str, device: str, width: int) -> str:
+def why(mode: str, device: str, method: Method) -> str:
     """The decision in words, for provenance and logs."""
-    stacked = resolve(mode, device, width)
+    stacked = resolve(mode, device, method)
     if mode != "auto":
         return f"{'stacked' if stacked else 'unstacked'} (--stack {mode})"
     if stacked:
-        return "stacked (--stack auto: on a GPU)"
+        return "stacked (--stack auto: on a GPU)" if device.startswith("cuda") else f"stacked (--stack auto: {device})"
+    if device.startswith("cuda"):
+        return f"unstacked (--stack auto: {method.name} does not stack on {device})"
     return "unstacked (--stack auto: a CPU, where stacking was measured to gain too little to leave the reference)"
 
 

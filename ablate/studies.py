@@ -27,11 +27,11 @@ from optuna.exceptions import ExperimentalWarning
 from ablate import connections, provenance, queue, record, stacking
 from ablate.designs import Design, DesignPoint
 from ablate.errors import AblateError
+from ablate.method import Method, Preset, load_method
 from ablate.names import check_definition_size, check_study_name
-from ablate.objective import DesignObjective, SensitivityObjective, TaskCache
+from ablate.objective import DesignObjective, SensitivityObjective
 from ablate.space import Space
 from ablate.storage import open_storage, parse_storage
-from crossgen.config import REGISTRY, Fidelity, Registry
 
 SAMPLERS = ("tpe", "random", "qmc", "grid")
 PRUNERS = ("none", "median", "wilcoxon", "hyperband")
@@ -48,7 +48,7 @@ class StudyPlan:
 
     name: str
     storage: str
-    fidelity: Fidelity
+    fidelity: Preset
     kind: str  # "design" | "sensitivity"
     # designed studies
     design: Design | None = None
@@ -69,12 +69,11 @@ class StudyPlan:
     heartbeat_interval: int | None = 60
     grace_period: int | None = None
     device: str = "cpu"
-    data_dir: str | None = None
     threads: int = 1
     base: dict[str, Any] = field(default_factory=dict)  # switch values every run of a sampled study shares
     curves: bool = True  # learning curves in every record (costs ~8% of a quick run; see docs/benchmarks.md)
     stack: str = "auto"  # --stack: runs of a trial as stacked replicas (ablate.stacking)
-    registry: Registry = REGISTRY
+    method: Method = field(default_factory=load_method)
 
     def __post_init__(self) -> None:
         """A name or a definition that some supported storage cannot hold is refused here, before any is opened."""
@@ -84,11 +83,11 @@ class StudyPlan:
 
     @property
     def stacked(self) -> bool:
-        return stacking.resolve(self.stack, self.device, self.fidelity.width)
+        return stacking.resolve(self.stack, self.device, self.method)
 
     @property
     def stacking_note(self) -> str:
-        return stacking.why(self.stack, self.device, self.fidelity.width)
+        return stacking.why(self.stack, self.device, self.method)
 
     @property
     def batch(self) -> int:
@@ -112,8 +111,8 @@ class StudyPlan:
         """What the study stores at creation; reports read it instead of the definition files."""
         common = {
             "name": self.name,
-            "fidelity": asdict(self.fidelity),
-            "switches": record.switch_declarations(self.registry),
+            "fidelity": self.fidelity.as_dict(),
+            "switches": self.method.switches().declarations(),
         }
         if self.kind == "sensitivity":
             assert self.space is not None and self.case is not None
@@ -158,7 +157,7 @@ def make_pruner(plan: StudyPlan) -> optuna.pruners.BasePruner:
             return optuna.pruners.WilcoxonPruner(
                 p_threshold=WILCOXON_P_THRESHOLD, n_startup_steps=WILCOXON_STARTUP_STEPS
             )
-    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=plan.fidelity.epochs)
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=int(plan.fidelity.values.get("epochs", 1)))
 
 
 def min_one_sided_p(n: int) -> float:
@@ -281,23 +280,24 @@ def worker_device(device: str, worker: int) -> str:
 
 
 def build_objective(plan: StudyPlan, log: Callable[..., Any], worker: int = 0) -> Callable[[optuna.Trial], float]:
-    cache = TaskCache(data_dir=plan.data_dir, log=log)
     device = worker_device(plan.device, worker)
     if plan.kind == "design":
         assert plan.design is not None
-        return DesignObjective(plan.fidelity, device=device, cache=cache, registry=plan.registry, curves=plan.curves)
+        return DesignObjective(
+            plan.method, plan.fidelity, device=device, curves=plan.curves, stack=plan.stacked, log=log
+        )
     assert plan.space is not None and plan.case is not None
     return SensitivityObjective(
+        method=plan.method,
         case=plan.case,
-        fidelity=plan.fidelity,
+        preset=plan.fidelity,
         space=plan.space,
         seeds=plan.seeds,
         base=plan.base,
         device=device,
-        cache=cache,
-        registry=plan.registry,
         curves=plan.curves,
         stack=plan.stacked,
+        log=log,
     )
 
 

@@ -15,7 +15,7 @@ import uuid
 
 import optuna
 
-from ablate.bench import _study_plan, worker_throughput
+from ablate.methods.cgi.bench import _study_plan, worker_throughput
 from ablate.presets import load_fidelity
 from ablate.storage import open_storage
 

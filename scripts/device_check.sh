@@ -87,7 +87,7 @@ if want bench; then
 fi
 if want table2; then
     say "Table 2 at $PAPER_FIDELITY fidelity, 10 seeds, $TABLE2_WORKERS workers, stacked, alone on the device"
-    timeout $(($(left) - 60)) $PY -c "import json, sys; from ablate import bench; from ablate.presets import load_fidelity
+    timeout $(($(left) - 60)) $PY -c "import json, sys; from ablate.methods.cgi import bench; from ablate.presets import load_fidelity
 s = bench.table2_seconds(load_fidelity('$PAPER_FIDELITY'), device='$DEVICE', workers=$TABLE2_WORKERS)
 print(json.dumps({'table2_paper_seconds': s, 'table2_paper_workers': $TABLE2_WORKERS}))" >"$OUT/table2.json" \
         2>>"$OUT/log.txt"

@@ -55,9 +55,9 @@ def command_paths() -> dict[str, object]:
     """Every leaf command of ``ablate`` by its path (``"study"``, ``"data fetch"``), as click command objects."""
     import typer
 
-    from ablate.cli import app
+    from ablate.cli import command
 
-    root = typer.main.get_command(app)
+    root = command()
     ctx = typer.Context(root, info_name="ablate")
     paths: dict[str, object] = {}
 
@@ -184,11 +184,13 @@ def parse_error(argv: list[str]) -> str | None:
     """Parse ``ablate ARGV`` with the real CLI, running nothing: the click error message, or None."""
     import typer
 
-    from ablate.cli import app
+    from ablate.cli import command, method_from_argv
+    from ablate.method import load_method
 
-    root = typer.main.get_command(app)
+    spec, argv = method_from_argv(list(argv))  # --method X: that method's commands and options
+    root = command(load_method(spec))
     parent = typer.Context(root, info_name="ablate")
-    cmd, rest, name = root, list(argv), "ablate"
+    cmd, rest, name = root, list(argv[2:] if spec else argv), "ablate"
     try:
         while hasattr(cmd, "list_commands"):
             if not rest:

@@ -11,9 +11,10 @@ The modules are layered, each importing only the ones above it (never this packa
   paper's Tables 1 and 2.
 
 Import the public names from here (``from ablate.report import write_report, Section, Table``); the
-module layout may change. File writing is :mod:`crossgen.io`, shared with the data cache.
+module layout may change. File writing is :mod:`ablate.io`.
 """
 
+from ablate.io import OutputError, check_out_dir, write_atomic
 from ablate.report.figures import (
     FigurePaths,
     box_strip,
@@ -59,11 +60,8 @@ from ablate.report.tables import (
     significance_mask,
     significance_rows,
 )
-from crossgen.config import CASES
-from crossgen.io import OutputError, check_out_dir, write_atomic
 
 __all__ = [
-    "CASES",
     "DAGGER",
     "DASH",
     "FORMATS",

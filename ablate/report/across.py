@@ -18,10 +18,10 @@ import pandas as pd
 
 from ablate import confirm, record, stats, tidy
 from ablate.errors import AblateError
+from ablate.io import write_atomic
 from ablate.report.model import DASH, Section, Table, finite, fmt_mean_sd, fmt_p
 from ablate.report.provenance import provenance_section
 from ablate.report.render import write_report
-from crossgen.io import write_atomic
 
 __all__ = [
     "across_cases_sections",

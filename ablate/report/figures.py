@@ -37,8 +37,8 @@ from matplotlib import MatplotlibDeprecationWarning, rc_context
 from matplotlib.figure import Figure
 
 from ablate.errors import AblateError
+from ablate.io import write_atomic
 from ablate.report.model import require
-from crossgen.io import write_atomic
 
 __all__ = [
     "FigurePaths",
@@ -108,7 +108,7 @@ def _stem(stem: str | Path) -> Path:
 
 
 def _save(fig: Figure, stem: str | Path, caption: str = "") -> FigurePaths:
-    """Render PNG and PDF in memory, then write both atomically (crossgen.io.write_atomic)."""
+    """Render PNG and PDF in memory, then write both atomically (ablate.io.write_atomic)."""
     base = _stem(stem)
     paths = FigurePaths(Path(f"{base}.png"), Path(f"{base}.pdf"), caption)
     payloads: dict[Path, bytes] = {}

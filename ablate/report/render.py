@@ -11,7 +11,7 @@
 * Output is reproducible: no timestamps unless the caller passes them in ``metadata``; HTML ids come from
   the table slugs, not random ids.
 * :func:`write_report` checks the output folder first, renders every file in memory, and only then writes
-  them with :func:`crossgen.io.write_atomic`: a failure leaves the previous files and no temp files.
+  them with :func:`ablate.io.write_atomic`: a failure leaves the previous files and no temp files.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from markupsafe import Markup
 from pandas.io.formats.style import Styler
 
 from ablate.errors import AblateError
+from ablate.io import check_out_dir, write_atomic
 from ablate.report.model import (
     DAGGER,
     DASH,
@@ -46,7 +47,6 @@ from ablate.report.model import (
     png_pdf,
     slugify,
 )
-from crossgen.io import check_out_dir, write_atomic
 
 __all__ = [
     "FORMATS",

@@ -11,6 +11,7 @@ from rich.table import Table as RichTable
 
 from ablate import tidy
 from ablate.errors import AblateError
+from ablate.io import write_atomic
 from ablate.report.model import Section
 from ablate.report.provenance import provenance_section, report_provenance
 from ablate.report.render import write_report
@@ -18,7 +19,6 @@ from ablate.report.sections import transfer_report_sections
 from ablate.report.study import publish_sections, report_scope
 from ablate.report.summary import summary_section
 from ablate.report.tables import paper_table
-from crossgen.io import write_atomic
 
 __all__ = ["design_runs", "table_sections", "terminal_table", "write_table_report"]
 

@@ -26,7 +26,6 @@ from ablate.report.tables import (
     significance_mask,
     significance_rows,
 )
-from crossgen.config import CASES
 
 __all__ = [
     "ablation_report_sections",
@@ -44,8 +43,7 @@ def _case_order(df: pd.DataFrame, case_col: str, cases: Sequence[str] | None) ->
     present = list(pd.unique(df[case_col].dropna()))
     if cases is not None:
         return [c for c in cases if c in present]
-    known = [c for c in CASES if c in present]
-    return known + [c for c in present if c not in known]
+    return present
 
 
 def _fig_path(fig_dir: str | Path | None, *parts: Any) -> Path | None:
@@ -288,7 +286,7 @@ def transfer_report_sections(
     n_resamples: int = 9999,
     fig_dir: str | Path | None = None,
     percent: bool = True,
-    cases: Sequence[str] = CASES,
+    cases: Sequence[str] | None = None,
     case_col: str = "case",
     key: str = "seed",
     variant_col: str = "variant",
@@ -299,6 +297,7 @@ def transfer_report_sections(
     per-case verdicts vs the benchmark, the win/tie/loss summary and the Wilcoxon signed-rank line, and
     a Methods section (``with_methods=False``: the caller writes one for the whole report). ``family_note`` is
     added to each technique's text: where the same comparison also sits in another Holm family."""
+    cases = list(cases) if cases is not None else list(pd.unique(df[case_col].dropna()))
     sig, summaries = significance_rows(
         df,
         method=method,

@@ -23,6 +23,7 @@ import pandas as pd
 
 from ablate import record, tidy
 from ablate.errors import AblateError
+from ablate.io import write_atomic
 from ablate.report.curves import gain_curve_section
 from ablate.report.model import Section, Table, png_pdf
 from ablate.report.provenance import provenance_section, report_provenance
@@ -35,7 +36,6 @@ from ablate.report.sections import (
     transfer_report_sections,
 )
 from ablate.report.summary import Scope, label_families, state_totals, summary_section
-from crossgen.io import write_atomic
 
 __all__ = [
     "StudyDefinition",

@@ -27,7 +27,6 @@ from ablate.report.model import (
     footnotes,
     require,
 )
-from crossgen.config import CASES
 
 __all__ = [
     "constant_columns",
@@ -144,7 +143,7 @@ def paper_table(
     *,
     rows: Sequence[str],
     value: str = "test_accuracy",
-    cases: Sequence[str] = CASES,
+    cases: Sequence[str] | None = None,
     percent: bool = True,
     decimals: int | None = None,
     formatted: bool = True,
@@ -160,6 +159,7 @@ def paper_table(
     ``attrs["warnings"]`` of either frame. Raises AblateError for unknown variants, duplicate
     (variant, case, seed) runs, and fractions expected but values outside [0, 1].
     """
+    cases = list(cases) if cases is not None else list(pd.unique(df[case_col].dropna()))
     numeric, notes = _paper_numeric(
         df, rows=rows, value=value, cases=cases, percent=percent, case_col=case_col, variant_col=variant_col, key=key
     )
@@ -192,7 +192,7 @@ def paper_table_block(
     *,
     rows: Sequence[str],
     value: str = "test_accuracy",
-    cases: Sequence[str] = CASES,
+    cases: Sequence[str] | None = None,
     percent: bool = True,
     decimals: int | None = None,
     significant: pd.DataFrame | None = None,
@@ -203,6 +203,7 @@ def paper_table_block(
 ) -> Table:
     """:func:`paper_table` with its numeric twin, bold best-per-column and † where ``significant`` is True
     (a boolean DataFrame, rows × cases, e.g. from :func:`significance_mask`)."""
+    cases = list(cases) if cases is not None else list(pd.unique(df[case_col].dropna()))
     kw = {"case_col": case_col, "variant_col": variant_col, "key": key}
     shown = paper_table(df, rows=rows, value=value, cases=cases, percent=percent, decimals=decimals, **kw)
     numeric = paper_table(df, rows=rows, value=value, cases=cases, percent=percent, formatted=False, **kw)
@@ -302,8 +303,10 @@ def significance_rows(
     return out, summaries
 
 
-def significance_mask(sig: pd.DataFrame, *, rows: Sequence[str], cases: Sequence[str] = CASES) -> pd.DataFrame:
+def significance_mask(sig: pd.DataFrame, *, rows: Sequence[str], cases: Sequence[str] | None = None) -> pd.DataFrame:
     """Boolean rows × cases: True where :func:`significance_rows` found a significant difference (for †)."""
+    if cases is None:
+        cases = list(pd.unique(sig["case"].dropna())) if "case" in sig.columns else []
     mask = pd.DataFrame(False, index=pd.Index(list(rows), name="variant"), columns=list(cases))
     if sig.empty:
         return mask

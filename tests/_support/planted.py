@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ablate import confirm, queue, record, studies
+from ablate.methods.cgi import CGIMethod
 from ablate.presets import load_fidelity
 from ablate.space import load_space
 from ablate.storage import open_storage
@@ -55,7 +56,7 @@ def noise(technique: str, s: dict, seed: int) -> float:
 def fake_objective(trial: optuna.Trial) -> float:
     """The design objective with the training replaced by the planted truth (the record is the real one)."""
     point = record.read_point(trial.user_attrs)
-    config = confirm.canonical("cgi", point.switches) if point.technique == "cgi" else dict(point.switches)
+    config = CGIMethod().resolve("cgi", point.switches) if point.technique == "cgi" else dict(point.switches)
     full = {s.name: s.default for s in REGISTRY.switches} | config
     val = true_value(point.technique, full) + noise(point.technique, full, point.seed)
     result = record.SeedResult(point.seed, val, val - 0.002, 0.01)
@@ -70,8 +71,8 @@ def planted_search(url: str, name: str = SOURCE, *, provenance: dict | None = No
     definition = record.Definition(
         kind="sensitivity",
         name=name,
-        fidelity=asdict(fid),
-        switches=record.switch_declarations(),
+        fidelity=fid.as_dict(),
+        switches=CGIMethod().switches().declarations(),
         case=case,
         seeds=2,
         space=load_space().to_dicts(),

@@ -15,7 +15,8 @@ import optuna
 import pytest
 import torch
 
-from ablate import bench, queue
+from ablate import queue
+from ablate.methods.cgi import bench
 from ablate.presets import load_fidelity
 from crossgen import RunConfig
 from crossgen.runner import load_run_tasks, run, run_many

@@ -162,7 +162,11 @@ def _options(cmd: Any) -> set[str]:
 
 
 def _command_options() -> dict[str, set[str]]:
-    return {path: _options(cmd) for path, cmd in docs.command_paths().items()}
+    """Every command's options, each with the root's (``--method`` may come before or after the command)."""
+    from ablate.cli import command
+
+    root = _options(command())
+    return {path: _options(cmd) | root for path, cmd in docs.command_paths().items()}
 
 
 def prose_claim_problems(files: dict[str, str]) -> list[str]:
@@ -182,6 +186,8 @@ def prose_claim_problems(files: dict[str, str]) -> list[str]:
                     found.append(f"{name}:{n}: no such option {o}")
             for span in SPAN.findall(line):
                 words = span.split()[1:]
+                if words[:1] == ["--method"]:  # the root option, then the command
+                    words = words[2:]
                 path = " ".join(words[:2]) if " ".join(words[:2]) in per_command else words[0] if words else ""
                 if path not in per_command:
                     found.append(f"{name}:{n}: no such command `{span}`")

@@ -163,10 +163,10 @@ def test_a_joiner_started_before_its_coordinator_waits_and_works_the_queue(env: 
 
 def _wilcoxon_prunes_after(n: int) -> bool:
     """Whether ablate's WilcoxonPruner prunes a trial worse than the best on each of ``n`` seeds (the best case)."""
+    from ablate.method import Preset
     from ablate.studies import StudyPlan, make_pruner
-    from crossgen.config import Fidelity
 
-    plan = StudyPlan(name="p", storage="", fidelity=Fidelity(name="smoke"), kind="sensitivity", pruner="wilcoxon")
+    plan = StudyPlan(name="p", storage="", fidelity=Preset("smoke"), kind="sensitivity", pruner="wilcoxon")
     study = optuna.create_study(direction="maximize", pruner=make_pruner(plan))
     steps = range(n + 1)
     study.add_trial(

@@ -14,7 +14,8 @@ import pytest
 from ablate import record
 from ablate.designs import load_ablation_design
 from ablate.errors import AblateError
-from ablate.objective import DesignObjective, SensitivityObjective, TaskCache
+from ablate.methods.cgi import CGIMethod
+from ablate.objective import DesignObjective, SensitivityObjective
 from ablate.presets import load_fidelity
 from ablate.space import load_space
 from ablate.studies import StudyPlan
@@ -30,8 +31,17 @@ def smoke():
 
 
 @pytest.fixture(scope="module")
-def cache():
-    return TaskCache(log=lambda *a: None)
+def method():
+    """One CGI method for the module: it loads the smoke tasks once, as a worker process does."""
+    return CGIMethod()
+
+
+def _tasks(method, preset):
+    return method.tasks(preset, log=lambda *a: None)
+
+
+def _fid(method, preset):
+    return method.fidelity(preset)
 
 
 def _space(tmp_path: Path, text: str):
@@ -76,18 +86,18 @@ def test_space_refuses_what_the_switch_refuses(tmp_path: Path, text: str, messag
 
 
 # ------------------------------------------------------------------------------------------------ objectives
-def test_design_objective_runs_the_enqueued_point_and_records_it(smoke, cache) -> None:
+def test_design_objective_runs_the_enqueued_point_and_records_it(smoke, method) -> None:
     design = load_ablation_design("ofat")
     point = next(p for p in design.points([CASE], 1) if p.variant.label == "transfer=mu")
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial({}, user_attrs=record.point_attrs(point.point()))
     trial = study.ask()
-    value = DesignObjective(smoke, cache=cache, curves=True)(trial)
+    value = DesignObjective(method, smoke, curves=True, log=lambda *a: None)(trial)
     study.tell(trial, value)
     rec = record.read_trial(study.trials[0])
     expected = run(
-        RunConfig(case=CASE, technique="cgi", fidelity=smoke, **REGISTRY.configs({"transfer": "mu"})),
-        tasks=cache.get(smoke),
+        RunConfig(case=CASE, technique="cgi", fidelity=_fid(method, smoke), **REGISTRY.configs({"transfer": "mu"})),
+        tasks=_tasks(method, smoke),
         log=lambda *a: None,
     )
     # the exact fraction correct/n (schema 3), not torch's float32 (0.9480968713760376 for 274/289)
@@ -96,21 +106,21 @@ def test_design_objective_runs_the_enqueued_point_and_records_it(smoke, cache) -
     assert value == pytest.approx(expected.val_accuracy, abs=1e-7) and value != expected.val_accuracy
     assert rec.seeds[0].test_accuracy == round(expected.test_accuracy * expected.n_test) / expected.n_test
     assert rec.config["transfer"] == "mu" and rec.config["M"] == 2000  # resolved, not just the override
-    assert len(rec.seeds[0].curve["val"]) == smoke.epochs and rec.seeds[0].n_test == expected.n_test
+    assert len(rec.seeds[0].curve["val"]) == smoke.values["epochs"] and rec.seeds[0].n_test == expected.n_test
     assert "mean_log_sigma" in rec.attrs["diagnostics"]
 
 
-def test_design_objective_refuses_a_trial_without_a_point(smoke, cache) -> None:
+def test_design_objective_refuses_a_trial_without_a_point(smoke, method) -> None:
     study = optuna.create_study(direction="maximize")
     trial = study.ask()
     with pytest.raises(AblateError, match="no design point"):
-        DesignObjective(smoke, cache=cache)(trial)
+        DesignObjective(method, smoke, log=lambda *a: None)(trial)
 
 
-def test_sensitivity_objective_averages_seeds_and_caches_the_benchmark(tmp_path: Path, smoke, cache) -> None:
+def test_sensitivity_objective_averages_seeds_and_caches_the_benchmark(tmp_path: Path, smoke, method) -> None:
     space = _space(tmp_path, '[params.transfer]\ntype = "categorical"\nchoices = ["mu"]\n')
     objective = SensitivityObjective(
-        case=CASE, fidelity=smoke, space=space, seeds=2, base={"M": 300}, cache=cache, curves=False
+        method, case=CASE, preset=smoke, space=space, seeds=2, base={"M": 300}, curves=False, log=lambda *a: None
     )
     study = optuna.create_study(direction="maximize")
     study.optimize(objective, n_trials=1)
@@ -121,8 +131,8 @@ def test_sensitivity_objective_averages_seeds_and_caches_the_benchmark(tmp_path:
     bench = record.cached_benchmark(study, CASE, 1)
     assert rec.seeds[1].benchmark == bench
     alone = run(
-        RunConfig(case=CASE, technique="bnn", seed=1, fidelity=smoke, **REGISTRY.configs({"M": 300})),
-        tasks=cache.get(smoke),
+        RunConfig(case=CASE, technique="bnn", seed=1, fidelity=_fid(method, smoke), **REGISTRY.configs({"M": 300})),
+        tasks=_tasks(method, smoke),
         log=lambda *a: None,
     )
     assert bench["val_accuracy"] == round(alone.val_accuracy * alone.n_val) / alone.n_val
@@ -143,16 +153,17 @@ def test_plan_definition_stores_what_reports_need(smoke) -> None:
     assert plan.total == len(design.variants) * 3
 
 
-def test_a_preset_with_switches_is_the_base_of_every_run(smoke, cache) -> None:
+def test_a_preset_with_switches_is_the_base_of_every_run(smoke, method) -> None:
     import dataclasses
 
-    preset = dataclasses.replace(smoke, switches={"init_log_sigma": -2.3, "transfer": "mu"})
+    switches = {"init_log_sigma": -2.3, "transfer": "mu"}
+    preset = dataclasses.replace(smoke, values={**smoke.values, "switches": switches})
     design = load_ablation_design("ofat")
     study = optuna.create_study(direction="maximize")
     for label in ("full", "no transfer", "transfer=mu"):
         point = next(p for p in design.points([CASE], 1) if p.variant.label == label)
         study.enqueue_trial({}, user_attrs=record.point_attrs(point.point()))
-    study.optimize(DesignObjective(preset, cache=cache, curves=False), n_trials=3)
+    study.optimize(DesignObjective(method, preset, curves=False, log=lambda *a: None), n_trials=3)
     recs = {r.variant: r for r in map(record.read_trial, study.trials)}
     assert {r.config["init_log_sigma"] for r in recs.values()} == {-2.3}
     assert recs["full"].config["transfer"] == "mu"  # the preset's reading, unless the design flips it
@@ -160,7 +171,7 @@ def test_a_preset_with_switches_is_the_base_of_every_run(smoke, cache) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ stacked
-def test_a_batch_of_design_points_stacked_records_each_point_as_its_own_run(smoke, cache) -> None:
+def test_a_batch_of_design_points_stacked_records_each_point_as_its_own_run(smoke, method) -> None:
     """run_batch: every trial gets its own point's record (a mix-up of points or seeds would show), with
     values within a few examples of the unstacked reference (stacking changes rounding only)."""
     design = load_ablation_design("ofat")
@@ -171,11 +182,11 @@ def test_a_batch_of_design_points_stacked_records_each_point_as_its_own_run(smok
         for point in points:
             study.enqueue_trial({}, user_attrs=record.point_attrs(point.point()))
     trials = [stacked.ask() for _ in points]
-    objective = DesignObjective(smoke, cache=cache, curves=False)
+    objective = DesignObjective(method, smoke, curves=False, stack=True, log=lambda *a: None)
     values = objective.run_batch(trials)
     for trial, value in zip(trials, values, strict=True):
         stacked.tell(trial, value)
-    alone.optimize(objective, n_trials=len(points))
+    alone.optimize(DesignObjective(method, smoke, curves=False, log=lambda *a: None), n_trials=len(points))
     a = {(r.variant, r.seeds[0].seed): r for r in map(record.read_trial, alone.trials)}
     b = {(r.variant, r.seeds[0].seed): r for r in map(record.read_trial, stacked.trials)}
     assert set(a) == set(b) and len(a) == len(points) == 6
@@ -185,30 +196,30 @@ def test_a_batch_of_design_points_stacked_records_each_point_as_its_own_run(smok
         assert abs(rb.seeds[0].val_accuracy - ra.seeds[0].val_accuracy) <= 3 / ra.seeds[0].n_val, key
 
 
-def test_a_bad_point_in_a_batch_fails_only_its_own_trial(smoke, cache) -> None:
+def test_a_bad_point_in_a_batch_fails_only_its_own_trial(smoke, method) -> None:
     design = load_ablation_design("ofat")
     point = next(p for p in design.points([CASE], 1) if p.variant.label == "no transfer")
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial({}, user_attrs=record.point_attrs(point.point()))
     good, bad = study.ask(), study.ask()  # the second has no design point
-    values = DesignObjective(smoke, cache=cache, curves=False).run_batch([good, bad])
+    values = DesignObjective(method, smoke, curves=False, log=lambda *a: None).run_batch([good, bad])
     assert isinstance(values[0], float) and isinstance(values[1], AblateError)
 
 
 def test_a_stacked_sensitivity_trial_records_what_the_unstacked_one_does(
-    tmp_path: Path, smoke, cache, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, smoke, method, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Seeds and their benchmarks in one stacked call (no run of its own), recorded as the unstacked trial is."""
-    import ablate.objective as objective_mod
+    import crossgen.runner
 
     space = _space(tmp_path, '[params.transfer]\ntype = "categorical"\nchoices = ["mu"]\n')
     records = []
     alone: list[RunConfig] = []
     for stack in (False, True):
         if stack:
-            monkeypatch.setattr(objective_mod, "run", lambda config, **kw: alone.append(config) or run(config, **kw))
+            monkeypatch.setattr(crossgen.runner, "run", lambda config, **kw: alone.append(config) or run(config, **kw))
         objective = SensitivityObjective(
-            case=CASE, fidelity=smoke, space=space, seeds=3, base={"M": 300}, cache=cache, curves=False, stack=stack
+            method, CASE, smoke, space, seeds=3, base={"M": 300}, curves=False, stack=stack, log=lambda *a: None
         )
         study = optuna.create_study(direction="maximize")
         study.optimize(objective, n_trials=1)
@@ -225,10 +236,11 @@ def test_a_stacked_sensitivity_trial_records_what_the_unstacked_one_does(
 def test_stacking_auto_follows_the_measurements() -> None:
     from ablate import stacking
 
-    assert stacking.resolve("auto", "cuda", 400) and stacking.resolve("auto", "cuda:1", 100)
-    assert not stacking.resolve("auto", "cpu", 100) and not stacking.resolve("auto", "cpu", 400)
-    assert stacking.resolve("on", "cpu", 400) and not stacking.resolve("off", "cuda", 100)
-    assert stacking.why("auto", "cpu", 100).startswith("unstacked") and "GPU" in stacking.why("auto", "cuda", 100)
+    cgi = CGIMethod()
+    assert stacking.resolve("auto", "cuda", cgi) and stacking.resolve("auto", "cuda:1", cgi)
+    assert not stacking.resolve("auto", "cpu", cgi)
+    assert stacking.resolve("on", "cpu", cgi) and not stacking.resolve("off", "cuda", cgi)
+    assert stacking.why("auto", "cpu", cgi).startswith("unstacked") and "GPU" in stacking.why("auto", "cuda", cgi)
     assert stacking.batch_size(80, 2) == 40 and stacking.batch_size(1000, 1) == stacking.MAX_BATCH
     assert stacking.batch_size(3, 8) == 1
 
@@ -242,11 +254,11 @@ def test_a_stacked_design_plan_claims_batches_and_says_so_in_provenance(smoke) -
     assert plan.stacking_note.startswith("stacked")
 
 
-def test_the_stacking_benchmark_times_both_paths_on_the_same_runs(smoke, cache) -> None:
-    from ablate import bench
+def test_the_stacking_benchmark_times_both_paths_on_the_same_runs(smoke, method) -> None:
+    from ablate.methods.cgi import bench
 
-    config = RunConfig(case=CASE, technique="cgi", fidelity=smoke)
-    out = bench.stacking_benchmark(cache.get(smoke), config, seeds=2)
+    config = RunConfig(case=CASE, technique="cgi", fidelity=_fid(method, smoke))
+    out = bench.stacking_benchmark(_tasks(method, smoke), config, seeds=2)
     assert out["stacked_runs"] == 4 and out["fidelity"] == "smoke"
     assert out["stacked_over_unstacked_per_run"] == pytest.approx(
         out["stacked_seconds_per_run"] / out["unstacked_seconds_per_run"]

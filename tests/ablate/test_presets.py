@@ -14,6 +14,7 @@ import pytest
 from ablate import presets
 from ablate.cli import main
 from ablate.errors import AblateError
+from ablate.method import load_method
 from ablate.storage import resolve_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,7 +55,7 @@ def test_without_a_project_the_builtin_definitions_are_read_and_runs_go_to_the_u
     elsewhere: Path, tmp_path: Path
 ) -> None:
     assert presets.project_studies_dir() is None
-    builtin = presets.builtin_studies_dir()
+    builtin = load_method().definitions()
     for name in DEFINITIONS:
         path = presets.definition_path(name)
         assert path == builtin / name
@@ -125,7 +126,7 @@ def test_read_toml_accepts_strings_paths_and_package_resources(elsewhere: Path) 
     (elsewhere / "a.toml").write_text("x = 1\n")
     assert presets.read_toml("a.toml") == {"x": 1}
     assert presets.read_toml(elsewhere / "a.toml") == {"x": 1}
-    assert "smoke" in presets.read_toml(presets.builtin_studies_dir() / "fidelity.toml")
+    assert "smoke" in presets.read_toml(load_method().definitions() / "fidelity.toml")
     (elsewhere / "bad.toml").write_text("x = = 1\n")
     with pytest.raises(AblateError, match=r"bad.toml: malformed TOML"):
         presets.read_toml("bad.toml")
@@ -134,10 +135,12 @@ def test_read_toml_accepts_strings_paths_and_package_resources(elsewhere: Path) 
 def test_a_missing_definitions_package_is_one_error_line_not_a_traceback(
     elsewhere: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(presets, "DEFINITIONS_PACKAGE", "ablate_studies_not_installed")
+    import ablate.methods.cgi.method as cgi_method
+
+    monkeypatch.setattr(cgi_method, "DEFINITIONS_PACKAGE", "ablate_studies_not_installed")
     with pytest.raises(SystemExit) as exc:
         main(["run", "--case", "T1M1_T2M2", "--technique", "cgi", "--fidelity", "smoke"])
     err = capsys.readouterr().err
     assert exc.value.code == 2
     assert err.count("\n") == 1
-    assert "lacks the built-in study definitions" in err and "ABLATE_STUDIES_DIR" in err
+    assert "lacks CGI's study definitions" in err and "ABLATE_STUDIES_DIR" in err

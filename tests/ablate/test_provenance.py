@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from ablate import provenance, record
+from ablate.methods.cgi import CGIMethod
+from ablate.methods.cgi.method import data_checksum
 from ablate.report.provenance import provenance_section, report_provenance
 
 pytestmark = [
@@ -25,7 +27,7 @@ CASE = "T1M1_T2M2"
 
 
 def test_collect_records_versions_commit_machine_and_the_data_checksum() -> None:
-    prov = provenance.collect(fidelity={"name": "smoke", "data": "digits"}, device="cpu", threads=3)
+    prov = provenance.collect(fidelity={"name": "smoke", "data": "digits"}, method=CGIMethod(), device="cpu", threads=3)
     assert prov["versions"]["optuna"] == importlib.metadata.version("optuna")
     assert prov["versions"]["pyro-ppl"] == importlib.metadata.version("pyro-ppl")
     assert set(prov["versions"]) == {"python", "torch", "pyro-ppl", "optuna", "scikit-learn", "numpy"}
@@ -40,13 +42,13 @@ def test_collect_records_versions_commit_machine_and_the_data_checksum() -> None
 
 def test_mnist_checksum_names_the_pinned_source_checksum(tmp_path: Path) -> None:
     (tmp_path / "mnist.npz").write_bytes(b"not really mnist")
-    data = provenance.data_checksum("mnist", str(tmp_path))
+    data = data_checksum("mnist", str(tmp_path))
     assert data["sha256"] == hashlib.sha256(b"not really mnist").hexdigest()
     assert len(data["verified_source_sha256"]) == 64
 
 
 def test_differences_ignore_the_command_and_name_what_differs() -> None:
-    a = provenance.collect(fidelity={"name": "smoke", "data": "digits"})
+    a = provenance.collect(fidelity={"name": "smoke", "data": "digits"}, method=CGIMethod())
     b = json.loads(json.dumps(a)) | {"argv": "something else", "command": "ablate other"}
     assert provenance.differences([("a", a), ("b", b)]) == []
     b["versions"] = {**a["versions"], "torch": "0.0.fake"}
@@ -87,7 +89,7 @@ def test_a_report_over_studies_with_differing_provenance_warns(tmp_path: Path) -
     spec.loader.exec_module(helpers)  # the planted search of the confirm tests, not duplicated here
     planted_search, run_confirmation = helpers.planted_search, helpers.run_confirmation
     url = f"sqlite:///{tmp_path}/c.db"
-    other = provenance.collect(fidelity={"name": "smoke", "data": "digits"})
+    other = provenance.collect(fidelity={"name": "smoke", "data": "digits"}, method=CGIMethod())
     other["versions"] = {**other["versions"], "numpy": "0.0.fake"}
     source = planted_search(url, provenance=other)
     study = run_confirmation(url, source, top=2, seeds=2)

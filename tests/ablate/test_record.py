@@ -10,6 +10,7 @@ import pytest
 
 from ablate import record
 from ablate.errors import AblateError
+from ablate.methods.cgi import CGIMethod
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def _definition(**changes) -> record.Definition:
         "kind": "design",
         "name": "x",
         "fidelity": {"name": "smoke", "epochs": 4},
-        "switches": record.switch_declarations(),
+        "switches": CGIMethod().switches().declarations(),
         "design": {"name": "ablation-ofat", "reference": "full", "baseline": "no transfer", "variants": []},
         "cases": ("T2M1_T1M2",),
         "seeds": 2,

@@ -17,9 +17,10 @@ import typer
 from typer.testing import CliRunner
 
 from ablate import record, tidy
-from ablate.cli import run_cmd
 from ablate.designs import load_ablation_design
 from ablate.errors import AblateError
+from ablate.methods.cgi import CGIMethod
+from ablate.methods.cgi.commands import run_cmd
 from ablate.options import with_switch_options
 from ablate.presets import load_fidelity
 from ablate.report import write_study_report
@@ -34,6 +35,7 @@ class CGIWithThrowaway(CGIConfig):
 
 
 COPY = Registry((("cgi", CGIWithThrowaway), ("bnn", BNNConfig), ("distill", DistillConfig), ("regime", RegimeConfig)))
+WITH, WITHOUT = CGIMethod(COPY), CGIMethod(REGISTRY)
 
 
 def test_registry_copy_has_the_new_switch_and_the_original_does_not() -> None:
@@ -44,7 +46,7 @@ def test_registry_copy_has_the_new_switch_and_the_original_does_not() -> None:
 
 def test_new_switch_is_an_ablate_run_option_with_its_range() -> None:
     app = typer.Typer()
-    app.command("run")(with_switch_options(run_cmd, COPY))
+    app.command("run")(with_switch_options(run_cmd, WITH.switches()))
     app.command("noop")(lambda: None)  # two commands: typer keeps "run" as a subcommand
     runner = CliRunner()
     help_text = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output
@@ -56,19 +58,19 @@ def test_new_switch_is_an_ablate_run_option_with_its_range() -> None:
 def test_new_switch_in_a_space_and_a_design(tmp_path: Path) -> None:
     space = tmp_path / "space.toml"
     space.write_text('[params.throwaway]\ntype = "int"\nlow = 0\nhigh = 4\n')
-    assert [p.name for p in load_space(space, COPY).params] == ["throwaway"]
+    assert [p.name for p in load_space(space, WITH).params] == ["throwaway"]
     with pytest.raises(AblateError, match="not a switch"):
-        load_space(space, REGISTRY)
+        load_space(space, WITHOUT)
     space.write_text('[params.throwaway]\ntype = "int"\nlow = 0\nhigh = 40\n')  # outside the declared range
     with pytest.raises(AblateError, match="throwaway=40"):
-        load_space(space, COPY)
+        load_space(space, WITH)
 
     design = tmp_path / "design.toml"
     design.write_text("[ofat]\nflips = { throwaway = 1 }\n")
-    labels = [v.label for v in load_ablation_design("ofat", design, COPY).variants]
+    labels = [v.label for v in load_ablation_design("ofat", design, WITH).variants]
     assert labels == ["full", "throwaway=1", "no transfer"]
     with pytest.raises(AblateError, match="throwaway"):
-        load_ablation_design("ofat", design, REGISTRY)
+        load_ablation_design("ofat", design, WITHOUT)
 
 
 @pytest.mark.slow
@@ -78,13 +80,13 @@ def test_new_switch_reaches_the_record_and_the_report(tmp_path: Path) -> None:
     plan = StudyPlan(
         name="throwaway",
         storage=f"sqlite:///{tmp_path / 'r.db'}",
-        fidelity=load_fidelity("smoke"),
+        fidelity=load_fidelity("smoke", method=WITH),
         kind="design",
-        design=load_ablation_design("ofat", design, COPY),
+        design=load_ablation_design("ofat", design, WITH),
         cases=("T2M1_T1M2",),
         seeds=2,
         heartbeat_interval=None,
-        registry=COPY,
+        method=WITH,
         curves=False,
     )
     outcome = execute(plan, log=lambda *a: None)

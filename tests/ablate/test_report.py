@@ -15,8 +15,8 @@ import pytest
 import ablate.report as report
 from ablate import stats
 from ablate.errors import AblateError
+from ablate.io import OutputError
 from ablate.report import Section, Table, figures, render
-from crossgen.io import OutputError
 
 CASES = ["T1M1_T2M2", "T2M1_T1M2"]
 

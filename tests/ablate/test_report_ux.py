@@ -10,6 +10,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from ablate import record
+from ablate.methods.cgi import CGIMethod
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
@@ -110,7 +111,7 @@ def test_reports_name_a_switch_as_optuna_and_the_files_do() -> None:
     from crossgen.config import REGISTRY
 
     definition = record.Definition(
-        kind="sensitivity", name="s", fidelity={}, switches=record.switch_declarations(REGISTRY)
+        kind="sensitivity", name="s", fidelity={}, switches=CGIMethod(REGISTRY).switches().declarations()
     )
     labels, _, _ = switch_info(definition)
     assert labels["covariance_type"] == "covariance_type" and labels["lam"] == "lam"

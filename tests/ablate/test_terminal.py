@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 
 from ablate import presets
-from ablate.cli import app
+from ablate.cli import command
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
@@ -24,7 +23,7 @@ pytestmark = [
 
 
 def _commands() -> dict[str, Any]:
-    root = typer.main.get_command(app)
+    root = command()
     out: dict[str, Any] = {"": root}
     for name, cmd in root.commands.items():  # type: ignore[attr-defined]
         out[name] = cmd

@@ -108,6 +108,11 @@ def test_the_wheel_ships_the_definitions_and_no_run_output(installed: Installed)
     assert shipped == DEFINITIONS
     assert not [n for n in names if "runs/" in n or n.endswith(".db")]
     assert {n.split("/")[0] for n in names if n.endswith("__init__.py")} == {"ablate", "crossgen", "ablate_studies"}
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert (
+        "[ablate.methods]\ncgi = ablate.methods.cgi:CGIMethod"
+        in zipfile.ZipFile(installed.wheel).read(entry_points).decode()
+    )
 
 
 def test_run_study_and_report_from_an_unrelated_folder_write_only_to_the_user_data_folder(
@@ -158,3 +163,56 @@ def test_a_project_folder_overrides_the_definitions_and_holds_its_runs(installed
     assert r.returncode == 0, r.stderr
     assert (project / "studies" / "runs" / "ablate.db").is_file()
     assert not (tmp_path / "xdg-data").exists()
+
+
+def test_a_method_from_its_own_wheel_runs_every_command_through_its_entry_point(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """The example method (examples/digits-pipeline) as a user ships theirs: its own wheel, registered through
+    the ``ablate.methods`` entry point, found from an unrelated folder by name; every command runs on it."""
+    import time
+
+    dist = tmp_path / "dist"
+    src = tmp_path / "digits-src"
+    shutil.copytree(REPO / "examples" / "digits-pipeline", src, ignore=shutil.ignore_patterns("*.egg-info", "build"))
+    pip = [sys.executable, "-m", "pip"]
+    _run([*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(dist), str(src)])
+    (wheel,) = dist.glob("ablate_digits-*.whl")
+    python = installed.venv / "bin" / "python"
+    _run([*pip, "--python", str(python), "install", "-q", "--no-deps", "--no-index", "--force-reinstall", str(wheel)])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = _env(tmp_path)
+    url = f"sqlite:///{tmp_path / 'digits.db'}"
+    d = ["--method", "digits"]
+    started = time.perf_counter()
+
+    def ok(*argv: str) -> str:
+        r = installed.ablate(*argv, cwd=elsewhere, env=env)
+        assert r.returncode == 0, f"{argv}: {r.stderr}"
+        return r.stdout
+
+    assert "--C" in ok(*d, "run", "--help") and "clean|noisy" in ok(*d, "study", "--help")
+    assert "clean pipeline seed=3 fidelity=smoke" in ok(
+        *d, "run", "--case", "clean", "--technique", "pipeline", "--seed", "3", "--pca", "0"
+    )
+    ok(*d, "study", "--case", "clean", "--trials", "6", "--seeds", "2", "--sampler", "random", "--storage", url)
+    ok("ablation", *d, "--case", "clean", "--seeds", "3", "--storage", url)  # --method after the command too
+    ok(*d, "confirm", "sensitivity-clean-smoke", "--top", "2", "--seeds", "3", "--storage", url)
+    ok(*d, "reproduce", "table", "--seeds", "2", "--storage", url, "--out", str(tmp_path / "table"))
+    ok(*d, "seeds", "ablation-ofat-clean-smoke", "--storage", url, "--sims", "200")
+    for name in ("sensitivity-clean-smoke", "ablation-ofat-clean-smoke", "confirm-top2-sensitivity-clean-smoke"):
+        ok("report", name, "--storage", url, "--format", "md,json", "--out", str(tmp_path / name), "--no-dashboard")
+    assert (
+        "Digits pipeline ablation (ofat)"
+        in (tmp_path / "ablation-ofat-clean-smoke" / "ablation-ofat-clean-smoke.md").read_text()
+    )
+    ok("dashboard", "--help")
+    seconds = time.perf_counter() - started
+    print(f"digits method: run, study, ablation, confirm, reproduce, seeds, 3 reports in {seconds:.0f} s")
+
+    # the method a study was made with is in its provenance, and confirm refuses another method's study
+    r = installed.ablate("confirm", "sensitivity-clean-smoke", "--storage", url, cwd=elsewhere, env=env)
+    assert r.returncode == 2 and "made by method 'digits'" in r.stderr and r.stderr.count("\n") == 1
+    r = installed.ablate("--method", "nope", "studies", "--storage", url, cwd=elsewhere, env=env)
+    assert r.returncode == 2 and "not a registered method (registered: cgi, digits" in r.stderr
