@@ -40,7 +40,7 @@ lint: setup
 	$(BIN)/ruff check cgi ablate tests scripts examples
 	$(BIN)/ruff format --check cgi ablate tests scripts examples
 
-# Chromium from Debian for the browser test (tests/ablate/test_browser.py): installed only when missing and we
+# Chromium from Debian for the browser test (tests/ablate/report/test_browser.py): installed only when missing and we
 # are root (CI); otherwise the test skips with its reason outside CI and fails under CI=true.
 browser:
 	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -74,15 +74,16 @@ clean:
 # module's tests against each mutant. Rerunning resumes an interrupted session; `make mutation-clean` starts over
 # (do that after changing the code). One module: `make mutation MUTATE=designs`.
 MUTATION_DIR ?= build/mutation
-MUTATE ?= designs weightpoints queue generators storage stats bnn
+MUTATE ?= designs weightpoints queue generators storage procedures stats bnn
 MUTATION_TIMEOUT ?= 120
 MUTATION_SPECS = \
-	designs:ablate/designs.py:tests/ablate/test_designs.py \
+	designs:ablate/experiment/designs.py:tests/ablate/experiment/test_designs.py \
 	weightpoints:cgi/weightpoints.py:tests/crossgen/test_weightpoints.py \
-	queue:ablate/queue.py:tests/ablate/test_queue.py,tests/ablate/test_designs.py \
+	queue:ablate/execution/queue.py:tests/ablate/execution/test_queue.py,tests/ablate/experiment/test_designs.py \
 	generators:cgi/generators.py:tests/crossgen/test_generators.py \
-	storage:ablate/storage.py:tests/ablate/test_storage.py \
-	stats:ablate/stats.py:tests/ablate/test_stats.py \
+	storage:ablate/execution/storages/retries.py:tests/ablate/execution/test_storage.py,tests/ablate/execution/test_connections.py \
+	procedures:ablate/analysis/procedures.py:tests/ablate/analysis/test_stats.py \
+	stats:ablate/analysis/stats.py:tests/ablate/analysis/test_stats.py \
 	bnn:cgi/bnn.py:tests/crossgen/test_bnn.py
 # Left out on purpose: bitwise, %, // and ** replacements (on floats and tensors they only crash, so they are
 # killed for free), ordering replacements of ==/!=/is, `is` <-> `==`, and unary ~/not/+ replacements.

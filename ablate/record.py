@@ -22,8 +22,8 @@ import optuna
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from ablate._optuna_compat import storage_of
 from ablate.errors import AblateError
+from ablate.execution._optuna_compat import storage_of
 
 SCHEMA = 3
 """Version of the layout below. 1 was the unversioned layout of ablate 0.1 (string keys per seed); 2 stored
@@ -418,6 +418,13 @@ def link_confirmation(source: optuna.Study, confirmation: str) -> None:
 def confirmations_of(study: optuna.Study) -> list[str]:
     """Names of the confirmation studies linked to a searched study, oldest first."""
     return [str(n) for n in study.user_attrs.get(CONFIRMED_BY) or []]
+
+
+def method_labels(definition: Definition) -> tuple[str, str]:
+    """How reports name the method that made a study and its baseline (from its provenance; studies made before
+    methods were recorded are CGI's)."""
+    made = (provenance_of(definition) or {}).get("method") or {}
+    return str(made.get("title", "CGI")), str(made.get("baseline", "the no-transfer benchmark"))
 
 
 def provenance_of(definition: Definition) -> dict[str, Any] | None:

@@ -32,7 +32,7 @@ import torch
 from scipy import stats
 from statsmodels.stats.weightstats import ttost_paired
 
-from ablate.presets import load_fidelity
+from ablate.experiment.presets import load_fidelity
 from crossgen import RunConfig, run
 from crossgen.config import CASES, RegimeConfig
 from crossgen.errors import ConfigError

@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from ablate.presets import load_fidelity
+from ablate.experiment.presets import load_fidelity
 from crossgen.config import RunConfig
 from crossgen.runner import load_run_tasks, run
 

@@ -15,9 +15,9 @@ import uuid
 
 import optuna
 
+from ablate.execution.storages import open_storage
+from ablate.experiment.presets import load_fidelity
 from ablate.methods.cgi.bench import _study_plan, worker_throughput
-from ablate.presets import load_fidelity
-from ablate.storage import open_storage
 
 
 def main() -> None:

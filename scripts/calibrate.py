@@ -28,8 +28,8 @@ from pathlib import Path
 
 import optuna
 
-from ablate.presets import load_fidelity
-from ablate.storage import open_storage
+from ablate.execution.storages import open_storage
+from ablate.experiment.presets import load_fidelity
 from crossgen.config import CASES, REGISTRY, RunConfig
 from crossgen.runner import load_run_tasks, run
 

@@ -283,7 +283,7 @@ class Soak:
     def studies(self) -> list[Any]:
         import optuna
 
-        from ablate.storage import open_storage
+        from ablate.execution.storages import open_storage
 
         if self.storage is None:  # one storage for the soak's own reads: one idle connection, not one per call
             self.storage = open_storage(self.url, heartbeat_interval=None, create=False)
@@ -362,7 +362,7 @@ def check(soak: Soak, outcome: dict[str, Any]) -> tuple[list[tuple[bool, str]], 
     from optuna.trial import TrialState
 
     from ablate import record
-    from ablate.designs import load_ablation_design
+    from ablate.experiment.designs import load_ablation_design
 
     design = load_ablation_design("ofat", None)
     expected_points = len(design.points([soak.args.case], soak.args.seeds))
@@ -441,7 +441,7 @@ def check(soak: Soak, outcome: dict[str, Any]) -> tuple[list[tuple[bool, str]], 
 def cleanup(soak: Soak) -> None:
     import optuna
 
-    from ablate.storage import open_storage
+    from ablate.execution.storages import open_storage
 
     storage = open_storage(soak.url, heartbeat_interval=None, create=False)
     for names in soak.rounds:
@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(ROOT))
     from ablate.errors import AblateError
-    from ablate.storage import check_reachable, parse_storage
+    from ablate.execution.storages import check_reachable, parse_storage
 
     try:
         spec = parse_storage(args.storage)

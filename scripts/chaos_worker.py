@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        from ablate import cli, studies
+        from ablate import cli
+        from ablate.execution import studies
 
         build = studies.build_objective
         studies.build_objective = lambda plan, log: injecting(build(plan, log), args.chaos_dir)  # type: ignore[assignment]

@@ -12,7 +12,7 @@
 # Steps, each under its own time limit so that a slow or failing one leaves the others' results in $OUT:
 #   1. bench.json    ablate bench --device cuda --json --paper (epochs, CGI overhead, stacked vs unstacked at quick
 #                    and paper fidelity, Table 2 at paper fidelity with 10 seeds): alone on the GPU, for timings
-#   2. pytest.log    the CUDA tests (tests/ablate/test_cuda.py, the CUDA test of tests/crossgen/test_stack.py)
+#   2. pytest.log    the CUDA tests (tests/ablate/execution/test_cuda.py, the CUDA test of tests/crossgen/test_stack.py)
 #   3. paper.db      the four-case paper-fidelity experiment (scripts/experiments.py paper-four, 10 seeds)
 #   4. eq-cuda.csv   the CUDA arm of the equivalence study (scripts/equivalence.py, quick fidelity, 20 seeds)
 #   3 and 4 run side by side with 2. Knobs for a dry run on a CPU: DEVICE=cpu PAPER_FIDELITY=smoke EQ_FIDELITY=smoke
@@ -87,7 +87,7 @@ if want bench; then
 fi
 if want table2; then
     say "Table 2 at $PAPER_FIDELITY fidelity, 10 seeds, $TABLE2_WORKERS workers, stacked, alone on the device"
-    timeout $(($(left) - 60)) $PY -c "import json, sys; from ablate.methods.cgi import bench; from ablate.presets import load_fidelity
+    timeout $(($(left) - 60)) $PY -c "import json, sys; from ablate.methods.cgi import bench; from ablate.experiment.presets import load_fidelity
 s = bench.table2_seconds(load_fidelity('$PAPER_FIDELITY'), device='$DEVICE', workers=$TABLE2_WORKERS)
 print(json.dumps({'table2_paper_seconds': s, 'table2_paper_workers': $TABLE2_WORKERS}))" >"$OUT/table2.json" \
         2>>"$OUT/log.txt"
@@ -114,7 +114,7 @@ fi
 if want tests; then
     say "2. CUDA tests"
     timeout $(($(left) - 30)) $PY -m pytest -q -p no:cacheprovider \
-        tests/ablate/test_cuda.py tests/crossgen/test_stack.py -k cuda -rs >"$OUT/pytest.log" 2>&1
+        tests/ablate/execution/test_cuda.py tests/crossgen/test_stack.py -k cuda -rs >"$OUT/pytest.log" 2>&1
     say "pytest exit $?: $(tail -n 1 "$OUT/pytest.log")"
 fi
 

@@ -35,7 +35,7 @@ def _config(technique: str, **kw: object):
 
 
 def run_arm(arm: str, *, device: str, stack: bool, seeds: int, fidelity: str, out: Path) -> int:
-    from ablate.presets import load_fidelity
+    from ablate.experiment.presets import load_fidelity
     from crossgen import RunConfig
     from crossgen.config import CASES
     from crossgen.runner import load_run_tasks, run, run_many

@@ -21,9 +21,9 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from ablate import stats, tidy
+from ablate.analysis import stats, tidy
 from ablate.errors import AblateError
-from ablate.storage import open_storage
+from ablate.execution.storages import open_storage
 
 PAPER = {  # Table 2 of the paper: (CGI, benchmark), test accuracy %
     "T1M1_T2M2": (98.48, 97.68),

@@ -100,6 +100,8 @@ class Method:
     title: ClassVar[str] = ""
     """How reports name the method ("CGI ablation (ofat)"); default: its name."""
     description: ClassVar[str] = ""
+    baseline_label: ClassVar[str] = ""
+    """How reports name the baseline ("the no-transfer benchmark"); default: "the baseline (<baseline>)"."""
     cases: ClassVar[tuple[str, ...]] = ()
     variants: ClassVar[tuple[str, ...]] = ()
     reference: ClassVar[str] = ""
@@ -193,5 +195,7 @@ class Method:
         return self.title or self.name
 
     def identity(self) -> dict[str, str]:
-        """Which method made a study (stored in its provenance)."""
-        return {"name": self.name, "version": self.version}
+        """Which method made a study and how reports name it and its baseline (stored in its provenance, so a
+        report needs no code of the method)."""
+        baseline = self.baseline_label or f"the baseline ({self.baseline})"
+        return {"name": self.name, "version": self.version, "title": self.label, "baseline": baseline}

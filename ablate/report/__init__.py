@@ -3,7 +3,7 @@
 The modules are layered, each importing only the ones above it (never this package, never back):
 
 * :mod:`~ablate.report.model`: Table, Section and the cell formatting every format shares;
-* :mod:`~ablate.report.tables`: the paper's layout and the significance tables (numbers from ablate.stats);
+* :mod:`~ablate.report.tables`: the paper's layout and the significance tables (numbers from ablate.analysis.stats);
 * :mod:`~ablate.report.figures`: the figures (PNG + PDF);
 * :mod:`~ablate.report.render`: Markdown / LaTeX / HTML / JSON / CSV and :func:`write_report`;
 * :mod:`~ablate.report.sections`: the sections per study kind and the Methods paragraph;

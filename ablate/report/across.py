@@ -4,7 +4,7 @@ Why: ``ablate study --case all --confirm K`` confirms each case's search on its 
 answers for one case, with Holm over that case's K configurations only. A reader asking *which parts of CGI
 matter, in which case* needs the cases in one table, a correction over every comparison they make (K per
 case), and the switch settings that the confirmed winners of every case share. Numbers come from
-:func:`ablate.confirm.analyse`, per study; this module only joins them.
+:func:`ablate.experiment.confirmation.analyse`, per study; this module only joins them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from ablate import confirm, record, stats, tidy
+from ablate import record
+from ablate.analysis import confirmation, stats, tidy
 from ablate.errors import AblateError
 from ablate.io import write_atomic
 from ablate.report.model import DASH, Section, Table, finite, fmt_mean_sd, fmt_p
@@ -77,7 +78,7 @@ def across_cases_sections(
         df = tidy.design_frame(study)
         if df.empty:
             raise AblateError(f"study {study.study_name!r} has no COMPLETE trials to report")
-        a = confirm.analyse(df, definition, value=metric, alpha=alpha, rope=rope)
+        a = confirmation.analyse(df, definition, value=metric, alpha=alpha, rope=rope)
         case = ", ".join(definition.cases)
         defaults[case] = a.default_vs_benchmark
         means = df.groupby("variant")[metric].agg(["mean", "std"])
@@ -113,7 +114,8 @@ def across_cases_sections(
     best = every.loc[every.groupby("case")["confirmed_val"].idxmax()]
     best = best.set_index("case").loc[order].reset_index()
     m = int(every["p"].notna().sum())
-    sections = [_answer(every, best, defaults, m, alpha, metric), _best_table(best, defaults, m)]
+    labels = record.method_labels(record.read_definition(studies[0]))
+    sections = [_answer(every, best, defaults, m, alpha, metric, labels), _best_table(best, defaults, m, labels[0])]
     sections.append(_every_table(every, m))
     return sections, every
 
@@ -142,7 +144,9 @@ def _answer(
     m: int,
     alpha: float,
     metric: str,
+    labels: tuple[str, str] = ("CGI", "the no-transfer benchmark"),
 ) -> Section:
+    method, benchmark = labels
     cases = list(best["case"])
     won = every[every["verdict_all"] == "better"]
     lost = every[every["verdict_all"] == "worse"]
@@ -153,11 +157,9 @@ def _answer(
         )
     elif len(won):
         found = "; ".join(f"{r.case}: {r.configuration} ({_pp(r.delta_vs_benchmark)} pp)" for r in won.itertuples())
-        head = f"Confirmed better than the no-transfer benchmark after Holm over all {m} comparisons: {found}."
+        head = f"Confirmed better than {benchmark} after Holm over all {m} comparisons: {found}."
     else:
-        head = (
-            f"No configuration is confirmed better than the no-transfer benchmark after Holm over all {m} comparisons."
-        )
+        head = f"No configuration is confirmed better than {benchmark} after Holm over all {m} comparisons."
     if len(lost):
         head += f" Confirmed worse: {len(lost)} of {len(every)} ({', '.join(sorted(set(lost['case'])))})."
     verdicts: dict[str, list[str]] = {}
@@ -168,12 +170,12 @@ def _answer(
     common = (
         ", ".join(f"{k}={v}" for k, v in shared.items())
         if shared
-        else "no switch setting (the confirmed winners differ in every change from the default CGI)"
+        else f"no switch setting (the confirmed winners differ in every change from the default {method})"
     )
     seeds = ", ".join(sorted({str(int(n)) for n in every["n"]}))
     text = (
         f"{len(cases)} cases ({', '.join(cases)}), each its own search confirmed on fresh paired seeds "
-        f"({seeds} per configuration); {metric}. {head} The default CGI against the benchmark (context, each "
+        f"({seeds} per configuration); {metric}. {head} The default {method} against the benchmark (context, each "
         f"case's own test): {default}. The best confirmed configuration (by validation) of every case sets: "
         f"{common}."
     )
@@ -189,7 +191,7 @@ def _answer(
     )
 
 
-def _best_table(best: pd.DataFrame, defaults: dict[str, dict[str, Any] | None], m: int) -> Section:
+def _best_table(best: pd.DataFrame, defaults: dict[str, dict[str, Any] | None], m: int, method: str = "CGI") -> Section:
     shown = pd.DataFrame(
         {
             "case": best["case"],
@@ -201,8 +203,8 @@ def _best_table(best: pd.DataFrame, defaults: dict[str, dict[str, Any] | None], 
             "vs benchmark": best["verdict_all"],
             "Δ vs default pp": [_pp(x) for x in best["delta_vs_default"]],
             "p (Holm, in case)": [fmt_p(p) for p in best["p_holm_vs_default"]],
-            "vs default CGI": best["verdict_vs_default"],
-            "default CGI vs benchmark pp": [
+            f"vs default {method}": best["verdict_vs_default"],
+            f"default {method} vs benchmark pp": [
                 f"{_pp(d['delta'])} ({d['verdict']})" if d else DASH for d in (defaults[c] for c in best["case"])
             ],
         }
@@ -262,7 +264,8 @@ def write_across_cases_report(
         provenance.text += f" All {len(provs)} studies recorded the same; the first is shown."
     sections.append(provenance)
     meta = {"studies": [s.study_name for s in studies], "kind": "confirm-across-cases", "metric": metric}
-    title = f"CGI's confirmed configurations across cases ({fidelity} fidelity)"
+    method = record.method_labels(record.read_definition(studies[0]))[0]
+    title = f"{method}'s confirmed configurations across cases ({fidelity} fidelity)"
     paths = write_report(out_dir, name, sections, formats=formats, title=title, metadata=meta | {"alpha": alpha})
     csv = every.assign(changes=[str(c) for c in every["changes"]]).to_csv(index=False)
     return paths + write_atomic({out_dir / f"{name}-configurations.csv": csv})

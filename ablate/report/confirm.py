@@ -3,7 +3,7 @@
 Answers, in order: which configurations hold against the no-transfer benchmark and against the paper's
 default CGI (exact sign-flip, Holm over the K configurations of each family), how far each search value
 overstated its configuration (the winner's curse, measured on fresh seeds), and whether the search ranked them
-right (Kendall τ). Numbers come from :func:`ablate.confirm.analyse`; this module only lays them out.
+right (Kendall τ). Numbers come from :func:`ablate.experiment.confirmation.analyse`; this module only lays them out.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from ablate import confirm, record, tidy
+from ablate import record
+from ablate.analysis import confirmation, tidy
 from ablate.errors import AblateError
 from ablate.report.model import DASH, Section, Table, finite, fmt_mean_sd, fmt_num, fmt_p
 from ablate.report.sections import methods_section
@@ -26,7 +27,7 @@ def _pp(x: float, signed: bool = True) -> str:
     return (f"{x * 100:+.2f}" if signed else f"{x * 100:.2f}") if finite(x) else DASH
 
 
-def _summary(a: confirm.Analysis) -> Table:
+def _summary(a: confirmation.Analysis, method: str = "CGI") -> Table:
     r = a.rows
     shown = pd.DataFrame(
         {
@@ -45,7 +46,7 @@ def _summary(a: confirm.Analysis) -> Table:
             "seeds for power 0.8": list(r["seeds_needed_vs_benchmark"]),
             "Δ vs default pp": [_pp(x) for x in r["delta_vs_default"]],
             "p (Holm) ": [fmt_p(p) for p in r["p_holm_vs_default"]],
-            "vs default CGI": list(r["verdict_vs_default"]),
+            f"vs default {method}": list(r["verdict_vs_default"]),
             "seeds for power 0.8 ": list(r["seeds_needed_vs_default"]),
         }
     )
@@ -71,7 +72,8 @@ def confirm_report_sections(
     df = tidy.design_frame(study)
     if df.empty:
         raise AblateError(f"study {study.study_name!r} has no COMPLETE trials to report")
-    a = confirm.analyse(df, definition, value=metric, alpha=alpha, rope=rope)
+    a = confirmation.analyse(df, definition, value=metric, alpha=alpha, rope=rope)
+    method, benchmark = record.method_labels(definition)
     seeds = sorted(df["seed"].unique())
     k = len(a.rows)
     tau = (
@@ -82,17 +84,17 @@ def confirm_report_sections(
     verdict = (
         f"Confirmed better than the benchmark: {', '.join(confirmed)}."
         if confirmed
-        else "No configuration is confirmed better than the no-transfer benchmark."
+        else f"No configuration is confirmed better than {benchmark}."
     )
     text = (
         f"Search: {link.get('study')} ({link.get('search_fidelity')} fidelity, seeds "
         f"{min(link.get('search_seeds') or [0])}–{max(link.get('search_seeds') or [0])}). Its {k} best distinct "
-        f"configurations, the default CGI and the no-transfer benchmark were re-run on {len(seeds)} fresh seeds "
+        f"configurations, the default {method} and {benchmark} were re-run on {len(seeds)} fresh seeds "
         f"({seeds[0]}–{seeds[-1]}, disjoint from the search's), paired by seed, at "
         f"{definition.fidelity.get('name')} fidelity. {verdict} Best confirmed (validation): {a.best}. "
         f"Mean winner's curse: {_pp(float(a.rows['winners_curse_val'].mean()))} pp. {tau}"
     )
-    sections = [Section("Confirmation", text=text, tables=[_summary(a)])]
+    sections = [Section("Confirmation", text=text, tables=[_summary(a, method)])]
     if a.default_vs_benchmark is not None:
         d = a.default_vs_benchmark
         sections[0].text += (
@@ -101,8 +103,8 @@ def confirm_report_sections(
         )
     ns: list[int] = []
     for tab, ref, slug in (
-        (a.vs_benchmark, "the no-transfer benchmark", "vs-benchmark"),
-        (a.vs_default, "the default CGI", "vs-default"),
+        (a.vs_benchmark, benchmark, "vs-benchmark"),
+        (a.vs_default, f"the default {method}", "vs-default"),
     ):
         if tab.empty:
             continue

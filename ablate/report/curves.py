@@ -2,7 +2,7 @@
 
 Why a curve: an initialisation can only matter before training washes it out, so a verdict at the final
 epoch alone hides the budgets at which CGI might help (or hurt). The statistics are
-:func:`ablate.stats.gain_curve`; this module turns them into a table and a figure.
+:func:`ablate.analysis.stats.gain_curve`; this module turns them into a table and a figure.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ablate import stats
+from ablate.analysis import stats
 from ablate.report.figures import FigurePaths, _save
 from ablate.report.model import Section, Table, fmt_delta_ci, fmt_p
 

@@ -65,7 +65,7 @@ class Table:
     role: str = ""  # what ``numeric`` holds ("ablation", "transfer", "marginal", "importances"): the Summary reads it
 
     def __post_init__(self) -> None:
-        if not self.warnings:  # a DataFrame from ablate.stats carries its table-level warnings in attrs
+        if not self.warnings:  # a DataFrame from ablate.analysis.stats carries its table-level warnings in attrs
             self.warnings = [str(w) for w in self.data.attrs.get("warnings", [])]
 
 
@@ -153,7 +153,7 @@ def fmt_p(p: Any) -> str:
 
 
 def cell_text(v: Any) -> str:
-    """Generic cell text for DataFrames passed in raw (e.g. straight from ablate.stats)."""
+    """Generic cell text for DataFrames passed in raw (e.g. straight from ablate.analysis.stats)."""
     if v is None:
         return DASH
     if isinstance(v, str):

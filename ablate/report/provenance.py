@@ -13,7 +13,8 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from ablate import provenance, record
+from ablate import record
+from ablate.execution import provenance
 from ablate.report.model import Section, Table
 
 __all__ = ["provenance_section", "report_provenance"]

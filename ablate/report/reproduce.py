@@ -9,7 +9,7 @@ import optuna
 import pandas as pd
 from rich.table import Table as RichTable
 
-from ablate import tidy
+from ablate.analysis import tidy
 from ablate.errors import AblateError
 from ablate.io import write_atomic
 from ablate.report.model import Section

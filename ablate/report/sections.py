@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablate import stats
+from ablate.analysis import stats
 from ablate.report.figures import box_strip, cd_diagram, forest, importance_bars, importance_frame, mk_heatmap
 from ablate.report.model import DAGGER, DASH, Section, Table, finite, fmt_num, fmt_p, footnotes, require, slugify
 from ablate.report.tables import (

@@ -21,8 +21,10 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from ablate import record, tidy
+from ablate import record
+from ablate.analysis import tidy
 from ablate.errors import AblateError
+from ablate.experiment import confirm
 from ablate.io import write_atomic
 from ablate.report.curves import gain_curve_section
 from ablate.report.model import Section, Table, png_pdf
@@ -120,9 +122,18 @@ def importances(study: optuna.Study) -> dict[str, dict[str, float]]:
     return out
 
 
+def _labels(study: optuna.Study) -> tuple[str, str]:
+    """The best trial's and the baseline's row labels in a sensitivity report (CGI's as the paper names them)."""
+    method, benchmark = record.method_labels(record.read_definition(study))
+    if method == "CGI":
+        return "CGI (best trial)", "Without Transfer Benchmark"
+    return f"{method} (best trial)", benchmark.removeprefix("the ").capitalize()
+
+
 def _best_vs_benchmark(study: optuna.Study, metric: str) -> pd.DataFrame:
-    """Per seed: the best trial (chosen on validation) and the no-transfer benchmark, for a paired report."""
-    return tidy.benchmark_pairs(study, study.best_trial.number, metric, "CGI (best trial)")
+    """Per seed: the best trial (chosen on validation) and the baseline, for a paired report."""
+    best, baseline = _labels(study)
+    return tidy.benchmark_pairs(study, study.best_trial.number, metric, best, baseline)
 
 
 def _gain_curves(
@@ -205,8 +216,8 @@ def sections_for(
     if not paired.empty:
         sections += transfer_report_sections(
             paired,
-            method="CGI (best trial)",
-            baseline="Without Transfer Benchmark",
+            method=_labels(study)[0],
+            baseline=_labels(study)[1],
             value=metric,
             alpha=alpha,
             rope=rope,
@@ -255,18 +266,21 @@ def report_scope(study: optuna.Study, kind: str, metric: str, alpha: float) -> S
     definition = record.read_definition(study)
     totals = state_totals(tidy.state_counts(study))
     fidelity = str(definition.fidelity.get("name", "?"))
+    method, benchmark = record.method_labels(definition)
+    maker = confirm.made_by(definition)
+    ablate_ = "ablate" if maker == "cgi" else f"ablate --method {maker}"  # the default method needs no flag
     cases = tuple(definition.cases) or ((definition.case,) if definition.case else ())
     design = definition.design or {}
     if kind == "sensitivity":
         case = definition.case or (cases[0] if cases else "all")
-        next_command = f"ablate confirm {study.study_name}"
+        next_command = f"{ablate_} confirm {study.study_name}"
         metric = "val_accuracy (objective); test accuracy vs the benchmark"
     elif kind == "ablation":
         design_name = str(design.get("name", "ablation-ofat")).removeprefix("ablation-")
         case = cases[0] if len(cases) == 1 else "all"
-        next_command = f"ablate ablation --case {case} --design {design_name} --fidelity {fidelity}"
+        next_command = f"{ablate_} ablation --case {case} --design {design_name} --fidelity {fidelity}"
     else:
-        next_command = f"ablate reproduce {design.get('name', 'table2')} --fidelity {fidelity}"
+        next_command = f"{ablate_} reproduce {design.get('name', 'table2')} --fidelity {fidelity}"
     return Scope(
         kind=kind,
         study=study.study_name,
@@ -280,13 +294,14 @@ def report_scope(study: optuna.Study, kind: str, metric: str, alpha: float) -> S
         sampler=definition.extra.get("sampler"),
         next_command=next_command,
         best=best_configuration(study) if kind == "sensitivity" else None,
+        method=method,
+        benchmark=benchmark,
         **totals,
     )
 
 
 def best_configuration(study: optuna.Study) -> dict[str, Any] | None:
-    """The search's best trial as ``ablate confirm`` ranks it (its changes from the default CGI), or None."""
-    from ablate import confirm
+    """The search's best trial as ``ablate confirm`` ranks it (its changes from the method's defaults), or None."""
 
     try:
         (best, *_), _base = confirm.top_configurations(study, 1)
@@ -304,9 +319,9 @@ def best_configuration(study: optuna.Study) -> dict[str, Any] | None:
 def report_title(scope: Scope) -> str:
     """A title that says what the report is about; the study name stays in the Summary and metadata."""
     what = {
-        "ablation": "Ablation of CGI",
-        "table": "CGI against the paper's tables",
-        "sensitivity": "Sensitivity of CGI",
+        "ablation": f"Ablation of {scope.method}",
+        "table": "CGI against the paper's tables" if scope.method == "CGI" else f"{scope.method}: tables",
+        "sensitivity": f"Sensitivity of {scope.method}",
     }
     cases = ", ".join(c.replace("_", " → ") for c in scope.cases)
     return f"{what.get(scope.kind, scope.kind)}: {cases} ({scope.fidelity} fidelity, {scope.study})"
@@ -357,7 +372,7 @@ def write_study_report(
 
 def publish_sections(study: optuna.Study, sections: list[Section], title: str) -> None:
     """Save the markdown report as the study's dashboard note and its figures as artifacts."""
-    from ablate import dashboard  # lazy: optuna-dashboard is only needed when publishing
+    from ablate.execution import dashboard  # lazy: optuna-dashboard is only needed when publishing
 
     figures = [Path(png) for s in sections for png, _pdf in (png_pdf(f) for f in s.figures)]
     dashboard.publish(study, lambda links: render_markdown(sections, title=title, figure_links=links), figures)

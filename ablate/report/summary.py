@@ -57,6 +57,8 @@ class Scope:
     sampler: str | None = None
     next_command: str = ""
     best: dict[str, Any] | None = None  # sensitivity: the best trial's number, configuration and values
+    method: str = "CGI"  # how the report names the method that made the study (record.method_labels)
+    benchmark: str = "the no-transfer benchmark"  # and its baseline
 
 
 # ----------------------------------------------------------------------------------------------- seeds
@@ -66,8 +68,8 @@ def seeds_to_decide(d_z: float, m: int, alpha: float) -> int | None:
     """Pairs needed before an effect of size ``d_z`` can get a verdict under Holm over ``m`` (module docstring).
 
     A quick normal-approximation rule, so the Summary costs no simulation; the seeds advisor
-    (:mod:`ablate.power`, ``ablate seeds STUDY``), which simulates the exact sign-flip test with Holm, gives the
-    sharper number, and the Summary's last line points to it. None when d_z is unknown or zero.
+    (:mod:`ablate.analysis.power`, ``ablate seeds STUDY``), which simulates the exact sign-flip test with Holm,
+    gives the sharper number, and the Summary's last line points to it. None when d_z is unknown or zero.
     """
     m = max(1, int(m))
     level = alpha / m
@@ -258,7 +260,7 @@ def _conditional(importances: Table | None) -> str:
 
 
 def _benchmark_line(sc: Scope, ablation: pd.DataFrame, transfer: pd.DataFrame) -> str:
-    """CGI vs the no-transfer benchmark, from the one family the report gives that comparison's verdict in."""
+    """The method vs its baseline, from the one family the report gives that comparison's verdict in."""
     rows = pd.DataFrame()
     family = ""
     if sc.kind == "ablation" and not ablation.empty and sc.baseline is not None:
@@ -278,7 +280,7 @@ def _benchmark_line(sc: Scope, ablation: pd.DataFrame, transfer: pd.DataFrame) -
             f"{r['case']}: {name} − {base} = {_pp(d)} pp (n = {int(r['n'])}, p Holm = {fmt_p(r['p_holm'])}, "
             f"{r['verdict'] if sign > 0 else _flip(r['verdict'])})"
         )
-    return f"CGI vs the no-transfer benchmark ({family}): " + "; ".join(parts) + "."
+    return f"{sc.method} vs {sc.benchmark} ({family}): " + "; ".join(parts) + "."
 
 
 def _flip(verdict: str) -> str:
@@ -291,7 +293,7 @@ def _next(sc: Scope, paired: pd.DataFrame, marginal: pd.DataFrame) -> str:
     if sc.kind == "sensitivity":
         return (
             f"Next: `{sc.next_command} --top 3 --seeds 8`: re-runs the 3 best distinct configurations, the default "
-            "CGI and the no-transfer benchmark on 8 fresh paired seeds, the verdicts a search cannot give; then "
+            f"{sc.method} and {sc.benchmark} on 8 fresh paired seeds, the verdicts a search cannot give; then "
             f"`ablate report confirm-top3-{sc.study}`."
         )
     undecided = paired[~paired["verdict"].isin([*SIGNIFICANT, "equivalent"])] if not paired.empty else paired
@@ -322,14 +324,14 @@ def _next(sc: Scope, paired: pd.DataFrame, marginal: pd.DataFrame) -> str:
 # ----------------------------------------------------------------------------------------------- section
 
 
-def best_line(best: dict[str, Any] | None) -> str:
+def best_line(best: dict[str, Any] | None, method: str = "CGI") -> str:
     """The search's best configuration and its value, as a reader would copy it."""
     if not best:
         return "Best: no COMPLETE trial yet."
     test = f", test accuracy {best['test_accuracy']:.4f}" if best.get("test_accuracy") is not None else ""
     return (
-        f"Best: trial {best['trial']}, {best['configuration']} (changes from the default CGI): validation accuracy "
-        f"{best['val_accuracy']:.4f} (the objective, mean of {best['seeds']} seed(s)){test}."
+        f"Best: trial {best['trial']}, {best['configuration']} (changes from the default {method}): "
+        f"validation accuracy {best['val_accuracy']:.4f} (the objective, mean of {best['seeds']} seed(s)){test}."
     )
 
 
@@ -342,7 +344,7 @@ def summary_section(sc: Scope, sections: Sequence[Section]) -> Section:
     tables: list[Table] = []
     warnings: list[str] = []
     if sc.kind == "sensitivity":
-        lines.append(best_line(sc.best))
+        lines.append(best_line(sc.best, sc.method))
         marg = _rows(sections, "marginal")
         if not marg.empty:
             shown_names = {}
@@ -440,7 +442,7 @@ def label_families(sections: Sequence[Section], *, reference: str, baseline: str
 
 
 def state_totals(counts: pd.DataFrame) -> dict[str, int]:
-    """complete / pruned / failed / other from :func:`ablate.tidy.state_counts`."""
+    """complete / pruned / failed / other from :func:`ablate.analysis.tidy.state_counts`."""
     if counts.empty:
         return {"complete": 0, "pruned": 0, "failed": 0, "other": 0}
     by = counts.groupby("state")["n"].sum()

@@ -1,8 +1,8 @@
 """The statistics tables: the paper's layout (mean ± SD per variant and case, bold best, † significant) and
 the significance tables (technique or variant vs its reference, paired by seed).
 
-Nothing here computes a test or an interval: every statistic comes from :mod:`ablate.stats`; this module
-only arranges and formats it. Holm families are the ones :mod:`ablate.stats` uses (ablation: the variants
+Nothing here computes a test or an interval: every statistic comes from :mod:`ablate.analysis.stats`; this module
+only arranges and formats it. Holm families are the ones :mod:`ablate.analysis.stats` uses (ablation: the variants
 of one case vs the reference; transfer: the cases of one technique vs the benchmark).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from ablate import power, stats
+from ablate.analysis import power, stats
 from ablate.errors import AblateError
 from ablate.report.model import (
     DAGGER,
@@ -251,7 +251,7 @@ def significance_rows(
     key: str = "seed",
     variant_col: str = "variant",
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
-    """Technique vs benchmark per case, via :func:`ablate.stats.transfer_verdicts` (Holm across the cases of
+    """Technique vs benchmark per case, via :func:`ablate.analysis.stats.transfer_verdicts` (Holm across the cases of
     each technique). ``method``: one technique, several, or None = every variant except ``baseline``.
 
     Returns the stats rows of all techniques stacked (``variant`` = technique) with ``delta_pp``,
@@ -318,9 +318,9 @@ def significance_mask(sig: pd.DataFrame, *, rows: Sequence[str], cases: Sequence
 
 def _seeds_note(row: pd.Series, family: int) -> str:
     """How many paired seeds the observed Δ would need. A row that carries ``seeds_needed`` (a confirmation:
-    the exact test simulated with Holm, ablate.power.Advice.shown) shows that figure, the one its summary table
+    the exact test simulated with Holm, ablate.analysis.power.Advice.shown) shows that figure, the one its summary table
     shows. Otherwise: the noncentral t, 80% power, Holm's first step over the family; ``ablate seeds``
-    simulates the exact test with the whole Holm procedure, which can differ either way (see ablate.power).
+    simulates the exact test with the whole Holm procedure, which can differ either way (see ablate.analysis.power).
     When the t answer is below what the exact test can ever reach (a large, consistent Δ on too few seeds),
     the floor is the answer."""
     given = row.get("seeds_needed")
@@ -348,7 +348,7 @@ def format_comparisons(
     family: str | None = None,
     role: str = "",
 ) -> Table:
-    """Human columns for rows of ablate.stats (ablation_table / transfer_verdicts), the answer first: label,
+    """Human columns for rows of ablate.analysis.stats (ablation_table / transfer_verdicts), the answer first: label,
     verdict, Δ [95% CI] (pp when ``percent``), p (Holm), then n, mean ± SD of each side, p, p (t), d_z and
     A12 with labels, and warning footnotes. A column equal in every row moves into the caption; median [IQR]
     stays in the numeric twin (the stats rows with pp columns, written to CSV/JSON). ``family`` names the

@@ -14,11 +14,13 @@ from dataclasses import asdict
 import optuna
 from optuna.trial import TrialState
 
-from ablate import confirm, queue, record, studies
+from ablate import record
+from ablate.execution import queue, studies
+from ablate.execution.storages import open_storage
+from ablate.experiment import confirm
+from ablate.experiment.presets import load_fidelity
+from ablate.experiment.space import load_space
 from ablate.methods.cgi import CGIMethod
-from ablate.presets import load_fidelity
-from ablate.space import load_space
-from ablate.storage import open_storage
 from crossgen.config import REGISTRY
 
 CASE = "T1M1_T2M2"

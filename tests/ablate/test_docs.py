@@ -16,7 +16,8 @@ from typing import Annotated, Any
 import pytest
 import typer
 
-from ablate.cli import app, main
+from ablate.cli import main
+from ablate.cli.common import app
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),

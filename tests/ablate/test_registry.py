@@ -16,16 +16,17 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from ablate import record, tidy
-from ablate.designs import load_ablation_design
+from ablate import record
+from ablate.analysis import tidy
+from ablate.cli.options import with_switch_options
 from ablate.errors import AblateError
+from ablate.execution.studies import StudyPlan, execute
+from ablate.experiment.designs import load_ablation_design
+from ablate.experiment.presets import load_fidelity
+from ablate.experiment.space import load_space
 from ablate.methods.cgi import CGIMethod
 from ablate.methods.cgi.commands import run_cmd
-from ablate.options import with_switch_options
-from ablate.presets import load_fidelity
 from ablate.report import write_study_report
-from ablate.space import load_space
-from ablate.studies import StudyPlan, execute
 from crossgen.config import REGISTRY, BNNConfig, CGIConfig, DistillConfig, RegimeConfig, Registry, switch
 
 

@@ -226,8 +226,8 @@ def table2_seconds(fidelity: Any, *, device: str, seeds: int = 10, workers: int 
     """Wall seconds of ``ablate reproduce table2`` (80 runs at 10 seeds) in a fresh SQLite study."""
     import tempfile
 
-    from ablate.designs import load_table_design
-    from ablate.studies import StudyPlan, execute
+    from ablate.execution.studies import StudyPlan, execute
+    from ablate.experiment.designs import load_table_design
     from crossgen.config import CASES
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -266,8 +266,8 @@ def environment(device: str) -> dict[str, Any]:
 
 
 def _study_plan(tmp: str, name: str, fidelity: Any, **kw: Any) -> Any:
-    from ablate.space import load_space
-    from ablate.studies import StudyPlan
+    from ablate.execution.studies import StudyPlan
+    from ablate.experiment.space import load_space
 
     kw.setdefault("storage", f"sqlite:///{tmp}/{name}.db")
     return StudyPlan(name=name, fidelity=fidelity, kind="sensitivity", space=load_space(), **kw)
@@ -275,7 +275,7 @@ def _study_plan(tmp: str, name: str, fidelity: Any, **kw: Any) -> Any:
 
 def worker_throughput(plan: Any) -> dict[str, Any]:
     """Run a study plan to completion; finished trials per hour from the coordinator's start to the end."""
-    from ablate.studies import execute
+    from ablate.execution.studies import execute
 
     start = time.perf_counter()
     outcome = execute(plan, log=lambda *_: None)
@@ -308,8 +308,8 @@ def study_benchmarks(
     """
     import tempfile
 
-    from ablate import queue
-    from ablate.studies import execute
+    from ablate.execution import queue
+    from ablate.execution.studies import execute
 
     out: dict[str, Any] = {"fidelity": fidelity.name, "case": case}
     with tempfile.TemporaryDirectory() as tmp:

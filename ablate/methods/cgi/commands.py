@@ -9,23 +9,23 @@ from typing import Annotated, Any
 
 import typer
 
-from ablate import presets
-from ablate.cli import (
+from ablate.cli.common import (
     CASE_METAVAR,
     DEFAULT_PRESET,
     FIDELITY_METAVAR,
     HELP,
     TECHNIQUE_METAVAR,
-    _choice,
-    _device,
-    _fail,
-    _method,
-    _precision,
-    _threads,
+    check_device,
+    check_precision,
+    choice,
+    current_method,
     err,
+    fail,
     out,
+    set_threads,
 )
 from ablate.errors import AblateError
+from ablate.experiment import presets
 from crossgen.config import CASES, TECHNIQUES, Fidelity, RunConfig
 from crossgen.errors import ConfigError, CrossgenError
 
@@ -94,11 +94,11 @@ def build_run_config(
     switches: dict[str, Any] | None = None,
 ) -> RunConfig:
     """Validate CLI values into a RunConfig (the one boundary where options become a configuration)."""
-    _choice("--case", case, CASES)
-    _choice("--technique", technique, TECHNIQUES)
-    _device(device)
-    _precision(switches or {}, device)
-    method = _method()
+    choice("--case", case, CASES)
+    choice("--technique", technique, TECHNIQUES)
+    check_device(device)
+    check_precision(switches or {}, device)
+    method = current_method()
     registry = method.registry
     fid = method.fidelity(presets.load_fidelity(fidelity, method=method))
     try:
@@ -117,7 +117,7 @@ def build_run_config(
 
 def _option_message(message: str) -> str:
     """Name the CLI option in a config error ("lam=-1 must be ..." -> "--lambda: lam=-1 must be ...")."""
-    switches = _method().switches()
+    switches = current_method().switches()
     name = message.split("=", 1)[0].split()[0] if message else ""
     option = switches.get(name).flag if name in switches.names() else "--" + name.replace("_", "-")
     return f"{option}: {message}"
@@ -155,7 +155,7 @@ def run_cmd(
     """
     from crossgen.runner import run
 
-    _threads(threads)
+    set_threads(threads)
     config = build_run_config(
         case=case,
         technique=technique,
@@ -168,7 +168,7 @@ def run_cmd(
     from ablate.io import check_out_dir, write_atomic
 
     if figure is not None and technique != "cgi":
-        _fail("--figure shows CGI's weight points: it needs --technique cgi")
+        fail("--figure shows CGI's weight points: it needs --technique cgi")
     for target in (save, figure):
         if target is not None:
             check_out_dir(target.parent)
@@ -226,9 +226,9 @@ def bench_cmd(
     import ablate.methods.cgi.bench as bench
     from crossgen.runner import load_run_tasks
 
-    _threads(threads)
-    _device(device)
-    method = _method()
+    set_threads(threads)
+    check_device(device)
+    method = current_method()
     quick_preset = presets.load_fidelity("quick", method=method)
     quick_fid = method.fidelity(quick_preset)
     if study:

@@ -28,6 +28,7 @@ class CGIMethod(Method):
     name = "cgi"
     version = "0.1.0"
     title = "CGI"
+    baseline_label = "the no-transfer benchmark"
     description = "Cross Generative Initialisation (CGI) of Bayesian neural networks"
     cases = CASES
     variants = TECHNIQUES
@@ -96,8 +97,8 @@ class CGIMethod(Method):
         return {"data": data_checksum(str(preset.values.get("data", "mnist")), data_dir or self.data_dir)}
 
     def commands(self) -> dict[str, Any]:
+        from ablate.cli.options import with_switch_options
         from ablate.methods.cgi.commands import bench_cmd, data_app, run_cmd
-        from ablate.options import with_switch_options
 
         return {"run": with_switch_options(run_cmd, self.switches()), "bench": bench_cmd, "data": data_app}
 
@@ -187,7 +188,7 @@ def outcome(result: Any) -> Outcome:
 
 def data_checksum(source: str, data_dir: str | None = None) -> dict[str, Any]:
     """The data file a fidelity reads and its SHA-256 (MNIST: also the pinned checksum its source was checked with)."""
-    from ablate.provenance import sha256_file
+    from ablate.execution.provenance import sha256_file
     from crossgen import data
 
     out: dict[str, Any] = {"source": source}

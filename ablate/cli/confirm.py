@@ -1,0 +1,285 @@
+"""``ablate confirm`` and ``ablate seeds``: the confirm stage and the seeds advisor."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Any
+
+import typer
+
+from ablate.cli.common import (
+    CASE_ALL_METAVAR,
+    FIDELITY_METAVAR,
+    StackOpt,
+    StorageOpt,
+    ThreadsOpt,
+    WorkersOpt,
+    app,
+    check_confirm,
+    check_counts,
+    check_device,
+    check_workers,
+    choice,
+    current_method,
+    err,
+    execute_plan,
+    fail,
+    next_steps,
+    out,
+    print_summary,
+    storage_url,
+)
+from ablate.errors import AblateError
+from ablate.experiment import presets
+
+
+def confirm_one(source: Any, *, top: int, seeds: int, fidelity: Any, url: str, plan: Any) -> str:
+    """Create (or resume) the confirmation of one search, run it with the search's workers, print its verdict."""
+    from dataclasses import replace
+
+    from ablate import record
+    from ablate.execution import studies
+    from ablate.experiment import confirm
+
+    existing = None
+    conf = confirm.plan(source, top=top, seeds=seeds, fidelity=fidelity, method=plan.method)
+    study_plan = replace(
+        plan,
+        name=conf.name,
+        kind="design",
+        fidelity=conf.fidelity,
+        design=conf.design,
+        cases=(conf.case,),
+        seeds=seeds,
+        case=None,
+        space=None,
+        trials=0,
+        join=False,
+        timeout=None,
+        base={},
+    )
+    study = studies.open_study(study_plan)
+    if record.DEFINITION in study.user_attrs:
+        existing = record.read_definition(study)
+        conf = confirm.plan(source, top=top, seeds=seeds, fidelity=fidelity, existing=existing, method=plan.method)
+        study_plan = replace(study_plan, design=conf.design)
+    confirm.create(study, source, conf, study_plan)
+    outcome = execute_plan(study_plan, conf.name)
+    print_summary(outcome)
+    print_confirmation(outcome.study)
+    return conf.name
+
+
+def print_confirmation(study: Any) -> None:
+    from rich.table import Table
+
+    from ablate import record
+    from ablate.analysis import confirmation, tidy
+
+    df = tidy.design_frame(study)
+    if df.empty:
+        return
+    a = confirmation.analyse(df, record.read_definition(study))
+    table = Table(title=f"{study.study_name}: fresh paired seeds (test accuracy; Holm over {len(a.rows)} each)")
+    default = f"vs default {current_method().label}"
+    for col in ("configuration", "search → confirmed val (winner's curse)", "vs benchmark", default):
+        table.add_column(col)
+    for _, r in a.rows.iterrows():
+        table.add_row(
+            str(r["variant"]),
+            f"{r['search_val'] * 100:.2f} → {r['confirmed_val'] * 100:.2f} ({r['winners_curse_val'] * 100:+.2f} pp)",
+            f"{r['delta_vs_benchmark'] * 100:+.2f} pp, p={r['p_holm_vs_benchmark']:.3g}: {r['verdict_vs_benchmark']}",
+            f"{r['delta_vs_default'] * 100:+.2f} pp, p={r['p_holm_vs_default']:.3g}: {r['verdict_vs_default']}",
+        )
+    out.print(table)
+    out.print(
+        f"Kendall τ (search rank vs confirmed rank, validation) = {a.tau:.2f}, p = {a.tau_p:.3g}; "
+        f"mean winner's curse {a.rows['winners_curse_val'].mean() * 100:+.2f} pp (search − confirmed validation)"
+    )
+    for w in a.warnings:
+        err.print(f"note: {w}")
+
+
+@app.command("confirm")
+def confirm_cmd(
+    studies: Annotated[list[str] | None, typer.Argument(help="Sensitivity studies to confirm.")] = None,
+    case: Annotated[
+        str | None,
+        typer.Option(metavar=CASE_ALL_METAVAR, help="Confirm every sensitivity search of this case (or all)."),
+    ] = None,
+    top: Annotated[int, typer.Option(help="How many of the best distinct configurations to re-run.")] = 3,
+    seeds: Annotated[int, typer.Option(help="Fresh paired seeds (disjoint from the search's).")] = 8,
+    fidelity: Annotated[
+        str | None, typer.Option(metavar=FIDELITY_METAVAR, help="Preset to confirm at (default: the search's).")
+    ] = None,
+    storage: StorageOpt = None,
+    workers: WorkersOpt = 1,
+    threads: ThreadsOpt = 1,
+    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
+    stack: StackOpt = "auto",
+) -> None:
+    """Re-run a search's K best distinct configurations, the default and the baseline on fresh seeds.
+
+    The confirmation is a design study named confirm-topK-STUDY (resumable, many workers), linked to its search;
+    `ablate report` on it gives the verdicts, the winner's curse and the rank agreement.
+
+    \b
+    Examples:
+      ablate confirm sensitivity-T2M1_T1M2-quick --top 3 --seeds 8
+      ablate confirm --case all --top 3 --seeds 10 --fidelity paper --workers 2
+    """
+    import optuna
+
+    from ablate import record
+    from ablate.execution.storages import open_storage
+    from ablate.execution.studies import StudyPlan
+    from ablate.experiment import confirm
+
+    check_confirm(top, seeds)
+    check_workers(workers)
+    check_counts(threads=threads)
+    check_device(device)
+    if not studies and not case:
+        fail("name one or more sensitivity studies, or pass --case CASE|all")
+    method = current_method()
+    fid = presets.load_fidelity(fidelity, method=method) if fidelity else None
+    url = storage_url(storage)
+    st = open_storage(url, heartbeat_interval=None, create=False)
+    sources = []
+    for name in studies or []:
+        try:
+            sources.append(optuna.load_study(study_name=name, storage=st))
+        except KeyError:
+            fail(f"no study named {name!r} in {url}")
+    if case:
+        from ablate.experiment.designs import expand_cases
+
+        wanted = set(expand_cases(case, method))
+        for name in optuna.get_all_study_names(st):
+            study = optuna.load_study(study_name=name, storage=st)
+            if record.kind_of(study) != "sensitivity" or any(s.study_name == name for s in sources):
+                continue
+            with contextlib.suppress(AblateError):
+                if record.read_definition(study).case in wanted:
+                    sources.append(study)
+        if not sources:
+            fail(f"no sensitivity study of --case {case} in {url}")
+    for source in sources:  # every check before the first write: bad input leaves the storage as it was
+        confirm.plan(source, top=top, seeds=seeds, fidelity=fid, method=method)
+    names: list[str] = []
+    for source in sources:
+        definition = record.read_definition(source)
+        base = StudyPlan(
+            name=source.study_name,
+            storage=url,
+            fidelity=fid or confirm.stored_preset(method, definition.fidelity),
+            kind="design",
+            workers=workers,
+            device=device,
+            threads=threads,
+            stack=stack,
+            method=method,
+        )
+        names.append(confirm_one(source, top=top, seeds=seeds, fidelity=fid, url=url, plan=base))
+    next_steps(names, url)
+
+
+@app.command("seeds")
+def seeds_cmd(
+    study_name: Annotated[str | None, typer.Argument(help="A design or confirmation study to plan from.")] = None,
+    sd: Annotated[float | None, typer.Option(help="SD of the paired differences (accuracy units).")] = None,
+    delta: Annotated[float | None, typer.Option(help="Difference to detect (accuracy units, 0.005 = 0.5 pp).")] = None,
+    alpha: Annotated[float, typer.Option(help="Family-wise significance level.")] = 0.05,
+    m: Annotated[int | None, typer.Option("--m", help="Comparisons in the Holm family (default: the study's).")] = None,
+    power_: Annotated[float, typer.Option("--power", help="Target power.")] = 0.8,
+    metric: Annotated[
+        str, typer.Option(metavar="<test_accuracy|val_accuracy>", help="Paired metric.")
+    ] = "test_accuracy",
+    sims: Annotated[int, typer.Option(help="Simulated experiments per n (seeded).")] = 2000,
+    storage: StorageOpt = None,
+) -> None:
+    """Seeds advisor: paired seeds needed to detect Δ at α with the given power (exact sign-flip test + Holm).
+
+    Power is simulated for the test the reports use and cross-checked against the noncentral t.
+
+    \b
+    Examples:
+      ablate seeds --sd 0.01 --delta 0.005 --m 3
+      ablate seeds confirm-top3-sensitivity-T2M1_T1M2-quick
+    """
+    from ablate.analysis import power
+
+    choice("--metric", metric, ("test_accuracy", "val_accuracy"))
+    if not 0 < alpha < 1:
+        fail(f"--alpha {alpha} must be in (0, 1)")
+    if not 0 < power_ < 1:
+        fail(f"--power {power_} must be in (0, 1)")
+    if m is not None and m < 1:
+        fail(f"--m {m} must be >= 1")
+    if sims < 100:
+        fail(f"--sims {sims} must be >= 100")
+    if sd is not None and sd <= 0:
+        fail(f"--sd {sd} must be > 0")
+    if delta is not None and delta == 0:
+        fail("--delta must not be 0")
+    rows: list[tuple[str, float, float, int | None]] = []
+    if study_name is None:
+        if sd is None or delta is None:
+            fail("give a study, or both --sd and --delta")
+        rows.append(("given", float(delta), float(sd), None))
+    else:
+        rows = _observed_differences(study_name, metric, storage)
+    from rich.table import Table
+
+    family = m or max(1, len(rows))
+    table = Table(title=f"paired seeds for power {power_:g} (exact sign-flip, Holm over {family}, α = {alpha:g})")
+    for col in ("comparison", "n now", "Δ", "SD", "seeds (sign-flip, simulated)", "power there", "noncentral t"):
+        table.add_column(col)
+    for label, d, s, n_now in rows:
+        d_use, s_use = (delta if delta is not None else d), (sd if sd is not None else s)
+        a = power.seeds_needed(d_use, s_use, alpha=alpha, m=family, target=power_, sims=sims)
+        table.add_row(
+            label,
+            str(n_now or "–"),
+            f"{d_use * 100:+.2f} pp",
+            f"{s_use * 100:.2f} pp",
+            a.text(),
+            f"{a.power_at_n:.3f}",
+            str(a.t_n or "–"),
+        )
+    out.print(table)
+
+
+def _observed_differences(name: str, metric: str, storage: str | None) -> list[tuple[str, float, float, int | None]]:
+    """Per comparison of a design study (each variant vs its reference, per case): mean and SD of the differences."""
+    import optuna
+
+    from ablate import record
+    from ablate.analysis import stats, tidy
+    from ablate.execution.storages import open_storage
+
+    url = storage_url(storage)
+    st = open_storage(url, heartbeat_interval=None, create=False)
+    try:
+        study = optuna.load_study(study_name=name, storage=st)
+    except KeyError:
+        fail(f"no study named {name!r} in {url}")
+    definition = record.read_definition(study)
+    if definition.kind != "design":
+        fail(f"study {name!r} is a {definition.kind} study: give a design or confirmation study, or --sd and --delta")
+    df = tidy.design_frame(study)
+    design = definition.design or {}
+    titles = {v["label"]: " ≡ ".join([v["label"], *v.get("aliases", [])]) for v in design.get("variants", [])}
+    reference = titles.get(design.get("baseline", ""), design.get("baseline", ""))
+    rows = []
+    for c in sorted(df["case"].unique()) if not df.empty else []:
+        sub = df[df["case"] == c]
+        for v in sub["variant"].unique():
+            if v == reference:
+                continue
+            pr = stats.paired(sub, variant=v, reference=reference, value=metric)
+            if pr.n >= 2:
+                rows.append((f"{c}: {v} vs {reference}", float(pr.diff.mean()), float(pr.diff.std(ddof=1)), pr.n))
+    if not rows:
+        fail(f"study {name!r} has no comparison with at least 2 paired seeds")
+    return rows

@@ -1,0 +1,120 @@
+"""``ablate report``: the reports of finished studies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ablate.cli.common import (
+    CASE_ALL_METAVAR,
+    StorageOpt,
+    app,
+    choice,
+    current_method,
+    fail,
+    out,
+    storage_url,
+)
+from ablate.experiment import presets
+
+
+@app.command("report")
+def report_cmd(
+    studies: Annotated[
+        list[str] | None, typer.Argument(help="Study names (default: every ablate study of --case).")
+    ] = None,
+    case: Annotated[
+        str | None, typer.Option(metavar=CASE_ALL_METAVAR, help="Report every study of this case (or all).")
+    ] = None,
+    storage: StorageOpt = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Report directory (default studies/runs/report-STUDY).")
+    ] = None,
+    formats: Annotated[
+        str, typer.Option("--format", metavar="<md,tex,csv,json,html>", help="Comma-separated formats.")
+    ] = "md,tex,csv,json,html",
+    metric: Annotated[
+        str, typer.Option(metavar="<test_accuracy|val_accuracy>", help="Reported: test; optimised: val.")
+    ] = "test_accuracy",
+    alpha: Annotated[float, typer.Option(help="Family-wise significance level (Holm).")] = 0.05,
+    rope: Annotated[
+        float | None, typer.Option(help="Region of practical equivalence, accuracy units (0.005 = 0.5 pp).")
+    ] = None,
+    no_dashboard: Annotated[
+        bool, typer.Option("--no-dashboard", help="Do not save the note and figures to the study.")
+    ] = False,
+) -> None:
+    """Statistics report of finished studies: significance tables, effect sizes, figures, methods paragraph.
+
+    Confirmations of two or more cases at one fidelity are also joined in one report,
+    confirm-across-cases-FIDELITY: each case's best confirmed configuration, Holm over every comparison of
+    every case with its benchmark, and the switch settings all the cases' winners share.
+
+    \b
+    Examples:
+      ablate report ablation-ofat-T2M2_T1M1-quick
+      ablate report --case all --format md,html --rope 0.005
+      ablate report confirm-top3-sensitivity-T1M1_T2M2-quick \\
+        confirm-top3-sensitivity-T2M2_T1M1-quick
+    """
+    import optuna
+
+    from ablate import record
+    from ablate.execution.storages import open_storage
+    from ablate.report import FORMATS, write_study_report
+
+    fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
+    for f in fmts:
+        choice("--format", f, FORMATS)
+    choice("--metric", metric, ("test_accuracy", "val_accuracy"))
+    if not 0 < alpha < 1:
+        fail(f"--alpha {alpha} must be in (0, 1)")
+    if rope is not None and rope <= 0:
+        fail(f"--rope {rope} must be > 0")
+    if not studies and not case:
+        fail("name one or more studies, or pass --case CASE|all")
+    url = storage_url(storage)
+    st = open_storage(url, heartbeat_interval=None, create=False)
+    names = list(studies or [])
+    if case:
+        from ablate.experiment.designs import expand_cases
+
+        wanted = expand_cases(case, current_method())
+        names += [n for n in optuna.get_all_study_names(st) if any(c in n for c in wanted) and n not in names]
+    if not names:
+        fail(f"no studies found for --case {case} in {url}")
+    from ablate.report import check_out_dir
+
+    targets = {
+        n: (out_dir / n if out_dir and len(names) > 1 else out_dir) or presets.runs_dir() / f"report-{n}" for n in names
+    }
+    found = {}
+    for name in names:  # every study found and readable before any folder is made or report written
+        try:
+            found[name] = optuna.load_study(study_name=name, storage=st)
+        except KeyError:
+            fail(f"no study named {name!r} in {url}")
+        record.read_definition(found[name])  # one line for a study plain Optuna (or a newer ablate) made
+    for target in targets.values():
+        check_out_dir(target)
+    loaded: list[Any] = []
+    for name, study in found.items():
+        result = write_study_report(
+            study, targets[name], formats=fmts, metric=metric, alpha=alpha, rope=rope, publish=not no_dashboard
+        )
+        out.print(f"[bold]{name}[/] ({result.kind}, {result.runs} runs): {', '.join(str(p) for p in result.paths)}")
+        loaded.append(study)
+    _report_across_cases(loaded, out_dir, formats=fmts, metric=metric, alpha=alpha, rope=rope)
+
+
+def _report_across_cases(studies: list[Any], out_dir: Path | None, **kwargs: Any) -> None:
+    """Confirmations of two or more cases at one fidelity also get one report that joins them."""
+    from ablate.report.across import across_name, confirmations_by_fidelity, write_across_cases_report
+
+    for fidelity, group in confirmations_by_fidelity(studies).items():
+        name = across_name(fidelity)
+        target = out_dir / name if out_dir else presets.runs_dir() / f"report-{name}"
+        paths = write_across_cases_report(group, target, **kwargs)
+        out.print(f"[bold]{name}[/] ({len(group)} confirmations): {', '.join(str(p) for p in paths)}")

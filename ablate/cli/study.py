@@ -1,0 +1,305 @@
+"""``ablate study``, ``ablate ablation``, ``ablate reproduce``: build a study plan and execute it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ablate.cli.common import (
+    CASE_ALL_METAVAR,
+    DEFAULT_PRESET,
+    TABLE_METAVAR,
+    CurvesOpt,
+    FidelityOpt,
+    JoinOpt,
+    JoinWaitOpt,
+    SetOpt,
+    StackOpt,
+    StorageOpt,
+    ThreadsOpt,
+    WorkersOpt,
+    app,
+    check_confirm,
+    check_counts,
+    check_device,
+    check_join_wait,
+    check_precision,
+    check_workers,
+    choice,
+    current_method,
+    err,
+    execute_plan,
+    fail,
+    next_steps,
+    out,
+    print_summary,
+    storage_url,
+)
+from ablate.cli.confirm import confirm_one
+from ablate.experiment import presets
+
+
+@app.command("reproduce")
+def reproduce_cmd(
+    table: Annotated[
+        str, typer.Argument(metavar=TABLE_METAVAR, help="A table the method declares (CGI: table1, table2).")
+    ],
+    seeds: Annotated[int, typer.Option(help="Seeds per technique and case (the paper used 10).")] = 10,
+    fidelity: FidelityOpt = DEFAULT_PRESET,
+    storage: StorageOpt = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Report directory.")] = None,
+    workers: WorkersOpt = 1,
+    threads: ThreadsOpt = 1,
+    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
+    settings: SetOpt = None,
+    curves: CurvesOpt = True,
+    stack: StackOpt = "auto",
+) -> None:
+    """Reproduce Table 1 or Table 2: every technique x case x seed is one enqueued Optuna trial.
+
+    Resumable (rerun the same command), visible in `ablate dashboard`, and written as .md/.tex/.csv/.json.
+
+    \b
+    Examples:
+      ablate reproduce table1 --seeds 10 --fidelity quick
+      ablate reproduce table2 --seeds 5 --fidelity quick --out studies/runs/table2
+    """
+    from ablate.execution.studies import StudyPlan
+    from ablate.experiment.designs import load_table_design, parse_settings, settings_label
+    from ablate.report import reproduce
+
+    method = current_method()
+    choice("table", table, method.tables)
+    check_counts(seeds=seeds, threads=threads)
+    check_device(device)
+    check_workers(workers)
+    fid = presets.load_fidelity(fidelity, method=method)
+    base = parse_settings(settings, method)
+    check_precision(base, device)
+    design = load_table_design(table, method=method).with_base(base, method)
+    label = f"{table}-{fidelity}{settings_label(base)}"
+    out_path = out_dir or presets.runs_dir() / label
+    from ablate.report import check_out_dir
+
+    url = storage_url(storage)  # before the folder is made: a refused storage leaves nothing behind
+    check_out_dir(out_path)
+    plan = StudyPlan(
+        name=label,
+        storage=url,
+        fidelity=fid,
+        kind="design",
+        design=design,
+        cases=method.cases,
+        seeds=seeds,
+        workers=workers,
+        device=device,
+        threads=threads,
+        curves=curves,
+        stack=stack,
+        method=method,
+    )
+    outcome = execute_plan(plan, f"{table} ({fidelity}, {seeds} seeds)")
+    print_summary(outcome)
+    paths, terminal = reproduce.write_table_report(outcome.study, plan, out_path)
+    out.print(terminal)
+    next_steps([plan.name], url, written=tuple(str(p) for p in paths))
+
+
+@app.command("study")
+def study_cmd(
+    case: Annotated[str, typer.Option(metavar=CASE_ALL_METAVAR, help="A transfer case, or all (one study per case).")],
+    trials: Annotated[int, typer.Option(help="Finished trials the study should hold in total.")] = 200,
+    seeds: Annotated[int, typer.Option(help="Seeds per trial (mean is the objective).")] = 1,
+    fidelity: FidelityOpt = DEFAULT_PRESET,
+    sampler: Annotated[str, typer.Option(metavar="<tpe|random|qmc|grid>", help="Optuna sampler.")] = "tpe",
+    pruner: Annotated[
+        str | None,
+        typer.Option(
+            metavar="<none|median|wilcoxon|hyperband>",
+            help="Optuna pruner (default: wilcoxon if --seeds > 1, else median).",
+        ),
+    ] = None,
+    space: Annotated[Path | None, typer.Option(help="Search space file (default studies/space.toml).")] = None,
+    storage: StorageOpt = None,
+    study_name: Annotated[str | None, typer.Option(help="Override the derived study name.")] = None,
+    workers: WorkersOpt = 1,
+    join: JoinOpt = False,
+    join_wait: JoinWaitOpt = 300,
+    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
+    sampler_seed: Annotated[int, typer.Option(help="Sampler seed (worker i uses seed + i).")] = 0,
+    heartbeat: Annotated[int, typer.Option(help="Heartbeat interval in seconds (RDB storages).")] = 60,
+    grace: Annotated[int | None, typer.Option(help="Seconds without heartbeat before a trial is stale.")] = None,
+    threads: ThreadsOpt = 1,
+    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
+    settings: SetOpt = None,
+    curves: CurvesOpt = True,
+    stack: StackOpt = "auto",
+    confirm: Annotated[
+        int, typer.Option(help="Then re-run the K best distinct configurations on fresh seeds (0: no confirmation).")
+    ] = 0,
+    confirm_seeds: Annotated[int, typer.Option(help="Fresh paired seeds of the confirmation (--confirm).")] = 8,
+) -> None:
+    """Sensitivity study: sample configurations of the method (CGI by default), optimise validation accuracy.
+
+    \b
+    Examples:
+      ablate study --case T2M1_T1M2 --trials 200
+      ablate study --case all --trials 50 --seeds 3 --workers 2 \\
+        --storage postgresql://user@db/ablate
+    """
+    from ablate.execution.studies import PRUNERS, SAMPLERS, StudyPlan
+    from ablate.experiment.designs import expand_cases, parse_settings, settings_label
+    from ablate.experiment.names import sensitivity_study_names
+    from ablate.experiment.space import load_space
+
+    method = current_method()
+    cases = expand_cases(case, method)
+    check_counts(trials=trials, seeds=seeds, heartbeat=heartbeat, threads=threads, grace=grace)
+    check_confirm(confirm, confirm_seeds, optional=True)
+    check_device(device)
+    if sampler_seed < 0:
+        fail(f"--sampler-seed {sampler_seed} must be >= 0")
+    check_workers(workers)
+    if timeout is not None and timeout <= 0:
+        fail(f"--timeout {timeout} must be > 0")
+    choice("--sampler", sampler, SAMPLERS)
+    pruner = pruner or ("wilcoxon" if seeds > 1 else "median")
+    choice("--pruner", pruner, PRUNERS)
+    if pruner == "wilcoxon" and seeds < 2:
+        fail("--pruner wilcoxon compares seeds: it needs --seeds >= 2")
+    check_join_wait(join_wait)
+    from ablate.execution.studies import pruning_warning
+
+    cannot = pruning_warning(pruner, seeds)
+    if cannot:
+        print(f"warning: {cannot}", file=sys.stderr)
+    fid = presets.load_fidelity(fidelity, method=method)
+    sp = load_space(space, method)
+    base = parse_settings(settings, method)
+    check_precision(base, device)
+    overlap = sorted(set(base) & {p.name for p in sp.params})
+    if overlap:
+        fail(f"--set {', '.join(overlap)}: already a parameter of the search space")
+    if sampler == "grid":
+        grid = sp.grid()
+        size = 1
+        for values in grid.values():
+            size *= len(values)
+        if trials > size:
+            err.print(f"grid has {size} points: --trials lowered from {trials} to {size}")
+            trials = size
+    names = sensitivity_study_names(cases, study_name, fidelity, settings_label(base), confirm)
+    url = storage_url(storage)
+    made: list[str] = []
+    for c in cases:
+        name = names[c]
+        plan = StudyPlan(
+            name=name,
+            storage=url,
+            fidelity=fid,
+            kind="sensitivity",
+            case=c,
+            space=sp,
+            trials=trials,
+            seeds=seeds,
+            sampler=sampler,
+            pruner=pruner,
+            sampler_seed=sampler_seed,
+            workers=workers,
+            join=join,
+            join_wait=join_wait,
+            timeout=timeout,
+            heartbeat_interval=heartbeat,
+            grace_period=grace,
+            device=device,
+            threads=threads,
+            base=base,
+            curves=curves,
+            stack=stack,
+            method=method,
+        )
+        outcome = execute_plan(plan, name)
+        print_summary(outcome)
+        made.append(name)
+        if confirm and not join:
+            made.append(confirm_one(outcome.study, top=confirm, seeds=confirm_seeds, fidelity=None, url=url, plan=plan))
+    next_steps(made, url, then="report" if confirm else "confirm")
+
+
+@app.command("ablation")
+def ablation_cmd(
+    case: Annotated[str, typer.Option(metavar=CASE_ALL_METAVAR, help="A transfer case, or all (one study per case).")],
+    seeds: Annotated[int, typer.Option(help="Seeds per variant (paired across variants).")] = 10,
+    design: Annotated[
+        str, typer.Option(metavar="<ofat|factorial>", help="ofat (one factor at a time) or factorial.")
+    ] = "ofat",
+    fidelity: FidelityOpt = DEFAULT_PRESET,
+    storage: StorageOpt = None,
+    study_name: Annotated[str | None, typer.Option(help="Override the derived study name.")] = None,
+    design_file: Annotated[
+        Path | None, typer.Option(help="Design file (default studies/ablation.toml); its stem names the study.")
+    ] = None,
+    settings: SetOpt = None,
+    curves: CurvesOpt = True,
+    workers: WorkersOpt = 1,
+    join: JoinOpt = False,
+    join_wait: JoinWaitOpt = 300,
+    heartbeat: Annotated[int, typer.Option(help="Heartbeat interval in seconds (RDB storages).")] = 60,
+    grace: Annotated[int | None, typer.Option(help="Seconds without heartbeat before a trial is stale.")] = None,
+    threads: ThreadsOpt = 1,
+    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
+    stack: StackOpt = "auto",
+) -> None:
+    """Designed ablation: every variant of the full method, and the no-transfer benchmark, on the same seeds.
+
+    \b
+    Examples:
+      ablate ablation --case T2M2_T1M1 --seeds 10 --design ofat
+      ablate ablation --case all --seeds 5 --design factorial --workers 2
+    """
+    from ablate.execution.studies import StudyPlan
+    from ablate.experiment.designs import expand_cases, load_ablation_design, parse_settings, settings_label
+    from ablate.experiment.names import ablation_study_names
+
+    method = current_method()
+    cases = expand_cases(case, method)
+    check_counts(seeds=seeds, heartbeat=heartbeat, threads=threads, grace=grace)
+    check_device(device)
+    check_workers(workers)
+    check_join_wait(join_wait)
+    fid = presets.load_fidelity(fidelity, method=method)
+    base = parse_settings(settings, method)
+    check_precision(base, device)
+    dsg = load_ablation_design(design, design_file, method).with_base(base, method)
+    stem = dsg.name if design_file is None else f"{dsg.name}-{design_file.stem}"
+    names = ablation_study_names(stem, cases, study_name, fidelity, settings_label(base))
+    url = storage_url(storage)
+    made: list[str] = []
+    for c in cases:
+        name = names[c]
+        plan = StudyPlan(
+            name=name,
+            storage=url,
+            fidelity=fid,
+            kind="design",
+            design=dsg,
+            cases=(c,),
+            seeds=seeds,
+            workers=workers,
+            join=join,
+            join_wait=join_wait,
+            heartbeat_interval=heartbeat,
+            grace_period=grace,
+            device=device,
+            threads=threads,
+            curves=curves,
+            stack=stack,
+            method=method,
+        )
+        outcome = execute_plan(plan, name)
+        print_summary(outcome)
+        made.append(name)
+    next_steps(made, url)

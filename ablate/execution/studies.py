@@ -1,0 +1,436 @@
+"""Create or resume a study, fill its queue, and run workers over it (in-process or as processes).
+
+A :class:`StudyPlan` is plain, picklable data: everything a worker process on any machine needs to join
+the same study. Names are derived from what the study measures, so the same command resumes it:
+
+* sampled sensitivity studies: ``sensitivity-{case}-{fidelity}``
+* designed ablations: ``ablation-{ofat|factorial}-{case}-{fidelity}``
+* the paper's tables: ``table1-{fidelity}``, ``table2-{fidelity}`` (all four cases in one study)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+
+from ablate import record
+from ablate.errors import AblateError
+from ablate.execution import connections, provenance, queue, stacking
+from ablate.execution.storages import open_storage, parse_storage
+from ablate.experiment.designs import Design, DesignPoint
+from ablate.experiment.names import check_definition_size, check_study_name
+from ablate.experiment.objective import DesignObjective, SensitivityObjective
+from ablate.experiment.space import Space
+from ablate.method import Method, Preset, load_method
+
+SAMPLERS = ("tpe", "random", "qmc", "grid")
+PRUNERS = ("none", "median", "wilcoxon", "hyperband")
+WILCOXON_P_THRESHOLD = 0.1  # prunes when the exact one-sided p < this
+WILCOXON_STARTUP_STEPS = 2  # compares from this many seeds on
+MEDIAN_WARMUP_STEPS = 1  # with seeds as steps: from the second seed on
+JOIN_POLL_S = 2.0
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """What to run, where, and how; validated by the CLI, and its name and definition here, before any storage is
+    opened."""
+
+    name: str
+    storage: str
+    fidelity: Preset
+    kind: str  # "design" | "sensitivity"
+    # designed studies
+    design: Design | None = None
+    cases: tuple[str, ...] = ()
+    seeds: int = 1
+    # sampled studies
+    case: str | None = None
+    space: Space | None = None
+    trials: int = 0
+    sampler: str = "tpe"
+    pruner: str = "none"
+    sampler_seed: int = 0
+    # execution
+    workers: int = 1
+    join: bool = False
+    join_wait: float = 300.0  # --join: seconds to wait for the coordinator to create the study and fill its queue
+    timeout: float | None = None
+    heartbeat_interval: int | None = 60
+    grace_period: int | None = None
+    device: str = "cpu"
+    threads: int = 1
+    base: dict[str, Any] = field(default_factory=dict)  # switch values every run of a sampled study shares
+    curves: bool = True  # learning curves in every record (costs ~8% of a quick run; see docs/benchmarks.md)
+    stack: str = "auto"  # --stack: runs of a trial as stacked replicas (ablate.execution.stacking)
+    method: Method = field(default_factory=load_method)
+
+    def __post_init__(self) -> None:
+        """A name or a definition that some supported storage cannot hold is refused here, before any is opened."""
+        check_study_name(self.name)
+        if (self.kind == "design" and self.design is not None) or (self.space is not None and self.case is not None):
+            check_definition_size(self.name, asdict(self.definition()))
+
+    @property
+    def stacked(self) -> bool:
+        return stacking.resolve(self.stack, self.device, self.method)
+
+    @property
+    def stacking_note(self) -> str:
+        return stacking.why(self.stack, self.device, self.method)
+
+    @property
+    def batch(self) -> int:
+        """Design points a worker claims at once (1: unstacked, or a sampled study, whose trials stack seeds)."""
+        if self.kind != "design" or not self.stacked:
+            return 1
+        return stacking.batch_size(self.total, self.workers)
+
+    @property
+    def total(self) -> int:
+        if self.kind == "design":
+            assert self.design is not None
+            return len(self.design.points(list(self.cases), self.seeds))
+        return self.trials
+
+    def points(self) -> list[DesignPoint]:
+        assert self.design is not None
+        return self.design.points(list(self.cases), self.seeds)
+
+    def definition(self) -> record.Definition:
+        """What the study stores at creation; reports read it instead of the definition files."""
+        common = {
+            "name": self.name,
+            "fidelity": self.fidelity.as_dict(),
+            "switches": self.method.switches().declarations(),
+        }
+        if self.kind == "sensitivity":
+            assert self.space is not None and self.case is not None
+            return record.Definition(
+                kind="sensitivity",
+                case=self.case,
+                seeds=self.seeds,
+                space=self.space.to_dicts(),
+                extra={"sampler": self.sampler, "pruner": self.pruner, "base": dict(self.base)},
+                **common,
+            )
+        assert self.design is not None
+        return record.Definition(
+            kind="design", design=self.design.to_dict(), cases=tuple(self.cases), seeds=self.seeds, **common
+        )
+
+
+def make_sampler(plan: StudyPlan, worker: int = 0) -> optuna.samplers.BaseSampler:
+    seed = plan.sampler_seed + worker  # distinct streams per worker, reproducible per worker index
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        if plan.kind == "design" or plan.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if plan.sampler == "tpe":
+            return optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, group=True, constant_liar=plan.workers > 1, n_startup_trials=10
+            )
+        if plan.sampler == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False)
+        assert plan.space is not None
+        return optuna.samplers.GridSampler(plan.space.grid(), seed=seed)
+
+
+def make_pruner(plan: StudyPlan) -> optuna.pruners.BasePruner:
+    if plan.kind == "design" or plan.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if plan.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=MEDIAN_WARMUP_STEPS)
+    if plan.pruner == "wilcoxon":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return optuna.pruners.WilcoxonPruner(
+                p_threshold=WILCOXON_P_THRESHOLD, n_startup_steps=WILCOXON_STARTUP_STEPS
+            )
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=int(plan.fidelity.values.get("epochs", 1)))
+
+
+def min_one_sided_p(n: int) -> float:
+    """The smallest exact one-sided Wilcoxon signed-rank p with ``n`` paired seeds (every difference one sign)."""
+    from scipy import stats
+
+    return float(stats.wilcoxon(range(1, n + 1), alternative="greater", method="exact").pvalue)
+
+
+def pruning_warning(pruner: str, seeds: int) -> str | None:
+    """Why ``pruner`` can never prune a trial of ``seeds`` seeds (one line), or None when it can.
+
+    With seeds as steps the objective consults the pruner after seeds 1..N-1 (after the last one, pruning
+    saves nothing). WilcoxonPruner prunes only when its exact one-sided p is below the threshold, and with n
+    seeds that p cannot go below 1/2^n: too few seeds and a "pruned" study is an unpruned one.
+    """
+    if seeds < 2:
+        return None  # one seed: the pruner sees the target's epochs instead
+    checked = seeds - 1  # seeds run at the last consultation
+    if pruner == "wilcoxon":
+        needed = max(2, WILCOXON_STARTUP_STEPS)
+        while min_one_sided_p(needed) >= WILCOXON_P_THRESHOLD:
+            needed += 1
+        if checked >= needed:
+            return None
+        why = (
+            f"the smallest exact one-sided p after {checked} seeds is {min_one_sided_p(checked):g}, "
+            f"never below its threshold {WILCOXON_P_THRESHOLD:g}"
+            if checked >= 2
+            else "it is consulted only after the first seed, too few to compare"
+        )
+        return f"--pruner wilcoxon cannot prune with --seeds {seeds}: {why}; pruning needs --seeds {needed + 1} or more"
+    if pruner == "median" and checked <= MEDIAN_WARMUP_STEPS:
+        return (
+            f"--pruner median cannot prune with --seeds {seeds}: it acts from seed {MEDIAN_WARMUP_STEPS + 1} on, "
+            f"and after the last seed pruning saves nothing; pruning needs --seeds {MEDIAN_WARMUP_STEPS + 2} or more"
+        )
+    return None
+
+
+def open_study(plan: StudyPlan, *, worker: int = 0, create: bool = True) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress display says what happens
+    storage = open_storage(
+        plan.storage,
+        workers=max(1, plan.workers),
+        heartbeat_interval=plan.heartbeat_interval,
+        grace_period=plan.grace_period,
+    )
+    sampler, pruner = make_sampler(plan, worker), make_pruner(plan)
+    if create:
+        study = optuna.create_study(
+            study_name=plan.name,
+            storage=storage,
+            direction="maximize",
+            sampler=sampler,
+            pruner=pruner,
+            load_if_exists=True,
+        )
+        with warnings.catch_warnings():  # experimental since Optuna 3.2; the dashboard's axes say what the value is
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            study.set_metric_names(["val_accuracy"])
+    else:
+        study = optuna.load_study(study_name=plan.name, storage=storage, sampler=sampler, pruner=pruner)
+    return study
+
+
+def _await_study(plan: StudyPlan, log: Callable[..., Any]) -> optuna.Study:
+    """``--join``: the study once its coordinator has created it and enqueued work, waiting up to ``join_wait`` s.
+
+    A joiner never creates a study: one that started before its coordinator (a SLURM array starts its tasks
+    together) would otherwise create an empty study, find nothing to do and exit 0. The first enqueued trial
+    is the signal, because the coordinator writes the study's definition before it enqueues.
+    """
+    storage = open_storage(
+        plan.storage,
+        workers=max(1, plan.workers),
+        heartbeat_interval=plan.heartbeat_interval,
+        grace_period=plan.grace_period,
+    )
+    deadline = time.monotonic() + plan.join_wait
+    told = False
+    while True:
+        with contextlib.suppress(KeyError):
+            study = optuna.load_study(study_name=plan.name, storage=storage)
+            if study.get_trials(deepcopy=False):
+                connections.release(storage)  # only to wait with: the worker's own storage follows
+                return open_study(plan, create=False)
+        if time.monotonic() >= deadline:
+            raise AblateError(
+                f"--join: no study {plan.name!r} with a queue in {plan.storage} after {plan.join_wait:g} s; "
+                "start its coordinator first (the same command without --join, e.g. with --workers 0)"
+            )
+        if not told:
+            log(f"--join: waiting up to {plan.join_wait:g} s for study {plan.name!r} to be created and queued")
+            told = True
+        time.sleep(min(JOIN_POLL_S, max(0.0, deadline - time.monotonic())))
+
+
+def prepare(plan: StudyPlan, log: Callable[..., Any] = print) -> tuple[optuna.Study, int]:
+    """Create or resume the study, check it is the same experiment, and fill its queue (``--join``: only wait)."""
+    study = _await_study(plan, log) if plan.join else open_study(plan)
+    record.write_definition(study, provenance.stamp(study, plan.definition(), plan))
+    if plan.join:
+        return study, 0
+    if plan.kind == "design":
+        added = queue.enqueue_points(study, plan.points())
+    else:
+        added = queue.top_up_tickets(study, plan.trials)
+    return study, added
+
+
+def worker_device(device: str, worker: int) -> str:
+    """``--device cuda`` with several visible GPUs: worker i runs on GPU i mod N (an explicit cuda:K stays)."""
+    if device != "cuda":
+        return device
+    import torch
+
+    count = torch.cuda.device_count()
+    return f"cuda:{worker % count}" if count > 1 else device
+
+
+def build_objective(plan: StudyPlan, log: Callable[..., Any], worker: int = 0) -> Callable[[optuna.Trial], float]:
+    device = worker_device(plan.device, worker)
+    if plan.kind == "design":
+        assert plan.design is not None
+        return DesignObjective(
+            plan.method, plan.fidelity, device=device, curves=plan.curves, stack=plan.stacked, log=log
+        )
+    assert plan.space is not None and plan.case is not None
+    return SensitivityObjective(
+        method=plan.method,
+        case=plan.case,
+        preset=plan.fidelity,
+        space=plan.space,
+        seeds=plan.seeds,
+        base=plan.base,
+        device=device,
+        curves=plan.curves,
+        stack=plan.stacked,
+        log=log,
+    )
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt(children: list[Any] | None = None) -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while inside: the running trial is failed with its reason, the command exits 130.
+
+    Schedulers (SLURM, Kubernetes, systemd) stop jobs with SIGTERM, and they signal the coordinator (worker 0)
+    as often as a spawned worker. A terminal's Ctrl-C reaches every process of the group by itself; SIGTERM
+    reaches only its target, so the coordinator passes it on to its live ``children``. Outside the main thread
+    no handler can be installed and nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        for child in children or ():
+            if child.is_alive():
+                child.terminate()  # SIGTERM: the child's own handler fails its trial
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def worker_main(plan: StudyPlan, worker: int, threads: int) -> None:
+    """Entry point of one worker process: its own connection, threads and sampler stream."""
+    import torch
+
+    with sigterm_as_interrupt(), contextlib.suppress(KeyboardInterrupt):
+        torch.set_num_threads(threads)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        logging.basicConfig(level=logging.WARNING, format=f"[worker {worker}] %(message)s")
+        study = open_study(plan, worker=worker, create=False)
+        deadline = time.time() + plan.timeout if plan.timeout else None
+        queue.work(
+            study,
+            build_objective(plan, log=lambda *a, **k: None, worker=worker),
+            deadline=deadline,
+            replace_failed=plan.kind == "sensitivity",
+            batch=plan.batch,
+        )
+
+
+@dataclass
+class Outcome:
+    study: optuna.Study
+    counts: dict[str, int]
+    added: int
+    seconds: float
+    stats: list[queue.WorkerStats] = field(default_factory=list)
+
+
+def execute(
+    plan: StudyPlan,
+    *,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    log: Callable[..., Any] = print,
+) -> Outcome:
+    """Prepare the study and run ``plan.workers`` workers until its queue is done (or the timeout)."""
+    parse_storage(plan.storage)
+    procs: list[Any] = []
+    # SIGTERM to this process (worker 0) ends like Ctrl-C: trial FAIL, exit 130. The storages opened for the study
+    # give their connections back when it ends (the returned study reconnects if it is used again).
+    with sigterm_as_interrupt(procs), connections.released():
+        return _execute(plan, procs, on_progress, log)
+
+
+def _execute(
+    plan: StudyPlan, procs: list[Any], on_progress: Callable[[dict[str, Any]], None] | None, log: Callable[..., Any]
+) -> Outcome:
+    start = time.time()
+    study, added = prepare(plan, log)
+    if plan.workers == 0:
+        return Outcome(study, queue.counts(study), added, time.time() - start)
+    deadline = start + plan.timeout if plan.timeout else None
+    import torch
+
+    # Workers 1..N-1 are spawned processes; worker 0 is this process, so the coordinator works too and the
+    # children's start-up (importing torch, loading MNIST: seconds) overlaps with useful work.
+    ctx = mp.get_context("spawn")
+    procs.extend(ctx.Process(target=worker_main, args=(plan, i, plan.threads)) for i in range(1, plan.workers))
+    for p in procs:
+        p.start()
+    study.sampler = make_sampler(plan, 0)
+    torch.set_num_threads(plan.threads)
+    try:
+        stats = [
+            queue.work(
+                study,
+                build_objective(plan, log=log),
+                deadline=deadline,
+                replace_failed=plan.kind == "sensitivity",
+                batch=plan.batch,
+                on_trial=(lambda _t: on_progress(progress_info(study))) if on_progress else None,
+            )
+        ]
+        connections.release(study)  # the queue is empty: free this worker's connections for the others' last trials
+        while any(p.is_alive() for p in procs):
+            if on_progress is not None:
+                on_progress(progress_info(study))
+                connections.release(study)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        for p in procs:  # they got the SIGINT or SIGTERM too; give them time to record their trials as FAIL
+            p.join(timeout=30)
+        raise
+    for p in procs:
+        p.join()
+    return Outcome(study, queue.counts(study), added, time.time() - start, stats)
+
+
+def progress_info(study: optuna.Study) -> dict[str, Any]:
+    """Trial counts by state plus the best value so far (None before the first COMPLETE trial)."""
+    info: dict[str, Any] = dict(queue.counts(study))
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    info["best"] = max((t.value for t in done if t.value is not None), default=None)
+    return info
+
+
+def list_studies(storage_url: str) -> list[dict[str, Any]]:
+    storage = open_storage(storage_url, heartbeat_interval=None, create=False)
+    rows = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        c = queue.counts(study)
+        best = None
+        with contextlib.suppress(ValueError):
+            best = study.best_value
+        rows.append({"study": summary.study_name, **c, "best_value": best, "kind": record.kind_of(study)})
+    return rows

@@ -1,0 +1,88 @@
+"""The chaos soak (scripts/chaos.py) in small: faults together and repeatedly, then nothing lost or run twice.
+
+The full soak runs 10 minutes per storage (docs/distributed.md, "Chaos soak"); here 15-20 s of chaos plus the
+drain, on SQLite and PostgreSQL, with real worker processes, real signals and, on PostgreSQL, connections
+killed on the server.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from servers import require_server
+
+from ablate import record
+from ablate.analysis import tidy
+from ablate.execution.storages import open_storage
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+]
+
+ROOT = Path(__file__).resolve().parents[3]
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _soak(tmp_path: Path, url: str, seed: int, duration: int) -> tuple[subprocess.CompletedProcess[str], dict]:
+    numbers = tmp_path / "soak.json"
+    argv = [sys.executable, str(ROOT / "scripts" / "chaos.py"), "--storage", url, "--duration", str(duration)]
+    argv += ["--mean-interval", "2.5", "--seed", str(seed), "--seeds", "1", "--trials", "6", "--grace", "6"]
+    argv += ["--workdir", str(tmp_path / "work"), "--json", str(numbers)]
+    r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=280)
+    return r, (json.loads(numbers.read_text()) if numbers.exists() else {})
+
+
+def _assert_held(r: subprocess.CompletedProcess[str], numbers: dict) -> None:
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    checks = [line for line in r.stdout.splitlines() if line.startswith(("PASS ", "FAIL "))]
+    assert len(checks) == 8 and all(line.startswith("PASS ") for line in checks), out
+    assert r.stdout.rstrip().endswith("8 passed, 0 failed"), out
+    assert numbers["lost"] == 0 and numbers["duplicates"] == 0 and numbers["discarded"] == 0
+    assert numbers["faults"].get("sigkill", 0) >= 1, numbers  # the chaos did happen
+    assert numbers["completed"] >= 18  # 12 design points + 6 sampled trials, at least once round
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_soak_on_sqlite_loses_nothing_and_runs_nothing_twice(tmp_path: Path) -> None:
+    r, numbers = _soak(tmp_path, f"sqlite:///{tmp_path}/chaos.db", seed=1, duration=15)
+    _assert_held(r, numbers)
+
+
+@pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.timeout(300)
+def test_soak_on_postgresql_loses_nothing_and_runs_nothing_twice(tmp_path: Path) -> None:
+    require_server("127.0.0.1", 5432)
+    r, numbers = _soak(tmp_path, PG, seed=10, duration=20)
+    _assert_held(r, numbers)
+    assert numbers["faults"].get("conn_kill", 0) >= 1, numbers
+
+
+def test_a_trial_killed_between_its_metrics_still_reads_and_reports(tmp_path: Path) -> None:
+    """A worker killed inside ``record.write_run`` leaves val_accuracy without test_accuracy on a trial that
+    is then failed as stale; the report's state table reads every trial, so this broke ``ablate report``
+    (found by the soak)."""
+    study = optuna.create_study(
+        storage=open_storage(f"sqlite:///{tmp_path}/cut.db", heartbeat_interval=None), study_name="cut"
+    )
+    trial = study.ask()
+    for key, value in {"design_key": "k", "case": "T1M1_T2M2", "variant": "full", "seed": 0}.items():
+        trial.set_user_attr(key, value)
+    trial.set_user_attr("val_accuracy", 0.9)  # ... and the worker died here
+    study.tell(trial, state=TrialState.FAIL)
+
+    rec = record.read_trial(study.trials[0])
+    assert rec.seeds[0].val_accuracy == 0.9 and rec.seeds[0].test_accuracy is None
+    counts = tidy.state_counts(study)
+    assert counts.to_dict("records") == [
+        {"case": "T1M1_T2M2", "variant": "full", "state": "FAIL", "n": 1, "fail reasons": ""}
+    ]
