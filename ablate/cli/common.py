@@ -159,11 +159,13 @@ JoinWaitOpt = Annotated[
 ]
 
 
-def storage_url(storage: str | None) -> str:
+def storage_url(storage: str | None, *, wait: float = 0.0) -> str:
+    """The storage URL, reachable: refused at once (a wrong URL, in one line), or after ``wait`` seconds for a
+    ``--join`` worker, whose server may be restarting."""
     from ablate.execution.storages import check_reachable, parse_storage, resolve_url
 
     url = resolve_url(storage)
-    check_reachable(parse_storage(url))
+    check_reachable(parse_storage(url), wait=wait)
     return url
 
 

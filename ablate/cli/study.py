@@ -192,7 +192,7 @@ def study_cmd(
             err.print(f"grid has {size} points: --trials lowered from {trials} to {size}")
             trials = size
     names = sensitivity_study_names(cases, study_name, fidelity, settings_label(base), confirm)
-    url = storage_url(storage)
+    url = storage_url(storage, wait=join_wait if join else 0.0)
     made: list[str] = []
     for c in cases:
         name = names[c]
@@ -276,7 +276,7 @@ def ablation_cmd(
     dsg = load_ablation_design(design, design_file, method).with_base(base, method)
     stem = dsg.name if design_file is None else f"{dsg.name}-{design_file.stem}"
     names = ablation_study_names(stem, cases, study_name, fidelity, settings_label(base))
-    url = storage_url(storage)
+    url = storage_url(storage, wait=join_wait if join else 0.0)
     made: list[str] = []
     for c in cases:
         name = names[c]

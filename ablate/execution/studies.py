@@ -27,7 +27,7 @@ from optuna.exceptions import ExperimentalWarning
 from ablate import record
 from ablate.errors import AblateError
 from ablate.execution import connections, provenance, queue, stacking
-from ablate.execution.storages import open_storage, parse_storage
+from ablate.execution.storages import is_transient_error, open_storage, parse_storage
 from ablate.experiment.designs import Design, DesignPoint
 from ablate.experiment.names import check_definition_size, check_study_name
 from ablate.experiment.objective import DesignObjective, SensitivityObjective
@@ -242,8 +242,14 @@ def _await_study(plan: StudyPlan, log: Callable[..., Any]) -> optuna.Study:
     told = False
     while True:
         with contextlib.suppress(KeyError):
-            study = optuna.load_study(study_name=plan.name, storage=storage)
-            if study.get_trials(deepcopy=False):
+            try:
+                study = optuna.load_study(study_name=plan.name, storage=storage)
+                ready = bool(study.get_trials(deepcopy=False))
+            except Exception as exc:  # a server restarting while we wait: wait it out too, up to the deadline
+                if not is_transient_error(exc) or time.monotonic() >= deadline:
+                    raise
+                ready = False
+            if ready:
                 connections.release(storage)  # only to wait with: the worker's own storage follows
                 return open_study(plan, create=False)
         if time.monotonic() >= deadline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,7 +14,7 @@ import sqlalchemy.exc
 from optuna.storages import RDBStorage
 
 from ablate.errors import StorageError
-from ablate.execution.storages.retries import _connect_retrying, _unreachable
+from ablate.execution.storages.retries import _REFUSED_PATTERNS, _connect_retrying, _unreachable
 from ablate.execution.storages.urls import StorageSpec, _split_redis_prefix
 
 _logger = logging.getLogger(__name__)
@@ -52,8 +53,12 @@ def _check_local(spec: StorageSpec) -> None:
         )
 
 
-def check_reachable(spec: StorageSpec, timeout: float = 5.0) -> None:
+def check_reachable(spec: StorageSpec, timeout: float = 5.0, *, wait: float = 0.0) -> None:
     """Fail fast with a one-line :class:`StorageError` when the storage cannot be used.
+
+    ``wait``: seconds a refused or unanswered connection is waited out (a server restarting, a worker started
+    before its database): ``--join`` workers pass their ``--join-wait``, so a restart never ends them with exit
+    2; everything else refuses at once, since there a refusal is most often a wrong URL.
 
     Servers (PostgreSQL, MySQL, Redis): one connection with a ``timeout``-second connect timeout
     (PostgreSQL rounds up to whole seconds, minimum 2), which also detects a missing database, bad
@@ -63,6 +68,23 @@ def check_reachable(spec: StorageSpec, timeout: float = 5.0) -> None:
     if spec.kind in ("sqlite", "journal-file"):
         _check_local(spec)
         return
+    deadline = time.monotonic() + wait
+    delay, told = 0.5, False
+    while True:
+        try:
+            return _check_server(spec, timeout)
+        except StorageError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0 or not any(p in str(exc).lower() for p in _REFUSED_PATTERNS):
+                raise
+            if not told:
+                _logger.warning("%s; waiting up to %.0f s for the server", exc, left)
+                told = True
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 10.0)
+
+
+def _check_server(spec: StorageSpec, timeout: float) -> None:
     if spec.kind == "journal-redis":
         import redis
 

@@ -156,6 +156,57 @@ def test_a_joiner_started_before_its_coordinator_waits_and_works_the_queue(env: 
     assert c["COMPLETE"] == 2 and c["WAITING"] == c["RUNNING"] == c["FAIL"] == 0
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_joiner_whose_server_is_down_waits_for_it_instead_of_exiting_2(env: Path, run_cli) -> None:
+    """A database restarting (the chaos soak's db_restart fault) must not end a --join worker as if its URL were
+    wrong: it waits out the refused connection within --join-wait. A private redis-server on a free port stands
+    for the database, started only after the joiner has said it is waiting; without --join the same URL is
+    refused at once (exit 2)."""
+    import shutil
+    import socket
+
+    server_bin = shutil.which("redis-server")
+    if server_bin is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+    assert run_cli(*JOIN, "--storage", url).code == 2  # a coordinator: a refusal is a wrong URL, said at once
+    log = env / "joiner.log"
+    server = None
+    with open(log, "w") as fh:
+        joiner = subprocess.Popen(
+            [sys.executable, "-m", "ablate.cli", *JOIN, "--join", "--join-wait", "240", "--storage", url],
+            cwd=env,
+            env=_process_env(env),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "waiting up to" not in log.read_text():  # refused, and waiting for the server
+            assert joiner.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        server = subprocess.Popen(
+            [server_bin, "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
+        )
+        time.sleep(1.0)
+        r = run_cli(*JOIN, "--workers", 0, "--storage", url)  # the coordinator, once the server is up
+        assert r.code == 0, r.err
+        assert joiner.wait(timeout=200) == 0, log.read_text()
+        study = optuna.load_study(study_name="sensitivity-T1M1_T2M2-smoke", storage=open_storage(url, create=False))
+        c = queue.counts(study)
+        assert c["COMPLETE"] == 2 and c["WAITING"] == c["RUNNING"] == c["FAIL"] == 0
+    finally:
+        for proc in (joiner, server):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 # --------------------------------------------------------------------------------------------------
 # A pruner that cannot prune says so
 # --------------------------------------------------------------------------------------------------
