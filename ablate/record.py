@@ -316,6 +316,22 @@ def write_sampled(
     trial.set_user_attr("stages", _round_stages(stages))
 
 
+def variant_titles(design: Mapping[str, Any] | None) -> dict[str, str]:
+    """A stored design's variant labels -> the name reports show: every alias of a merged variant joined by
+    " ≡ " (``K=1 ≡ generator=gaussian``), under its own label and under each alias."""
+    out: dict[str, str] = {}
+    for v in (design or {}).get("variants", []):
+        title = " ≡ ".join([v["label"], *v.get("aliases", [])])
+        out.update({name: title for name in [v["label"], *v.get("aliases", [])]})
+    return out
+
+
+def benchmark_seeds(study: optuna.Study) -> set[int]:
+    """The seeds whose benchmark (baseline) a sampled study has cached."""
+    prefix = benchmark_key("", 0).split(":", 1)[0] + ":"
+    return {int(k.rsplit(":", 1)[1]) for k in study.user_attrs if k.startswith(prefix)}
+
+
 def benchmark_key(case: str, seed: int) -> str:
     return f"benchmark:{case}:{seed}"
 

@@ -35,10 +35,7 @@ class Analysis:
 
 
 def _title_of(design: dict[str, Any], label: str) -> str:
-    for v in design.get("variants", []):
-        if label == v["label"] or label in v.get("aliases", []):
-            return " ≡ ".join([v["label"], *v.get("aliases", [])])
-    return label
+    return record.variant_titles(design).get(label, label)
 
 
 def _family(df: pd.DataFrame, names: list[str], reference: str, *, value: str, alpha: float, rope: float | None):

@@ -25,7 +25,8 @@ def _stages(rec: record.TrialRecord) -> dict[str, float]:
 def _titles(study: optuna.Study) -> dict[str, str]:
     """Variant label -> the name reports show (every alias of a merged variant)."""
     design = record.read_definition(study).design or {}
-    return {v["label"]: " ≡ ".join([v["label"], *v.get("aliases", [])]) for v in design.get("variants", [])}
+    labels = {v["label"] for v in design.get("variants", [])}
+    return {k: t for k, t in record.variant_titles(design).items() if k in labels}
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -269,7 +269,7 @@ def _observed_differences(name: str, metric: str, storage: str | None) -> list[t
         fail(f"study {name!r} is a {definition.kind} study: give a design or confirmation study, or --sd and --delta")
     df = tidy.design_frame(study)
     design = definition.design or {}
-    titles = {v["label"]: " ≡ ".join([v["label"], *v.get("aliases", [])]) for v in design.get("variants", [])}
+    titles = record.variant_titles(design)
     reference = titles.get(design.get("baseline", ""), design.get("baseline", ""))
     rows = []
     for c in sorted(df["case"].unique()) if not df.empty else []:

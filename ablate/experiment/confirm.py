@@ -90,9 +90,7 @@ def search_seeds(study: optuna.Study) -> set[int]:
     for t in study.get_trials(deepcopy=False):
         rec = record.read_trial(t)
         used |= {int(s.seed) for s in rec.seeds}
-    for key in study.user_attrs:
-        if key.startswith("benchmark:"):
-            used.add(int(key.rsplit(":", 1)[1]))
+    used |= record.benchmark_seeds(study)
     definition = record.read_definition(study)
     return used | set(range(definition.seeds))
 
@@ -187,7 +185,7 @@ def plan(
     ref = method.reference
     variants = [Variant(c.label, ref, {**base, **c.changes}) for c in candidates]
     for c, v in zip(candidates, variants, strict=True):
-        searched = source.trials[c.trial].user_attrs["config"]
+        searched = record.read_trial(source.trials[c.trial]).config
         if method.resolve(ref, v.switches) != method.resolve(ref, searched):
             raise AblateError(f"rank {c.rank} (trial {c.trial}) does not resolve to its own configuration")
     default = default_label(method)

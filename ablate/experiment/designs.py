@@ -38,7 +38,7 @@ class Variant:
 
     @property
     def title(self) -> str:
-        return " ≡ ".join((self.label, *self.aliases))
+        return record.variant_titles({"variants": [self.to_dict()]})[self.label]
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "technique": self.technique, "switches": self.switches, "aliases": self.aliases}

@@ -80,10 +80,7 @@ class StudyDefinition:
 
 
 def _title(variants: list[dict[str, Any]], label: str) -> str:
-    for v in variants:
-        if v["label"] == label:
-            return " ≡ ".join([label, *v.get("aliases", [])])
-    return label
+    return record.variant_titles({"variants": variants}).get(label, label)
 
 
 def study_definition(study: optuna.Study) -> StudyDefinition:

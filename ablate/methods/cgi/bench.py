@@ -308,6 +308,7 @@ def study_benchmarks(
     """
     import tempfile
 
+    from ablate import record
     from ablate.execution import queue
     from ablate.execution.studies import execute
 
@@ -353,7 +354,7 @@ def study_benchmarks(
                 )
                 outcome = execute(plan, log=lambda *_: None)
                 trials_ = outcome.study.get_trials(deepcopy=False, states=queue.FINISHED)
-                evaluated = sum(int(t.user_attrs.get("seeds_run", 0)) for t in trials_)
+                evaluated = sum(len(record.read_trial(t).seeds) for t in trials_)
                 result[pruner] = (evaluated, outcome.study.best_value)
             full = pruning_trials * pruning_seeds
             out["seed_evaluations_without_pruning"] = result["none"][0]
