@@ -24,6 +24,7 @@ import pandas as pd
 from ablate.analysis import stats, tidy
 from ablate.errors import AblateError
 from ablate.execution.storages import open_storage
+from ablate.experiment.names import derived_name
 
 PAPER = {  # Table 2 of the paper: (CGI, benchmark), test accuracy %
     "T1M1_T2M2": (98.48, 97.68),
@@ -34,6 +35,12 @@ PAPER = {  # Table 2 of the paper: (CGI, benchmark), test accuracy %
 CASES = tuple(PAPER)
 SIGMAS = ("-5.0", "-2.3", "-0.4")
 BENCH = "no transfer"
+
+
+def _ablation(design_file: str, case: str, fidelity: str, **settings: object) -> str:
+    """The study `ablate ablation --design-file studies/experiments/DESIGN_FILE.toml --set ...` makes (the one
+    naming function, ablate.experiment.names.derived_name)."""
+    return derived_name("ablation", fidelity, case=case, design=f"ablation-ofat-{design_file}", settings=settings)
 
 
 def _pp(x: float) -> str:
@@ -103,7 +110,7 @@ def budget_sigma(store: Store, fidelity: str) -> str:
     rows = []
     for case in ("T2M2_T1M1", "T1M1_T2M2", "T2M1_T1M2", "T1M2_T2M1"):
         for sigma in SIGMAS:
-            name = f"ablation-ofat-transfer-{case}-{fidelity}+init_log_sigma={sigma}+target_epochs=20"
+            name = _ablation("transfer", case, fidelity, init_log_sigma=sigma, target_epochs=20)
             runs, curves = store.runs(name), store.curves(name)
             if runs.empty or curves.empty:
                 continue
@@ -166,7 +173,7 @@ def _variant_table(store: Store, names: list[tuple[str, str]], empty: str) -> st
 def shuffled(store: Store, fidelity: str) -> str:
     rows = []
     for case in ("T2M2_T1M1", "T1M1_T2M2"):
-        name = f"ablation-ofat-shuffled-{case}-{fidelity}+init_log_sigma=-2.3+target_epochs=20+transfer=mu"
+        name = _ablation("shuffled", case, fidelity, init_log_sigma=-2.3, target_epochs=20, transfer="mu")
         curves = store.curves(name)
         if curves.empty:
             continue
@@ -186,7 +193,7 @@ def shuffled(store: Store, fidelity: str) -> str:
 def paper_regime(store: Store) -> str:
     rows = []
     for case in CASES:
-        runs = store.runs(f"ablation-ofat-transfer-{case}-paper-regime")
+        runs = store.runs(_ablation("transfer", case, "paper-regime"))
         if runs.empty:
             continue
         table = _vs_bench(runs).set_index("variant")
@@ -282,7 +289,7 @@ def paper_four(store: Store) -> str:
 
 
 def drift(store: Store, fidelity: str) -> str:
-    runs = store.runs(f"ablation-ofat-drift-T1M2_T2M1-{fidelity}")
+    runs = store.runs(_ablation("drift", "T1M2_T2M1", fidelity))
     if runs.empty:
         return "_Not run yet: `python scripts/experiments.py drift`._"
     table = _vs_bench(runs).set_index("variant")
@@ -317,14 +324,14 @@ def blocks(store: Store, fidelity: str = "quick") -> dict[str, Callable[[], str]
         "paper-regime": lambda: paper_regime(store),
         "readings": lambda: _variant_table(
             store,
-            [(c, f"ablation-ofat-readings-{c}-{fidelity}") for c in CASES],
+            [(c, _ablation("readings", c, fidelity)) for c in CASES],
             "_Not run yet: `python scripts/experiments.py readings`._",
         ),
         **{
             f"depth-{d.replace('_', '-')}": (
                 lambda d=d: _variant_table(
                     store,
-                    [(f"{c} ({d})", f"ablation-ofat-transfer-{c}-{fidelity}+depth={d}") for c in CASES],
+                    [(f"{c} ({d})", _ablation("transfer", c, fidelity, depth=d)) for c in CASES],
                     "_Not run yet: `python scripts/experiments.py readings`._",
                 )
             )
@@ -332,17 +339,17 @@ def blocks(store: Store, fidelity: str = "quick") -> dict[str, Callable[[], str]
         },
         "paper-fidelity": lambda: _variant_table(
             store,
-            [("T2M2_T1M1", "ablation-ofat-transfer-T2M2_T1M1-paper+init_log_sigma=-2.3")],
+            [("T2M2_T1M1", _ablation("transfer", "T2M2_T1M1", "paper", init_log_sigma=-2.3))],
             "_Not run yet: `python scripts/experiments.py paper-fidelity`._",
         ),
         "paper-fidelity-shuffled": lambda: control(
-            store, "ablation-ofat-shuffled-only-T2M2_T1M1-paper+init_log_sigma=-2.3+transfer=mu"
+            store, _ablation("shuffled-only", "T2M2_T1M1", "paper", init_log_sigma=-2.3, transfer="mu")
         ),
         "paper-four": lambda: paper_four(store),
         "drift": lambda: drift(store, fidelity),
         "prior": lambda: _variant_table(
             store,
-            [("T1M2_T2M1", f"ablation-ofat-transfer-T1M2_T2M1-{fidelity}+prior_sigma=0.1")],
+            [("T1M2_T2M1", _ablation("transfer", "T1M2_T2M1", fidelity, prior_sigma=0.1))],
             "_Not run yet: `python scripts/experiments.py drift`._",
         ),
     }

@@ -68,7 +68,8 @@ def reproduce_cmd(
       ablate reproduce table2 --seeds 5 --fidelity quick --out studies/runs/table2
     """
     from ablate.execution.studies import StudyPlan
-    from ablate.experiment.designs import load_table_design, parse_settings, settings_label
+    from ablate.experiment.designs import load_table_design, parse_settings
+    from ablate.experiment.names import derived_name
     from ablate.report import reproduce
 
     method = current_method()
@@ -80,7 +81,7 @@ def reproduce_cmd(
     base = parse_settings(settings, method)
     check_precision(base, device)
     design = load_table_design(table, method=method).with_base(base, method)
-    label = f"{table}-{fidelity}{settings_label(base)}"
+    label = derived_name("table", fidelity, design=table, settings=base)
     out_path = out_dir or presets.runs_dir() / label
     from ablate.report import check_out_dir
 
@@ -151,7 +152,7 @@ def study_cmd(
         --storage postgresql://user@db/ablate
     """
     from ablate.execution.studies import PRUNERS, SAMPLERS, StudyPlan
-    from ablate.experiment.designs import expand_cases, parse_settings, settings_label
+    from ablate.experiment.designs import expand_cases, parse_settings
     from ablate.experiment.names import sensitivity_study_names
     from ablate.experiment.space import load_space
 
@@ -191,7 +192,7 @@ def study_cmd(
         if trials > size:
             err.print(f"grid has {size} points: --trials lowered from {trials} to {size}")
             trials = size
-    names = sensitivity_study_names(cases, study_name, fidelity, settings_label(base), confirm)
+    names = sensitivity_study_names(cases, study_name, fidelity, base, confirm)
     url = storage_url(storage, wait=join_wait if join else 0.0)
     made: list[str] = []
     for c in cases:
@@ -261,7 +262,7 @@ def ablation_cmd(
       ablate ablation --case all --seeds 5 --design factorial --workers 2
     """
     from ablate.execution.studies import StudyPlan
-    from ablate.experiment.designs import expand_cases, load_ablation_design, parse_settings, settings_label
+    from ablate.experiment.designs import expand_cases, load_ablation_design, parse_settings
     from ablate.experiment.names import ablation_study_names
 
     method = current_method()
@@ -275,7 +276,7 @@ def ablation_cmd(
     check_precision(base, device)
     dsg = load_ablation_design(design, design_file, method).with_base(base, method)
     stem = dsg.name if design_file is None else f"{dsg.name}-{design_file.stem}"
-    names = ablation_study_names(stem, cases, study_name, fidelity, settings_label(base))
+    names = ablation_study_names(stem, cases, study_name, fidelity, base)
     url = storage_url(storage, wait=join_wait if join else 0.0)
     made: list[str] = []
     for c in cases:

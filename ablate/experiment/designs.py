@@ -270,11 +270,6 @@ def parse_settings(settings: list[str] | None, method: Method | None = None) -> 
     return out
 
 
-def settings_label(base: dict[str, Any]) -> str:
-    """The suffix a study name gets for its ``--set`` values (so that different regimes never share a study)."""
-    return "".join(f"+{k}={v}" for k, v in sorted(base.items()))
-
-
 def expand_cases(case: str, method: Method | None = None) -> list[str]:
     cases = (method or load_method()).cases
     if case == "all":

@@ -86,19 +86,56 @@ def check_definition_size(name: str, payload: Mapping[str, Any], *, what: str = 
         )
 
 
+def settings_label(settings: Mapping[str, Any] | None) -> str:
+    """The suffix a study name gets for its ``--set`` values (so that different regimes never share a study)."""
+    return "".join(f"+{k}={v}" for k, v in sorted((settings or {}).items()))
+
+
+def derived_name(
+    kind: str,
+    fidelity: str,
+    *,
+    case: str | None = None,
+    design: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> str:
+    """The derived name of every study ablate makes, in one place (commands, scripts and docs use this):
+
+    * ``sensitivity``: ``sensitivity-CASE-FIDELITY[+NAME=VALUE...]``;
+    * ``ablation``: ``DESIGN-CASE-FIDELITY[+...]`` (``DESIGN``: ``ablation-ofat``, or with a design file's stem,
+      ``ablation-ofat-transfer``);
+    * ``table``: ``DESIGN-FIDELITY[+...]`` (``table2-quick``: all cases in one study).
+
+    A confirmation's name derives from its search's (:func:`confirmation_name`).
+    """
+    suffix = settings_label(settings)
+    if kind == "sensitivity":
+        return f"sensitivity-{case}-{fidelity}{suffix}"
+    if kind == "ablation":
+        return f"{design}-{case}-{fidelity}{suffix}"
+    if kind == "table":
+        return f"{design}-{fidelity}{suffix}"
+    raise ValueError(f"no study kind {kind!r}")
+
+
 def confirmation_name(source: str, k: int, fidelity: str, source_fidelity: str) -> str:
     """The name of the confirmation of search ``source``'s ``k`` best (``-at-FIDELITY`` when re-run at another)."""
     return f"confirm-top{k}-{source}" + (f"-at-{fidelity}" if fidelity != source_fidelity else "")
 
 
 def sensitivity_study_names(
-    cases: Sequence[str], study_name: str | None, fidelity: str, settings: str, confirm: int = 0
+    cases: Sequence[str],
+    study_name: str | None,
+    fidelity: str,
+    settings: Mapping[str, Any] | None = None,
+    confirm: int = 0,
 ) -> dict[str, str]:
     """The study each case of ``ablate study`` writes (and its confirmation's, with ``confirm``), all checked."""
     names: dict[str, str] = {}
     for c in cases:
         name = study_name if study_name and len(cases) == 1 else None
-        names[c] = name or (f"{study_name}-{c}" if study_name else f"sensitivity-{c}-{fidelity}{settings}")
+        derived = derived_name("sensitivity", fidelity, case=c, settings=settings)
+        names[c] = name or (f"{study_name}-{c}" if study_name else derived)
     check_study_names(names.values())
     if confirm:
         check_study_names((confirmation_name(n, confirm, fidelity, fidelity) for n in names.values()), "--confirm")
@@ -106,12 +143,12 @@ def sensitivity_study_names(
 
 
 def ablation_study_names(
-    stem: str, cases: Sequence[str], study_name: str | None, fidelity: str, settings: str
+    stem: str, cases: Sequence[str], study_name: str | None, fidelity: str, settings: Mapping[str, Any] | None = None
 ) -> dict[str, str]:
     """The study each case of ``ablate ablation`` writes, all checked."""
     names: dict[str, str] = {}
     for c in cases:
-        derived = f"{stem}-{c}-{fidelity}{settings}"
+        derived = derived_name("ablation", fidelity, case=c, design=stem, settings=settings)
         names[c] = (f"{study_name}-{c}" if len(cases) > 1 else study_name) if study_name else derived
     check_study_names(names.values())
     return names

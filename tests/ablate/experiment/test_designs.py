@@ -27,8 +27,8 @@ from ablate.experiment.designs import (
     load_table_design,
     merge_identical,
     parse_settings,
-    settings_label,
 )
+from ablate.experiment.names import settings_label
 from crossgen.config import CASES, CGIConfig
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
