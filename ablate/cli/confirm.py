@@ -30,6 +30,7 @@ from ablate.cli.common import (
     storage_url,
 )
 from ablate.errors import AblateError
+from ablate.execution.studies import check_new_names
 from ablate.experiment import presets
 
 
@@ -164,8 +165,8 @@ def confirm_cmd(
                     sources.append(study)
         if not sources:
             fail(f"no sensitivity study of --case {case} in {url}")
-    for source in sources:  # every check before the first write: bad input leaves the storage as it was
-        confirm.plan(source, top=top, seeds=seeds, fidelity=fid, method=method)
+    planned = [confirm.plan(source, top=top, seeds=seeds, fidelity=fid, method=method) for source in sources]
+    check_new_names(url, [p.name for p in planned])  # every check before the first write: storage as it was
     names: list[str] = []
     for source in sources:
         definition = record.read_definition(source)

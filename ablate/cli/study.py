@@ -39,6 +39,7 @@ from ablate.cli.common import (
     storage_url,
 )
 from ablate.cli.confirm import confirm_one
+from ablate.execution.studies import check_new_names
 from ablate.experiment import presets
 
 
@@ -86,6 +87,7 @@ def reproduce_cmd(
     from ablate.report import check_out_dir
 
     url = storage_url(storage)  # before the folder is made: a refused storage leaves nothing behind
+    check_new_names(url, [label])
     check_out_dir(out_path)
     plan = StudyPlan(
         name=label,
@@ -194,6 +196,7 @@ def study_cmd(
             trials = size
     names = sensitivity_study_names(cases, study_name, fidelity, base, confirm)
     url = storage_url(storage, wait=join_wait if join else 0.0)
+    check_new_names(url, names.values())
     made: list[str] = []
     for c in cases:
         name = names[c]
@@ -278,6 +281,7 @@ def ablation_cmd(
     stem = dsg.name if design_file is None else f"{dsg.name}-{design_file.stem}"
     names = ablation_study_names(stem, cases, study_name, fidelity, base)
     url = storage_url(storage, wait=join_wait if join else 0.0)
+    check_new_names(url, names.values())
     made: list[str] = []
     for c in cases:
         name = names[c]

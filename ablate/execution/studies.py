@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ from ablate.errors import AblateError
 from ablate.execution import connections, provenance, queue, stacking
 from ablate.execution.storages import is_transient_error, open_storage, parse_storage
 from ablate.experiment.designs import Design, DesignPoint
-from ablate.experiment.names import check_definition_size, check_study_name
+from ablate.experiment.names import check_definition_size, check_new_study_name, check_study_name
 from ablate.experiment.objective import DesignObjective, SensitivityObjective
 from ablate.experiment.space import Space
 from ablate.method import Method, Preset, load_method
@@ -199,6 +199,22 @@ def pruning_warning(pruner: str, seeds: int) -> str | None:
     return None
 
 
+def check_new_names(url: str, names: Iterable[str]) -> None:
+    """Refuse, before anything is written, a new study name the storage's other studies make ambiguous on some
+    backend (:func:`ablate.experiment.names.check_new_study_name`). A storage that does not exist yet holds no
+    name to collide with and is not created here."""
+    try:
+        storage = open_storage(url, heartbeat_interval=None, create=False)
+    except AblateError:
+        return
+    try:
+        existing = optuna.get_all_study_names(storage)
+    finally:
+        connections.release(storage)
+    for name in names:
+        check_new_study_name(name, existing)
+
+
 def open_study(plan: StudyPlan, *, worker: int = 0, create: bool = True) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress display says what happens
     storage = open_storage(
@@ -209,6 +225,7 @@ def open_study(plan: StudyPlan, *, worker: int = 0, create: bool = True) -> optu
     )
     sampler, pruner = make_sampler(plan, worker), make_pruner(plan)
     if create:
+        check_new_study_name(plan.name, optuna.get_all_study_names(storage))  # before the study is written
         study = optuna.create_study(
             study_name=plan.name,
             storage=storage,

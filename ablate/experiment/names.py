@@ -65,6 +65,35 @@ def check_study_name(name: str, option: str = "--study-name") -> str:
     return name
 
 
+def collation_key(name: str) -> str:
+    """A study name as MariaDB's ``utf8mb4_general_ci`` compares it (Optuna's schema on MariaDB): case and
+    accents ignored, and every character beyond the Basic Multilingual Plane (emoji) equal to every other. An
+    approximation of that collation (``ß`` is ``s`` there, ``ss`` here), exact for what the tests plant."""
+    out = []
+    for ch in unicodedata.normalize("NFKD", name):
+        if unicodedata.combining(ch):
+            continue
+        out.append("\ufffd" if ord(ch) > 0xFFFF else ch)
+    return "".join(out).casefold()
+
+
+def check_new_study_name(name: str, existing: Iterable[str]) -> str:
+    """Refuse a new study whose name MariaDB would take for an existing study's (``Case`` and ``case``): there
+    ``create_study`` fails and loading it by name loads the other study. Checked on every backend, so a name
+    never works on SQLite and then collides on MariaDB; the same name (a resumption) is fine."""
+    names = list(existing)
+    if name in names:
+        return name
+    key = collation_key(name)
+    for other in names:
+        if collation_key(other) == key:
+            raise AblateError(
+                f"study name {_shown(name)} differs from the existing study {_shown(other)} only in case, accents "
+                "or emoji, which MariaDB does not tell apart: choose another --study-name"
+            )
+    return name
+
+
 def check_study_names(names: Iterable[str], option: str = "--study-name") -> list[str]:
     """Every name checked (the first bad one raises), so that no study is written before all are known good."""
     return [check_study_name(n, option) for n in names]

@@ -577,26 +577,23 @@ class TestStorageContract:
         assert longest in optuna.get_all_study_names(compat.storage_of(again))
         assert again.user_attrs["biggest"] == biggest
 
-    def test_study_names_that_differ_are_different_studies(
-        self, backend: Backend, request: pytest.FixtureRequest
-    ) -> None:
-        if backend.kind == "mysql":
-            request.applymarker(
-                pytest.mark.xfail(
-                    strict=True,
-                    raises=optuna.exceptions.DuplicatedStudyError,
-                    reason="MariaDB's utf8mb4_general_ci makes 'Case' and 'case', 'é' and 'e', and any two emoji "
-                    "the same study name; ablate.experiment.names does not refuse such names (left as found)",
-                )
-            )
-        suffixes = ("Case", "case", "é", "e", "😀", "😁")  # each pair the same key under MariaDB's collation
+    def test_names_one_backend_would_confuse_are_refused_on_every_backend(self, backend: Backend) -> None:
+        """MariaDB's utf8mb4_general_ci makes 'Case' and 'case', 'é' and 'e', and any two emoji one study name
+        (create_study fails, load_study loads the other study); ablate refuses the second of each pair on every
+        backend, before anything is written, and lets distinct names through."""
         storage = backend.open()
-        for suffix in suffixes:
-            name = names.check_study_name(backend.name(suffix))  # ablate lets each name through
-            optuna.create_study(storage=storage, study_name=name).set_user_attr("suffix", suffix)
+        for first, second in (("Case", "case"), ("é", "e"), ("😀", "😁")):
+            name = names.check_new_study_name(backend.name(first), optuna.get_all_study_names(storage))
+            optuna.create_study(storage=storage, study_name=name).set_user_attr("suffix", first)
+            before = optuna.get_all_study_names(storage)
+            with pytest.raises(AblateError, match="only in case, accents or emoji"):
+                names.check_new_study_name(backend.name(second), before)
+            assert names.check_new_study_name(name, before) == name  # the same name resumes
+        other = names.check_new_study_name(backend.name("other"), optuna.get_all_study_names(storage))
+        optuna.create_study(storage=storage, study_name=other)
         reader = backend.open(create=False)
-        for suffix in suffixes:
-            assert optuna.load_study(study_name=backend.name(suffix), storage=reader).user_attrs["suffix"] == suffix
+        for first in ("Case", "é", "😀"):
+            assert optuna.load_study(study_name=backend.name(first), storage=reader).user_attrs["suffix"] == first
 
     def test_released_storages_hold_no_connection(self, backend: Backend) -> None:
         with _driver_connections() as opened:

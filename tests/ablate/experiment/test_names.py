@@ -60,6 +60,18 @@ def test_a_study_name_too_long_for_the_servers_is_refused_on_sqlite_too(sqlite_w
     assert db.read_bytes() == before
 
 
+def test_a_name_mariadb_would_take_for_an_existing_study_is_refused_on_sqlite_too(
+    sqlite_with_a_study,  # noqa: ANN001
+    run_cli,  # noqa: ANN001
+) -> None:
+    url, db = sqlite_with_a_study
+    before = db.read_bytes()
+    line = _one_line_exit_2(run_cli(*STUDY, "--storage", url, "--study-name", "Existing"))
+    assert "differs from the existing study 'existing' only in case" in line, line
+    assert db.read_bytes() == before
+    assert run_cli(*STUDY, "--storage", url, "--study-name", "existing").code == 0  # the same name resumes
+
+
 @pytest.mark.server
 @pytest.mark.parametrize("server", sorted(SERVERS))
 def test_a_study_name_too_long_is_refused_the_same_way_on_every_server(
