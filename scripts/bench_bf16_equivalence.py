@@ -33,6 +33,7 @@ from scipy import stats
 from statsmodels.stats.weightstats import ttost_paired
 
 from ablate.experiment.presets import load_fidelity
+from ablate.methods.cgi import CGIMethod
 from crossgen import RunConfig, run
 from crossgen.config import CASES, RegimeConfig
 from crossgen.errors import ConfigError
@@ -63,7 +64,7 @@ def execute(args: argparse.Namespace, path: Path) -> None:
         for precision in PRECISIONS:  # back to back: a pair sees the same machine load
             if (fidelity, case, technique, seed, precision) in done:
                 continue
-            fid = load_fidelity(fidelity)
+            fid = CGIMethod().fidelity(load_fidelity(fidelity))  # the preset as crossgen reads it
             cfg = RunConfig(
                 case=case, technique=technique, seed=seed, fidelity=fid, regime=RegimeConfig(precision=precision)
             )

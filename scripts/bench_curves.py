@@ -16,6 +16,7 @@ import sys
 import torch
 
 from ablate.experiment.presets import load_fidelity
+from ablate.methods.cgi import CGIMethod
 from crossgen.config import RunConfig
 from crossgen.runner import load_run_tasks, run
 
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", default="T2M2_T1M1")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    base = RunConfig(case=args.case, technique="cgi", fidelity=load_fidelity("quick"))
+    base = RunConfig(case=args.case, technique="cgi", fidelity=CGIMethod().fidelity(load_fidelity("quick")))
     tasks = load_run_tasks(base, log=lambda *a: None)
     seconds = {False: 0.0, True: 0.0}
     for _ in range(args.repeats):

@@ -30,6 +30,7 @@ import optuna
 
 from ablate.execution.storages import open_storage
 from ablate.experiment.presets import load_fidelity
+from ablate.methods.cgi import CGIMethod
 from crossgen.config import CASES, REGISTRY, RunConfig
 from crossgen.runner import load_run_tasks, run
 
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     study.set_metric_names(["val_rmse_pp"])
     for params in CANDIDATES:  # once per study, whatever the order in which trials were run
         study.enqueue_trial(params, skip_if_exists=True)
-    base = load_fidelity("quick")
+    base = CGIMethod().fidelity(load_fidelity("quick"))  # the preset as crossgen reads it
     todo = args.trials - len([t for t in study.trials if t.state.is_finished()])
     if todo > 0:
         tasks = load_run_tasks(RunConfig(case=CASES[0], technique="bnn", fidelity=base), log=lambda *a: None)

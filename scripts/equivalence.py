@@ -36,11 +36,12 @@ def _config(technique: str, **kw: object):
 
 def run_arm(arm: str, *, device: str, stack: bool, seeds: int, fidelity: str, out: Path) -> int:
     from ablate.experiment.presets import load_fidelity
+    from ablate.methods.cgi import CGIMethod
     from crossgen import RunConfig
     from crossgen.config import CASES
     from crossgen.runner import load_run_tasks, run, run_many
 
-    fid = load_fidelity(fidelity)
+    fid = CGIMethod().fidelity(load_fidelity(fidelity))  # the preset as crossgen reads it
     quiet = {"log": lambda *_: None}
     tasks = load_run_tasks(RunConfig(case=CASES[0], technique="bnn", fidelity=fid), **quiet)
     done = set()
