@@ -155,7 +155,10 @@ JoinOpt = Annotated[
 ]
 JoinWaitOpt = Annotated[
     float,
-    typer.Option(help="--join: wait up to this many seconds for the study and its queue (0: refuse at once)."),
+    typer.Option(
+        help="--join: wait up to this many seconds for the study and its queue, and for a database that refuses "
+        "connections (restarting) (0: refuse at once)."
+    ),
 ]
 
 
