@@ -1,4 +1,5 @@
-"""Paired, small-sample significance statistics for ablation and transfer tables.
+"""Paired, small-sample significance statistics for ablation and transfer tables (the API; over 600 lines
+because its docstring lists every public name and convention, as rliable's does).
 
 Why this module exists: researchers paste these tables into papers, so every number must come from a
 named, citable procedure, and every small-sample limitation must be said out loud (as a warning string

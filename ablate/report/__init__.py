@@ -51,7 +51,8 @@ from ablate.report.render import (
     write_report,
 )
 from ablate.report.reproduce import write_table_report
-from ablate.report.sections import ablation_report_sections, sensitivity_report_sections, transfer_report_sections
+from ablate.report.sections import ablation_report_sections, transfer_report_sections
+from ablate.report.sensitivity import sensitivity_report_sections
 from ablate.report.study import StudyReport, importances, write_study_report
 from ablate.report.tables import (
     format_comparisons,

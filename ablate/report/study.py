@@ -30,13 +30,8 @@ from ablate.report.curves import gain_curve_section
 from ablate.report.model import Section, Table, png_pdf
 from ablate.report.provenance import provenance_section, report_provenance
 from ablate.report.render import render_markdown, write_report
-from ablate.report.sections import (
-    ablation_report_sections,
-    combined_methods_section,
-    sensitivity_methods_section,
-    sensitivity_report_sections,
-    transfer_report_sections,
-)
+from ablate.report.sections import ablation_report_sections, combined_methods_section, transfer_report_sections
+from ablate.report.sensitivity import sensitivity_methods_section, sensitivity_report_sections
 from ablate.report.summary import Scope, label_families, state_totals, summary_section
 
 __all__ = [
