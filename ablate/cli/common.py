@@ -153,6 +153,7 @@ ThreadsOpt = Annotated[
 JoinOpt = Annotated[
     bool, typer.Option(help="Only work on the queue a coordinator fills (extra machines); never creates the study.")
 ]
+DeviceOpt = Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")]
 JoinWaitOpt = Annotated[
     float,
     typer.Option(

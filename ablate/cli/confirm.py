@@ -10,6 +10,7 @@ import typer
 from ablate.cli.common import (
     CASE_ALL_METAVAR,
     FIDELITY_METAVAR,
+    DeviceOpt,
     StackOpt,
     StorageOpt,
     ThreadsOpt,
@@ -116,7 +117,7 @@ def confirm_cmd(
     storage: StorageOpt = None,
     workers: WorkersOpt = 1,
     threads: ThreadsOpt = 1,
-    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
+    device: DeviceOpt = "cpu",
     stack: StackOpt = "auto",
 ) -> None:
     """Re-run a search's K best distinct configurations, the default and the baseline on fresh seeds.

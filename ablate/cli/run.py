@@ -12,6 +12,7 @@ from ablate.cli.common import (
     DEFAULT_PRESET,
     FIDELITY_METAVAR,
     TECHNIQUE_METAVAR,
+    DeviceOpt,
     check_device,
     check_precision,
     choice,
@@ -29,7 +30,7 @@ def run_cmd(
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     fidelity: Annotated[str, typer.Option(metavar=FIDELITY_METAVAR, help="Preset in fidelity.toml.")] = DEFAULT_PRESET,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Device.")] = "cpu",
+    device: DeviceOpt = "cpu",
     *,
     switches: dict[str, Any],
 ) -> None:

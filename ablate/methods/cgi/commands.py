@@ -15,6 +15,7 @@ from ablate.cli.common import (
     FIDELITY_METAVAR,
     HELP,
     TECHNIQUE_METAVAR,
+    DeviceOpt,
     check_device,
     check_precision,
     choice,
@@ -131,7 +132,7 @@ def run_cmd(
         str, typer.Option(metavar=FIDELITY_METAVAR, help="Preset in studies/fidelity.toml.")
     ] = DEFAULT_PRESET,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
+    device: DeviceOpt = "cpu",
     threads: Annotated[
         int, typer.Option(help="torch CPU threads (1: robust on a shared CPU; raise for paper width).")
     ] = 1,
@@ -201,7 +202,7 @@ def run_cmd(
 def bench_cmd(
     quick: Annotated[bool, typer.Option(help="A smaller training slice and fewer repeats.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
-    device: Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch device.")] = "cpu",
+    device: DeviceOpt = "cpu",
     threads: Annotated[int, typer.Option(help="torch CPU threads (ratios are measured at the same count).")] = 1,
     skip_cgi: Annotated[bool, typer.Option(help="Skip the CGI-overhead measurement.")] = False,
     skip_stack: Annotated[bool, typer.Option(help="Skip the stacked-vs-unstacked measurement.")] = False,
