@@ -5,8 +5,9 @@ Usage:
 
 DIR holds ``<storage>.json`` (a soak with chaos) and ``<storage>-baseline.json`` (the same soak with
 ``--no-chaos``) for any of sqlite, postgresql, mariadb, redis. Writes ``chaos-faults.png`` (faults injected by
-kind), ``chaos-outcome.png`` (trials completed, lost, duplicated, results discarded) and ``chaos-throughput.png``
-(completed trials per minute with and without chaos), and prints the numbers as a markdown table.
+kind, ``db_restart`` included), ``chaos-outcome.png`` (trials completed, lost, duplicated, results discarded)
+and ``chaos-throughput.png`` (completed trials per minute with and without chaos), and prints the numbers as a
+markdown table.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 from pathlib import Path
 
 STORAGES = ("sqlite", "postgresql", "mariadb", "redis")
-KINDS = ("sigkill", "sigterm", "conn_kill", "nan", "raise")
+KINDS = ("sigkill", "sigterm", "conn_kill", "db_restart", "nan", "raise")
 
 
 def load(folder: Path) -> dict[str, dict]:
@@ -31,7 +32,9 @@ def load(folder: Path) -> dict[str, dict]:
 
 
 def table(runs: dict[str, dict]) -> str:
-    head = "| storage | chaos s | faults (kill / term / conn / NaN / raise) | completed | lost | duplicated | "
+    head = (
+        "| storage | chaos s | faults (kill / term / conn / restart / NaN / raise) | completed | lost | duplicated | "
+    )
     head += "discarded | checks | trials/min chaos | trials/min baseline | ratio |"
     lines = [head, "|" + "---|" * 11]
     for name in STORAGES:
@@ -72,7 +75,7 @@ def figures(runs: dict[str, dict], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 2.8))
     sns.barplot(faults, x="storage", y="count", hue="fault", ax=ax)
     ax.set(title="Faults injected per soak", xlabel="", ylabel="faults")
-    ax.legend(ncols=5, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
+    ax.legend(ncols=6, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     paths.append(_save(fig, out / "chaos-faults.png"))
 
     outcome = pd.DataFrame(
