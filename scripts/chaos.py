@@ -687,8 +687,8 @@ def main(argv: list[str] | None = None) -> int:
         help="Add the db_restart fault (PostgreSQL, MariaDB): stop and start the database server.",
     )
     parser.add_argument("--restart-down", type=float, default=10.0, help="Seconds the server stays down (10).")
-    parser.add_argument("--server-stop", help="Command that stops the server (default: see above).")
-    parser.add_argument("--server-start", help="Command that starts the server (default: see above).")
+    parser.add_argument("--server-stop", help="Command that stops the server (default: see db_restart below).")
+    parser.add_argument("--server-start", help="Command that starts the server (default: see db_restart below).")
     args = parser.parse_args(argv)
     if args.restart_down < 0:
         print("error: --restart-down must be >= 0", file=sys.stderr)

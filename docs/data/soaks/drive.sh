@@ -11,7 +11,8 @@ run() {  # name url extra-args...
   rm -rf /tmp/soak/work-$name
   nice -n 10 $PY scripts/chaos.py --storage "$url" --duration 600 --seed 0 --workdir /tmp/soak/work-$name \
     --json $OUT/$name.json "$@" > $OUT/$name.log 2>&1
-  echo "=== $(date -u +%FT%TZ) end $name rc=$?" >> $OUT/drive.log
+  local rc=$?  # (the runs of 2026-12-07 logged $? after $(date ...): date's status, always 0)
+  echo "=== $(date -u +%FT%TZ) end $name rc=$rc" >> $OUT/drive.log
   uptime >> $OUT/drive.log
 }
 PG=postgresql://postgres@127.0.0.1:5432/test
