@@ -14,6 +14,15 @@ over before every kind has struck once, goes on up to three times as long until 
 * ``sigterm``: SIGTERM a random worker (it fails its trial as interrupted) and start a new one;
 * ``conn_kill`` (PostgreSQL, MariaDB): kill a random worker's database connections on the server
   (``pg_terminate_backend`` / ``KILL``), found through the worker's sockets;
+* ``db_restart`` (PostgreSQL, MariaDB; only with ``--restart-server``, as it stops the server for everyone
+  using it): stop the database server, wait ``--restart-down`` seconds (default 10), start it again and wait
+  until it takes a connection. Every worker at once loses its connections: it must ride the restart out
+  through ablate's retry path, or fail its trial with a reason. PostgreSQL stops and starts through
+  ``pg_ctlcluster VERSION NAME stop -m fast`` / ``start`` (the cluster on the URL's port, from
+  ``pg_lsclusters``); MariaDB stops through ``mysqladmin shutdown`` and starts again as the running server was
+  started (its command line, owner and nice value, read from /proc before the first stop), in a new session.
+  ``--server-stop`` / ``--server-start`` replace those commands. However the soak ends (an error, Ctrl-C,
+  SIGTERM), a server it stopped is started again, and the soak checks it with a connection;
 * ``nan`` / ``raise``: make the next trial to start return NaN or raise (a token the worker wrapper takes;
   a test-only mechanism, not in ablate).
 
@@ -28,7 +37,9 @@ Examples:
   python scripts/chaos.py --storage sqlite:////tmp/chaos.db --duration 600
   python scripts/chaos.py --storage postgresql://postgres@127.0.0.1/test --duration 120 --json pg.json
   python scripts/chaos.py --storage redis://127.0.0.1:6379/0 --duration 120 --no-chaos   # the baseline
-Linux only (the connection kill reads /proc). The studies are deleted afterwards unless --keep.
+  sudo python scripts/chaos.py --storage mysql://root@127.0.0.1/test --duration 600 --restart-server
+Linux only (the connection kill reads /proc). ``--restart-server`` needs the rights to stop and start the
+server (root on a machine with the server's own service commands). The studies are deleted afterwards unless --keep.
 """
 
 from __future__ import annotations
@@ -39,6 +50,8 @@ import json
 import math
 import os
 import random
+import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -53,7 +66,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "scripts" / "chaos_worker.py"
-KINDS = ("sigkill", "sigterm", "conn_kill", "nan", "raise")
+KINDS = ("sigkill", "sigterm", "conn_kill", "db_restart", "nan", "raise")
 
 
 @dataclass
@@ -89,6 +102,9 @@ class Soak:
     bag: list[str] = field(default_factory=list)  # the kinds still to strike in this shuffled round
     t0: float = 0.0
     storage: Any = None  # the soak's own storage (studies()), opened once
+    server: ServerControl | None = None  # stops and starts the database server (db_restart), if allowed
+    restarts: list[dict[str, float]] = field(default_factory=list)  # each db_restart's timings
+    refused_exits: list[float] = field(default_factory=list)  # workers that exited 2: server refused (restart)
 
     # ----------------------------------------------------------------------------------------- commands
     def common(self) -> list[str]:
@@ -158,13 +174,21 @@ class Soak:
             expected = expected or (w.signalled == "sigterm" and rc in (130, -signal.SIGTERM))
             if not expected:
                 tail = w.log.read_text(errors="replace").strip().splitlines()[-3:]
-                self.unexpected_exits.append(f"worker {w.index} exit {rc}: {' | '.join(tail)}")
+                t = round(time.time() - self.t0, 1)
+                self.unexpected_exits.append(f"worker {w.index} exit {rc} (noticed at {t:g} s): {' | '.join(tail)}")
+                if rc == 2 and self.restarts and any(_refused(line) for line in tail):
+                    self.refused_exits.append(t)  # a db_restart's outage met it opening the storage
             if replace and rc != 0 and w.signalled is None:  # a crash; the chaos loop replaces its own victims
                 self.start_worker(self.rounds[-1:])
 
     # -------------------------------------------------------------------------------------------- chaos
     def kinds(self) -> list[str]:
-        return [k for k in KINDS if k != "conn_kill" or self.kind in ("postgresql", "mysql")]
+        server = self.kind in ("postgresql", "mysql")
+        return [
+            k
+            for k in KINDS
+            if (k != "conn_kill" or server) and (k != "db_restart" or (server and self.server is not None))
+        ]
 
     def struck(self) -> set[str]:
         return {e["kind"] for e in self.events}
@@ -183,6 +207,12 @@ class Soak:
         elif not live:
             self.bag.append(kind)
             return
+        elif kind == "db_restart":
+            assert self.server is not None
+            timings = self.server.restart()  # blocks: down for --restart-down s, then until a connection works
+            self.restarts.append({"t": round(time.time() - self.t0, 2), **timings})
+            print(f"db_restart at {self.restarts[-1]['t']:.0f} s: {timings}", flush=True)
+            self.faults[kind] += 1
         elif kind in ("sigkill", "sigterm"):
             victim = self.rng.choice(live)
             victim.signalled = kind
@@ -356,6 +386,176 @@ def kill_connections(url: str, kind: str, pid: int) -> int:
         engine.dispose()
 
 
+# ---------------------------------------------------------------------------------------- server restart
+class ServerControl:
+    """Stop and start the database server behind ``url`` (the ``db_restart`` fault).
+
+    Built before the first stop, so that it can start the server again as it was running: for MariaDB /
+    MySQL the running server's command line, owner and nice value are read from /proc. A server started
+    again gets the nice value the server had, not the soak's (which may run under ``nice``)."""
+
+    def __init__(self, url: str, kind: str, down_s: float, stop: str | None = None, start: str | None = None):
+        import sqlalchemy
+
+        self.url, self.kind, self.down_s = url, kind, down_s
+        self.stopped = False  # this soak stopped the server and has not started it again yet
+        u = sqlalchemy.engine.make_url(url)
+        port = server_port(url, kind)
+        self.detach = False  # start in a new session, not waited for (a server that does not daemonize)
+        self.proc: subprocess.Popen[bytes] | None = None  # the server this soak started last, if detached
+        self.pid = 0
+        self.nice = 0
+        if kind == "postgresql":
+            cluster = _pg_cluster(port)
+            default_stop = ["pg_ctlcluster", *cluster, "stop", "-m", "fast"]
+            default_start = ["pg_ctlcluster", *cluster, "start"]
+            self.nice = _pg_nice(port)
+        else:
+            pid = _server_pid(("mariadbd", "mysqld"))
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+            default_start = [c.decode() for c in cmdline]
+            owner = _user_of(pid)
+            if owner != "root" and not any(c.startswith("--user") for c in default_start):
+                default_start.append(f"--user={owner}")
+            self.detach = True
+            self.nice = _nice_of(pid)
+            default_stop = ["mysqladmin", f"-u{u.username or 'root'}", "-h", u.host or "127.0.0.1", "-P", str(port)]
+            if u.password:
+                default_stop.append(f"--password={u.password}")
+            default_stop += ["shutdown"]
+            self.pid = pid
+        self.stop_cmd = shlex.split(stop) if stop else default_stop
+        self.start_cmd = shlex.split(start) if start else default_start
+        if not shutil.which(self.stop_cmd[0]) or not shutil.which(self.start_cmd[0]):
+            raise RuntimeError(f"no {self.stop_cmd[0]} / {self.start_cmd[0]} on this machine")
+        if os.geteuid() != 0 and (stop is None or start is None):
+            raise RuntimeError("stopping and starting the server needs root (or --server-stop / --server-start)")
+
+    def describe(self) -> str:
+        return f"stop: {shlex.join(self.stop_cmd)}; start: {shlex.join(self.start_cmd)}"
+
+    def _preexec(self) -> None:
+        os.setpriority(os.PRIO_PROCESS, 0, self.nice)  # the server's own nice value, not the soak's
+
+    def stop(self) -> None:
+        self.stopped = True  # from here on, whatever happens, start() runs before the soak ends
+        subprocess.run(self.stop_cmd, check=True, capture_output=True, timeout=120)
+        if self.kind != "postgresql":  # mysqladmin may return before the process is gone
+            deadline = time.time() + 120
+            while _alive(self.pid) and time.time() < deadline:
+                if self.proc is not None:
+                    self.proc.poll()  # a server this soak started is its child: reap it, or it stays a zombie
+                time.sleep(0.1)
+
+    def start(self) -> None:
+        if self.detach:
+            self.proc = subprocess.Popen(
+                self.start_cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=self._preexec,
+                cwd="/",
+            )
+        else:
+            subprocess.run(
+                self.start_cmd, check=True, capture_output=True, timeout=120, preexec_fn=self._preexec, cwd="/"
+            )
+        self.wait_up(120)
+        self.stopped = False
+        if self.kind != "postgresql":
+            self.pid = _server_pid(("mariadbd", "mysqld"))
+
+    def wait_up(self, timeout: float) -> float:
+        """Seconds until the server takes a connection (``SELECT 1``); raises after ``timeout``."""
+        import sqlalchemy
+
+        t0 = time.time()
+        engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            while True:
+                try:
+                    with engine.connect() as conn:
+                        conn.exec_driver_sql("SELECT 1")
+                    return time.time() - t0
+                except sqlalchemy.exc.SQLAlchemyError:
+                    if time.time() - t0 > timeout:
+                        raise
+                    time.sleep(0.2)
+        finally:
+            engine.dispose()
+
+    def restart(self) -> dict[str, float]:
+        """Stop, stay down ``down_s`` seconds, start; the seconds stopping, down and until a connection."""
+        t0 = time.time()
+        try:
+            self.stop()
+            t1 = time.time()
+            time.sleep(self.down_s)
+        finally:
+            t2 = time.time()
+            self.start()
+        t3 = time.time()
+        return {"stop_s": round(t1 - t0, 2), "down_s": round(t3 - t1, 2), "start_s": round(t3 - t2, 2)}
+
+    def ensure_up(self) -> None:
+        """Start the server again if this soak stopped it; check it takes a connection either way."""
+        if self.stopped:
+            print("the soak stopped the database server: starting it again", flush=True)
+            self.start()
+        self.wait_up(120)
+
+
+def _pg_cluster(port: int) -> list[str]:
+    out = subprocess.run(["pg_lsclusters", "--no-header"], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        cols = line.split()
+        if len(cols) >= 3 and cols[2] == str(port):
+            return cols[:2]
+    raise RuntimeError(f"no PostgreSQL cluster on port {port} in pg_lsclusters")
+
+
+def _server_pid(names: tuple[str, ...]) -> int:
+    for name in names:
+        r = subprocess.run(["pidof", name], capture_output=True, text=True)
+        if r.returncode == 0 and r.stdout.split():
+            return int(r.stdout.split()[0])
+    raise RuntimeError(f"no running {' / '.join(names)} process")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _refused(line: str) -> bool:
+    """Whether a worker's last words are ablate's one-line error for a server that refused the connection."""
+    low = line.lower()
+    return "cannot open storage" in low and ("connection refused" in low or "can't connect to mysql" in low)
+
+
+def _user_of(pid: int) -> str:
+    import pwd
+
+    return pwd.getpwuid(os.stat(f"/proc/{pid}").st_uid).pw_name
+
+
+def _nice_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])  # field 19, counted after the command name
+
+
+def _pg_nice(port: int) -> int:
+    with contextlib.suppress(Exception):
+        for line in Path(f"/var/run/postgresql/.s.PGSQL.{port}.lock").read_text().splitlines()[:1]:
+            return _nice_of(int(line))
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ checks
 def check(soak: Soak, outcome: dict[str, Any]) -> tuple[list[tuple[bool, str]], dict[str, Any]]:
     """The checks, as (passed, line) pairs, and the numbers behind them."""
@@ -408,7 +608,13 @@ def check(soak: Soak, outcome: dict[str, Any]) -> tuple[list[tuple[bool, str]], 
     results.append((not broken, f"every COMPLETE trial intact ({completed}): broken {broken[:5]}"))
     results.append((not no_reason, f"every FAIL carries its reason ({dict(fail_reasons)}): without {no_reason[:5]}"))
     results.append((not left, f"no RUNNING or WAITING trial left: {left[:5]}"))
-    results.append((not soak.unexpected_exits, f"no unexpected worker exit: {soak.unexpected_exits[:3]}"))
+    refused = (
+        f" ({len(soak.refused_exits)} of {len(soak.unexpected_exits)}: exit 2 opening the storage while a db_restart"
+        " had the server down)"
+        if soak.refused_exits
+        else ""
+    )
+    results.append((not soak.unexpected_exits, f"no unexpected worker exit{refused}: {soak.unexpected_exits[:3]}"))
     results.append((not discarded, f"no computed result discarded: {len(discarded)} noted"))
     report_ok, report_detail = True, []
     for names in soak.rounds:
@@ -432,6 +638,9 @@ def check(soak: Soak, outcome: dict[str, Any]) -> tuple[list[tuple[bool, str]], 
         "discarded": len(discarded),
         "fail_reasons": dict(fail_reasons),
         "workers_started": soak.started,
+        "restarts": soak.restarts,
+        "unexpected_exits": soak.unexpected_exits,
+        "refused_exits": soak.refused_exits,
         "events": soak.events,
         **{k: v for k, v in outcome.items() if k != "recover"},
     }
@@ -472,7 +681,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="Logs, tokens and reports (default: a temporary folder).")
     parser.add_argument("--json", type=Path, help="Write the numbers to this JSON file.")
     parser.add_argument("--keep", action="store_true", help="Keep the studies in the storage afterwards.")
+    parser.add_argument(
+        "--restart-server",
+        action="store_true",
+        help="Add the db_restart fault (PostgreSQL, MariaDB): stop and start the database server.",
+    )
+    parser.add_argument("--restart-down", type=float, default=10.0, help="Seconds the server stays down (10).")
+    parser.add_argument("--server-stop", help="Command that stops the server (default: see db_restart below).")
+    parser.add_argument("--server-start", help="Command that starts the server (default: see db_restart below).")
     args = parser.parse_args(argv)
+    if args.restart_down < 0:
+        print("error: --restart-down must be >= 0", file=sys.stderr)
+        return 2
     for name in ("duration", "workers", "seeds", "trials", "mean_interval", "heartbeat", "grace"):
         if getattr(args, name) <= 0:
             print(f"error: --{name.replace('_', '-')} must be > 0", file=sys.stderr)
@@ -493,14 +713,39 @@ def main(argv: list[str] | None = None) -> int:
     for sub in ("inject", "taken", "logs", "reports"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
     soak = Soak(args, spec.url, spec.kind, workdir, random.Random(args.seed), tag=uuid.uuid4().hex[:6])
+    if args.restart_server and not args.no_chaos:
+        if spec.kind not in ("postgresql", "mysql"):
+            print(f"error: --restart-server needs PostgreSQL or MariaDB, not {spec.kind}", file=sys.stderr)
+            return 2
+        try:
+            soak.server = ServerControl(
+                spec.url, spec.kind, args.restart_down, stop=args.server_stop, start=args.server_start
+            )
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+            print(f"error: --restart-server: this machine does not allow it: {exc}", file=sys.stderr)
+            return 2
+        print(f"db_restart: {soak.server.describe()}")
     mode = "no chaos (baseline)" if args.no_chaos else f"chaos every ~{args.mean_interval:g} s (seed {args.seed})"
     print(f"soak on {spec.masked()} for {args.duration:g} s, {args.workers} workers, {mode}; logs in {workdir}")
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # so that the finally below starts a stopped server again
+
+    signal.signal(signal.SIGTERM, _terminate)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # under nohup it stays ignored
+        signal.signal(signal.SIGHUP, _terminate)
     try:
-        outcome = soak.run()
+        try:
+            outcome = soak.run()
+        finally:
+            if soak.server is not None:
+                soak.server.ensure_up()
         results, numbers = check(soak, outcome)
     finally:
         for w in soak.workers:
             w.proc.kill()
+        if soak.server is not None:
+            soak.server.ensure_up()
         if not args.keep:
             cleanup(soak)
     for ok, line in results:

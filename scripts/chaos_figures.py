@@ -5,8 +5,9 @@ Usage:
 
 DIR holds ``<storage>.json`` (a soak with chaos) and ``<storage>-baseline.json`` (the same soak with
 ``--no-chaos``) for any of sqlite, postgresql, mariadb, redis. Writes ``chaos-faults.png`` (faults injected by
-kind), ``chaos-outcome.png`` (trials completed, lost, duplicated, results discarded) and ``chaos-throughput.png``
-(completed trials per minute with and without chaos), and prints the numbers as a markdown table.
+kind, ``db_restart`` included), ``chaos-outcome.png`` (trials completed, lost, duplicated, results discarded)
+and ``chaos-throughput.png`` (completed trials per minute with and without chaos), and prints the numbers as a
+markdown table.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 from pathlib import Path
 
 STORAGES = ("sqlite", "postgresql", "mariadb", "redis")
-KINDS = ("sigkill", "sigterm", "conn_kill", "nan", "raise")
+KINDS = ("sigkill", "sigterm", "conn_kill", "db_restart", "nan", "raise")
 
 
 def load(folder: Path) -> dict[str, dict]:
@@ -30,26 +31,37 @@ def load(folder: Path) -> dict[str, dict]:
     return runs
 
 
+LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mariadb": "MariaDB", "redis": "Redis journal"}
+
+
 def table(runs: dict[str, dict]) -> str:
-    head = "| storage | chaos s | faults (kill / term / conn / NaN / raise) | completed | lost | duplicated | "
-    head += "discarded | checks | trials/min chaos | trials/min baseline | ratio |"
-    lines = [head, "|" + "---|" * 11]
+    """The markdown table of docs/distributed.md ("Chaos soak", Results): one row per storage soaked with chaos."""
+    head = "| storage | chaos s | faults: SIGKILL / SIGTERM / conn. kill / restart / NaN / raise | completed | lost | "
+    head += "duplicated | results discarded | checks | trials/min with chaos | trials/min without | ratio |"
+    lines = [head, "|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     for name in STORAGES:
         run = runs.get(name)
         if run is None:
             continue
         base = runs.get(f"{name}-baseline")
         f = run["faults"]
-        faults = " / ".join(str(f.get(k, 0)) for k in KINDS)
+        faults = []
+        for k in KINDS:
+            if k == "conn_kill" and name in ("postgresql", "mariadb"):
+                faults.append(f"{f.get(k, 0)} ({run.get('connections_killed', 0)} conn.)")
+            elif k in ("conn_kill", "db_restart") and k not in f:
+                faults.append("–")
+            else:
+                faults.append(str(f.get(k, 0)))
         passed = sum(1 for ok, _ in run["checks"] if ok)
         rate = run["throughput_per_min"]
         base_rate = base["throughput_per_min"] if base else None
         ratio = f"{rate / base_rate:.2f}" if base_rate else "-"
         base_text = f"{base_rate:.1f}" if base_rate else "-"
-        lines.append(
-            f"| {name} | {run['chaos_s']:.0f} | {faults} | {run['completed']} | {run['lost']} | {run['duplicates']} | "
-            f"{run['discarded']} | {passed}/{len(run['checks'])} | {rate:.1f} | {base_text} | {ratio} |"
-        )
+        cells = [LABELS[name], f"{run['chaos_s']:.0f}", " / ".join(faults)]
+        cells += [f"{run['completed']} ({run['rounds']} rounds)", run["lost"], run["duplicates"], run["discarded"]]
+        cells += [f"{passed} passed, {len(run['checks']) - passed} failed", f"{rate:.1f}", base_text, ratio]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -72,7 +84,7 @@ def figures(runs: dict[str, dict], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 2.8))
     sns.barplot(faults, x="storage", y="count", hue="fault", ax=ax)
     ax.set(title="Faults injected per soak", xlabel="", ylabel="faults")
-    ax.legend(ncols=5, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
+    ax.legend(ncols=6, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     paths.append(_save(fig, out / "chaos-faults.png"))
 
     outcome = pd.DataFrame(

@@ -222,6 +222,7 @@ def open_study(plan: StudyPlan, *, worker: int = 0, create: bool = True) -> optu
         workers=max(1, plan.workers),
         heartbeat_interval=plan.heartbeat_interval,
         grace_period=plan.grace_period,
+        wait=plan.join_wait if plan.join else 0.0,  # a joiner waits for a restarting server, as for its study
     )
     sampler, pruner = make_sampler(plan, worker), make_pruner(plan)
     if create:
@@ -254,6 +255,7 @@ def _await_study(plan: StudyPlan, log: Callable[..., Any]) -> optuna.Study:
         workers=max(1, plan.workers),
         heartbeat_interval=plan.heartbeat_interval,
         grace_period=plan.grace_period,
+        wait=plan.join_wait,
     )
     deadline = time.monotonic() + plan.join_wait
     told = False

@@ -6,6 +6,7 @@ timings and the transfer gain go into the trial record (:mod:`ablate.record`) â€
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,13 @@ def seed_result(result: Outcome, benchmark: dict[str, float] | None = None) -> r
         benchmark=benchmark,
         curve=record.exact_curve(result.curve, result.n_val, result.n_test),
     )
+
+
+def finished_elsewhere_is_not_a_failure() -> contextlib.suppress:
+    """A trial a stale check finished while its run was still writing (a database outage longer than the grace
+    period): the record cannot be written, but the value is still returned, so the queue keeps it as a
+    discarded-result note (:func:`ablate.execution.queue._finish`) instead of failing with nothing kept."""
+    return contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError)
 
 
 def resolved(method: Method, preset: Preset, values: dict[str, Any]) -> dict[str, Any]:
@@ -62,10 +70,11 @@ class DesignObjective:
 
     def _write(self, trial: optuna.Trial, request: Request, result: Outcome) -> float:
         run_result = seed_result(result)
-        record.write_run(trial, dict(request.switches), run_result, result.stages)
-        if result.generators is not None:
-            record.write_generators(trial, result.generators)
-        record.write_diagnostics(trial, result.diagnostics)
+        with finished_elsewhere_is_not_a_failure():
+            record.write_run(trial, dict(request.switches), run_result, result.stages)
+            if result.generators is not None:
+                record.write_generators(trial, result.generators)
+            record.write_diagnostics(trial, result.diagnostics)
         return run_result.val_accuracy
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -195,7 +204,8 @@ class SensitivityObjective:
                     pruned_after = len(per_seed)
                     break
         mean_stages = {k: v / len(per_seed) for k, v in stages.items()}
-        record.write_sampled(trial, per_seed, mean_stages, pruned_after)
+        with finished_elsewhere_is_not_a_failure():
+            record.write_sampled(trial, per_seed, mean_stages, pruned_after)
         return statistics.fmean(r.val_accuracy for r in per_seed)
 
     @staticmethod

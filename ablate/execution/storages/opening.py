@@ -106,6 +106,7 @@ def open_storage(
     heartbeat_interval: int | None = 60,
     grace_period: int | None = None,
     create: bool = True,
+    wait: float = 0.0,
 ) -> BaseStorage:
     """Open the storage named by ``url`` (``None``: ``$OPTUNA_STORAGE``, then the default SQLite file).
 
@@ -119,6 +120,8 @@ def open_storage(
     * ``create`` only concerns local files: with ``True`` a missing SQLite / journal file and its
       parent directories are created; with ``False`` a missing file is a :class:`StorageError`.
       Server databases are never created.
+    * ``wait``: seconds a database server that refuses the first connection is waited for (``--join``
+      workers, whose server may be restarting); by default a refusal is the one-line error at once.
 
     Raises :class:`StorageError` (one line, password masked) for a bad URL, an unreachable server,
     a missing database or an unwritable location.  Pass the result to ``optuna.create_study`` /
@@ -143,11 +146,11 @@ def open_storage(
             return _open_journal_file(spec)
         if spec.kind == "journal-redis":
             return _open_journal_redis(spec)
-        return _open_rdb(spec, workers, heartbeat_interval, grace_period)
+        return _open_rdb(spec, workers, heartbeat_interval, grace_period, wait)
 
 
 def _open_rdb(
-    spec: StorageSpec, workers: int, heartbeat_interval: int | None, grace_period: int | None
+    spec: StorageSpec, workers: int, heartbeat_interval: int | None, grace_period: int | None, wait: float = 0.0
 ) -> RetryingRDBStorage:
     try:
         storage = _connect_retrying(
@@ -161,6 +164,7 @@ def _open_rdb(
                     RetryHeartbeatStaleTrialCallback(max_retry=3) if heartbeat_interval is not None else None
                 ),
             ),
+            wait=wait,
         )
         connections.note(storage)  # released when the command or study that opened it ends
         return storage

@@ -246,9 +246,12 @@ def _say_full(where: str, what: str, delay: float, reason: str) -> None:
     )
 
 
-def _connect_retrying(spec: StorageSpec, func: Callable[[], _T], policy: RetryPolicy | None = None) -> _T:
+def _connect_retrying(
+    spec: StorageSpec, func: Callable[[], _T], policy: RetryPolicy | None = None, *, wait: float = 0.0
+) -> _T:
     """Run ``func`` (a first connection to ``spec``'s server), retrying dropped connections with
-    ``policy``'s backoff; any other failure, or the last one, is the one-line :class:`StorageError`.
+    ``policy``'s backoff, and refused ones for up to ``wait`` seconds (a server restarting under a ``--join``
+    worker); any other failure, or the last one, is the one-line :class:`StorageError`.
 
     Why: a worker that starts while an administrator (or the chaos test) terminates connections must
     not exit with status 2 as if its URL were wrong."""
@@ -267,10 +270,18 @@ def _connect_retrying(spec: StorageSpec, func: Callable[[], _T], policy: RetryPo
             _db_reason(exc, _password_of(spec.url)),
         )
 
-    try:
-        return _call_with_retries(func, policy, _worth_reconnecting, say)
-    except (sqlalchemy.exc.SQLAlchemyError, StorageInternalError) as exc:
-        raise _unreachable(spec, exc) from None
+    deadline, told = time.monotonic() + wait, False
+    while True:
+        try:
+            return _call_with_retries(func, policy, _worth_reconnecting, say)
+        except (sqlalchemy.exc.SQLAlchemyError, StorageInternalError) as exc:
+            left = deadline - time.monotonic()
+            if left <= 0 or not any(p in str(exc).lower() for p in _REFUSED_PATTERNS):
+                raise _unreachable(spec, exc) from None
+            if not told:
+                _logger.warning("%s refused the connection; waiting up to %.0f s for it", spec.masked(), left)
+                told = True
+            time.sleep(min(2.0, left))
 
 
 def _same_values(stored: Sequence[float] | None, wanted: Sequence[float] | None) -> bool:

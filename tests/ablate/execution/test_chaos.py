@@ -86,3 +86,38 @@ def test_a_trial_killed_between_its_metrics_still_reads_and_reports(tmp_path: Pa
     assert counts.to_dict("records") == [
         {"case": "T1M1_T2M2", "variant": "full", "state": "FAIL", "n": 1, "fail reasons": ""}
     ]
+
+
+def test_restart_server_is_refused_where_there_is_no_server_to_restart(tmp_path: Path) -> None:
+    """``--restart-server`` (the db_restart fault) stops a PostgreSQL or MariaDB server; on SQLite it is an
+    error at once, before any study or worker is made."""
+    argv = [sys.executable, str(ROOT / "scripts" / "chaos.py"), "--storage", f"sqlite:///{tmp_path}/c.db"]
+    argv += ["--duration", "1", "--restart-server", "--workdir", str(tmp_path / "work")]
+    r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "--restart-server needs PostgreSQL or MariaDB" in r.stderr
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_a_worker_refused_by_a_stopped_server_is_told_apart() -> None:
+    """The exit check names workers that exited 2 because a db_restart had the server down when they opened
+    the storage (ablate's one-line error for a refused connection, PostgreSQL's and MariaDB's wording)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("chaos_script", ROOT / "scripts" / "chaos.py")
+    assert spec is not None and spec.loader is not None
+    chaos = importlib.util.module_from_spec(spec)
+    sys.modules["chaos_script"] = chaos  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(chaos)
+    finally:
+        del sys.modules["chaos_script"]
+    pg = (
+        "error: cannot open storage 'postgresql://postgres@127.0.0.1:5432/test': connection failed: connection to "
+        'server at "127.0.0.1", port 5432 failed: Connection refused; check that the server is running'
+    )
+    my = "error: cannot open storage 'mysql://root@127.0.0.1/test': (2003, \"Can't connect to MySQL server on ...\")"
+    assert chaos._refused(pg) and chaos._refused(my)
+    assert not chaos._refused("error: cannot open storage 'postgresql://x/y': password authentication failed")
+    assert not chaos._refused("Traceback (most recent call last): ConnectionRefusedError")
+    assert "db_restart" in chaos.KINDS

@@ -185,3 +185,24 @@ def test_a_storage_that_was_open_rides_out_a_server_that_is_down_for_longer_than
     with pytest.raises(sqlalchemy.exc.OperationalError):  # a first connect (no ride_out) says so after the tries
         retries._call_with_retries(call, policy, st.is_transient_error, lambda *a: None)
     assert calls == 5
+
+
+def test_a_refused_first_connection_is_waited_for_only_when_asked() -> None:
+    """open_storage(wait=S): a database that refuses the first connection (restarting) is tried again for S
+    seconds before the one-line error; without wait (a coordinator) the refusal is the error at once. Nothing
+    listens on the port, so both end refused; what differs is when."""
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://postgres@127.0.0.1:{port}/test"
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="refused"):
+        st.open_storage(url)
+    at_once = time.monotonic() - started
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="refused"):
+        st.open_storage(url, wait=3.0)
+    assert at_once < 2.5 <= time.monotonic() - started

@@ -263,3 +263,32 @@ def test_the_stacking_benchmark_times_both_paths_on_the_same_runs(smoke, method)
     assert out["stacked_over_unstacked_per_run"] == pytest.approx(
         out["stacked_seconds_per_run"] / out["unstacked_seconds_per_run"]
     )
+
+
+def test_a_run_whose_trial_went_stale_while_writing_keeps_its_value_in_the_discarded_note(smoke) -> None:
+    """A database outage longer than the grace period: a stale check fails the trial while its run writes its
+    record (the 10-minute db_restart soaks lost 8 values this way, noted as FAIL None). The record cannot be
+    written, but the value reaches the queue, which keeps it as the discarded-result note."""
+    from ablate.execution import queue
+    from ablate.method import Outcome
+
+    class Instant(CGIMethod):  # CGI's declarations; a run that takes no time, finished elsewhere meanwhile
+        def run(self, requests, *, stack=False, log=print):
+            for r in requests:
+                study._storage.set_trial_state_values(trials[r.seed]._trial_id, state=optuna.trial.TrialState.FAIL)
+            return [Outcome(r.seed, 0.75, 0.5, 4, 4, 0.0) for r in requests]
+
+    design = load_ablation_design("ofat")
+    point = next(p for p in design.points([CASE], 1) if p.variant.label == "full")
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({}, user_attrs=record.point_attrs(point.point()))
+    trials: dict[int, optuna.Trial] = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        trials[0] = trial
+        return DesignObjective(Instant(), smoke, curves=False, log=lambda *a: None)(trial)
+
+    stats = queue.work(study, objective)
+    assert stats.lost == 1
+    [note] = record.discarded_results(study)
+    assert (note["state"], note["value"], note["stored_state"]) == ("COMPLETE", 0.75, "FAIL")
