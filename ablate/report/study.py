@@ -206,10 +206,11 @@ def sections_for(
     )
     paired = _best_vs_benchmark(study, metric)
     if not paired.empty:
+        best_label, baseline_label = _labels(study)
         sections += transfer_report_sections(
             paired,
-            method=_labels(study)[0],
-            baseline=_labels(study)[1],
+            method=best_label,
+            baseline=baseline_label,
             value=metric,
             alpha=alpha,
             rope=rope,

@@ -141,25 +141,22 @@ class CGIMethod(Method):
     def run(
         self, requests: Sequence[Request], *, stack: bool = False, log: Callable[..., Any] = print
     ) -> list[Outcome | Exception]:
-        from crossgen.runner import run, run_many
+        """Stacked: every request's fits as one model (``crossgen.runner.run_many``); otherwise one by one through
+        :meth:`run_one` (the base class's loop), the bit-for-bit reference."""
+        if not stack or not requests:
+            return super().run(requests, stack=stack, log=log)
+        from crossgen.runner import run_many
 
-        if not requests:
-            return []
         configs = [self.run_config(r) for r in requests]
-        tasks = self.tasks(requests[0].preset, log=log)
         hooks = [r.on_epoch for r in requests]
-        if stack:
-            results = run_many(configs, tasks=tasks, on_target_epoch=hooks, log=log)
-            return [r if isinstance(r, Exception) else outcome(r) for r in results]
-        out: list[Outcome | Exception] = []
-        for config, hook in zip(configs, hooks, strict=True):
-            try:
-                out.append(outcome(run(config, tasks=tasks, on_target_epoch=hook, log=log)))
-            except Exception as exc:  # noqa: BLE001 - one run's failure is that run's result
-                if type(exc).__name__ == "TrialPruned":
-                    raise
-                out.append(exc)
-        return out
+        results = run_many(configs, tasks=self.tasks(requests[0].preset, log=log), on_target_epoch=hooks, log=log)
+        return [r if isinstance(r, Exception) else outcome(r) for r in results]
+
+    def run_one(self, request: Request, *, log: Callable[..., Any] = print) -> Outcome:
+        from crossgen.runner import run
+
+        tasks = self.tasks(request.preset, log=log)
+        return outcome(run(self.run_config(request), tasks=tasks, on_target_epoch=request.on_epoch, log=log))
 
 
 DIAGNOSTICS = ("mean_log_sigma", "fit_ratio")
