@@ -78,13 +78,13 @@ MUTATE ?= designs weightpoints queue generators storage procedures stats bnn
 MUTATION_TIMEOUT ?= 120
 MUTATION_SPECS = \
 	designs:ablate/experiment/designs.py:tests/ablate/experiment/test_designs.py \
-	weightpoints:cgi/weightpoints.py:tests/crossgen/test_weightpoints.py \
+	weightpoints:cgi/crossgen/weightpoints.py:tests/crossgen/test_weightpoints.py \
 	queue:ablate/execution/queue.py:tests/ablate/execution/test_queue.py,tests/ablate/experiment/test_designs.py \
-	generators:cgi/generators.py:tests/crossgen/test_generators.py \
+	generators:cgi/crossgen/generators.py:tests/crossgen/test_generators.py \
 	storage:ablate/execution/storages/retries.py:tests/ablate/execution/test_storage.py,tests/ablate/execution/test_connections.py \
 	procedures:ablate/analysis/procedures.py:tests/ablate/analysis/test_stats.py \
 	stats:ablate/analysis/stats.py:tests/ablate/analysis/test_stats.py \
-	bnn:cgi/bnn.py:tests/crossgen/test_bnn.py
+	bnn:cgi/crossgen/bnn.py:tests/crossgen/test_bnn.py
 # Left out on purpose: bitwise, %, // and ** replacements (on floats and tensors they only crash, so they are
 # killed for free), ordering replacements of ==/!=/is, `is` <-> `==`, and unary ~/not/+ replacements.
 MUTATION_EXCLUDE = "core/ReplaceBinaryOperator_\\w+_(BitOr|BitAnd|BitXor|LShift|RShift|Mod|FloorDiv|Pow)$$", \
@@ -99,7 +99,7 @@ mutation: setup
 		mkdir -p $(MUTATION_DIR)/tree/.mutation-path && \
 		git ls-files -z -co --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null \
 			| tar -xf - -C $(MUTATION_DIR)/tree && \
-		ln -s ../cgi $(MUTATION_DIR)/tree/.mutation-path/crossgen && \
+		ln -s ../cgi/crossgen $(MUTATION_DIR)/tree/.mutation-path/crossgen && \
 		ln -s ../ablate $(MUTATION_DIR)/tree/.mutation-path/ablate && \
 		ln -s ../studies $(MUTATION_DIR)/tree/.mutation-path/ablate_studies; \
 	fi

@@ -7,7 +7,7 @@
 # The machine's image has python3 3.12 with torch, numpy, scipy, pandas, scikit-learn, seaborn, statsmodels,
 # jinja2 and pytest; it lacks optuna, pyro-ppl, sqlalchemy, alembic, Mako, colorlog, platformdirs, typer >= 0.29
 # (with pydantic), rich 15 and optuna-dashboard, which travel as wheels (pinned to what .venv has). The code is
-# imported from the working tree (crossgen -> cgi/ through a symlink), so nothing is built there.
+# imported from the working tree (crossgen -> cgi/crossgen/ through a symlink), so nothing is built there.
 #
 # Steps, each under its own time limit so that a slow or failing one leaves the others' results in $OUT:
 #   1. bench.json    ablate bench --device cuda --json --paper (epochs, CGI overhead, stacked vs unstacked at quick
@@ -65,7 +65,7 @@ if [ -d .whl ] && [ -z "${SKIP_WHEELS:-}" ]; then
         >>"$OUT/log.txt" 2>&1 || { say "wheel install failed"; exit 1; }
     export PYTHONPATH=/tmp/site
 fi
-mkdir -p /tmp/gp && ln -sfn "$ROOT/cgi" /tmp/gp/crossgen && ln -sfn "$ROOT/ablate" /tmp/gp/ablate \
+mkdir -p /tmp/gp && ln -sfn "$ROOT/cgi/crossgen" /tmp/gp/crossgen && ln -sfn "$ROOT/ablate" /tmp/gp/ablate \
     && ln -sfn "$ROOT/studies" /tmp/gp/ablate_studies
 export PYTHONPATH=/tmp/gp${PYTHONPATH:+:$PYTHONPATH} ABLATE_DATA_DIR=$ROOT/.device PYTHONUNBUFFERED=1
 export ABLATE_STUDIES_DIR=$ROOT/studies

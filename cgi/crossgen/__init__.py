@@ -1,7 +1,8 @@
 """crossgen — Cross Generative Initialisation and the transfer baselines it is compared with.
 
-The folder is ``cgi/`` but the import name is ``crossgen``: ``import cgi`` is the standard library's
-module on Python 3.11 and 3.12. Nothing here imports Optuna or the ``ablate`` toolkit.
+It lives in ``cgi/crossgen/``: the top-level folder is ``cgi/``, but ``import cgi`` is the standard
+library's module on Python 3.11 and 3.12, so the package inside it is ``crossgen`` and its folder has the
+name it is imported by (tools that follow imports find it). Nothing here imports Optuna or the ``ablate`` toolkit.
 
 The public names below are resolved lazily (PEP 562) so that ``import crossgen.errors`` or
 ``crossgen.config`` stays free of torch and Pyro: the statistics layer depends on the errors alone.
