@@ -12,7 +12,7 @@ FIDELITY ?= quick
 WORKERS ?= 2
 STORAGE ?= sqlite:///studies/runs/ablate.db
 
-.PHONY: setup data main test lint browser bench clean mutation mutation-clean docs
+.PHONY: setup data main test lint browser bench clean mutation mutation-tool mutation-clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,12 +70,16 @@ clean:
 	rm -rf $(VENV) studies/runs .pytest_cache .ruff_cache
 
 # Mutation testing (docs/testing.md; not part of `make test` or CI). cosmic-ray mutates one module at a time in a
-# scratch copy of the working tree ($(MUTATION_DIR)/tree, so the real files are never touched) and runs only that
-# module's tests against each mutant. Rerunning resumes an interrupted session; `make mutation-clean` starts over
-# (do that after changing the code). One module: `make mutation MUTATE=designs`.
+# scratch copy of the working tree of its own ($(MUTATION_DIR)/NAME/tree, so the real files are never touched and
+# `make -j2 mutation` can run two modules at once) and runs only that module's tests against each mutant.
+# SAMPLE=N keeps a seeded random N mutants per module (scripts/mutation.py sample; MUTATION_SEED, default 0).
+# Rerunning resumes an interrupted session; `make mutation-clean` starts over (do that after changing the code).
+# One module: `make mutation MUTATE=designs`. Scores: $(MUTATION_DIR)/NAME.score.txt and docs/data/mutation/NAME.json.
 MUTATION_DIR ?= build/mutation
-MUTATE ?= designs weightpoints queue generators storage procedures stats bnn
+MUTATE ?= designs weightpoints queue generators storage procedures stats bnn record method
 MUTATION_TIMEOUT ?= 120
+MUTATION_SEED ?= 0
+SAMPLE ?=
 MUTATION_SPECS = \
 	designs:ablate/experiment/designs.py:tests/ablate/experiment/test_designs.py \
 	weightpoints:cgi/crossgen/weightpoints.py:tests/crossgen/test_weightpoints.py \
@@ -84,7 +88,9 @@ MUTATION_SPECS = \
 	storage:ablate/execution/storages/retries.py:tests/ablate/execution/test_storage.py,tests/ablate/execution/test_connections.py \
 	procedures:ablate/analysis/procedures.py:tests/ablate/analysis/test_stats.py \
 	stats:ablate/analysis/stats.py:tests/ablate/analysis/test_stats.py \
-	bnn:cgi/crossgen/bnn.py:tests/crossgen/test_bnn.py
+	bnn:cgi/crossgen/bnn.py:tests/crossgen/test_bnn.py \
+	record:ablate/record.py:tests/ablate/test_record.py \
+	method:ablate/method/switches.py:tests/ablate/method/test_method.py
 # Left out on purpose: bitwise, %, // and ** replacements (on floats and tensors they only crash, so they are
 # killed for free), ordering replacements of ==/!=/is, `is` <-> `==`, and unary ~/not/+ replacements.
 MUTATION_EXCLUDE = "core/ReplaceBinaryOperator_\\w+_(BitOr|BitAnd|BitXor|LShift|RShift|Mod|FloorDiv|Pow)$$", \
@@ -93,38 +99,40 @@ MUTATION_EXCLUDE = "core/ReplaceBinaryOperator_\\w+_(BitOr|BitAnd|BitXor|LShift|
 	"core/ReplaceComparisonOperator_(Is_Eq|IsNot_NotEq|Eq_Is|NotEq_IsNot|Eq_IsNot|NotEq_Is)$$", \
 	"core/ReplaceUnaryOperator_\\w+_(Invert|Not|UAdd)$$"
 
-mutation: setup
+mutation: $(addprefix mutation-,$(MUTATE))
+
+mutation-tool: setup
 	$(BIN)/cosmic-ray --version >/dev/null 2>&1 || $(BIN)/pip install -e '.[test,mutation]'
-	@if [ ! -d $(MUTATION_DIR)/tree ]; then \
-		mkdir -p $(MUTATION_DIR)/tree/.mutation-path && \
+
+mutation-%: mutation-tool
+	@set -e; spec='$(filter $*:%,$(MUTATION_SPECS))'; [ -n "$$spec" ] || { echo "no module named $* in MUTATION_SPECS"; exit 2; }; \
+	name=$*; rest=$${spec#*:}; module=$${rest%%:*}; tests=$$(echo $${rest#*:} | tr , ' '); \
+	bin=$(abspath $(BIN)); py=$$bin/python; repo=$(CURDIR); dir=$(MUTATION_DIR)/$$name; \
+	if [ ! -d $$dir/tree ]; then \
+		mkdir -p $$dir/tree/.mutation-path && \
 		git ls-files -z -co --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null \
-			| tar -xf - -C $(MUTATION_DIR)/tree && \
-		ln -s ../cgi/crossgen $(MUTATION_DIR)/tree/.mutation-path/crossgen && \
-		ln -s ../ablate $(MUTATION_DIR)/tree/.mutation-path/ablate && \
-		ln -s ../studies $(MUTATION_DIR)/tree/.mutation-path/ablate_studies; \
-	fi
-	@set -e; bin=$(abspath $(BIN)); cd $(MUTATION_DIR); \
-	for spec in $(MUTATION_SPECS); do \
-		name=$${spec%%:*}; rest=$${spec#*:}; module=$${rest%%:*}; tests=$$(echo $${rest#*:} | tr , ' '); \
-		case " $(MUTATE) " in *" $$name "*) ;; *) continue ;; esac; \
-		printf '%s\n' '[cosmic-ray]' "module-path = \"$$module\"" 'excluded-modules = []' \
-			'timeout = $(MUTATION_TIMEOUT).0' \
-			"test-command = \"env PYTHONPATH=.mutation-path $$bin/pytest -x -q -p no:cacheprovider $$tests\"" \
-			'[cosmic-ray.distributor]' 'name = "local"' '[cosmic-ray.filters.operators-filter]' \
-			'exclude-operators = [$(MUTATION_EXCLUDE)]' > $$name.toml; \
-		if [ ! -f $$name.sqlite ]; then \
-			(cd tree && $$bin/cosmic-ray init ../$$name.toml ../$$name.sqlite) && \
-			$$bin/cr-filter-operators $$name.sqlite $$name.toml; \
-		fi; \
-		echo "== $$name: $$module against $$tests"; \
-		(cd tree && $$bin/cosmic-ray baseline ../$$name.toml) || { echo "$$name: the tests fail unmutated"; exit 1; }; \
-		(cd tree && nice $$bin/cosmic-ray exec ../$$name.toml ../$$name.sqlite); \
-		$$bin/cr-report --surviving-only --show-diff $$name.sqlite > $$name.survivors.txt; \
-		$$bin/cosmic-ray dump $$name.sqlite | grep -o '"test_outcome": "[a-z]*"' | sort | uniq -c \
-			| awk -v n=$$name '/"killed"/{k=$$1} /"survived"/{s=$$1} /"incompetent"/{i=$$1} \
-			END{printf "%s: %d killed, %d survived, %d incompetent: score %.1f%%\n", n, k, s, i, 100*k/(k+s)}' \
-			| tee $$name.score.txt; \
-	done
+			| tar -xf - -C $$dir/tree && \
+		ln -s ../cgi/crossgen $$dir/tree/.mutation-path/crossgen && \
+		ln -s ../ablate $$dir/tree/.mutation-path/ablate && \
+		ln -s ../studies $$dir/tree/.mutation-path/ablate_studies; \
+	fi; \
+	cd $$dir; \
+	printf '%s\n' '[cosmic-ray]' "module-path = \"$$module\"" 'excluded-modules = []' \
+		'timeout = $(MUTATION_TIMEOUT).0' \
+		"test-command = \"env PYTHONPATH=.mutation-path $$bin/pytest -x -q -p no:cacheprovider $$tests\"" \
+		'[cosmic-ray.distributor]' 'name = "local"' '[cosmic-ray.filters.operators-filter]' \
+		'exclude-operators = [$(MUTATION_EXCLUDE)]' > $$name.toml; \
+	if [ ! -f $$name.sqlite ]; then \
+		(cd tree && $$bin/cosmic-ray init ../$$name.toml ../$$name.sqlite) && \
+		$$bin/cr-filter-operators $$name.sqlite $$name.toml; \
+		if [ -n "$(SAMPLE)" ]; then $$py $$repo/scripts/mutation.py sample $$name.sqlite $(SAMPLE) --seed $(MUTATION_SEED); fi; \
+	fi; \
+	echo "== $$name: $$module against $$tests"; \
+	(cd tree && $$bin/cosmic-ray baseline ../$$name.toml) || { echo "$$name: the tests fail unmutated"; exit 1; }; \
+	(cd tree && nice $$bin/cosmic-ray exec ../$$name.toml ../$$name.sqlite); \
+	$$bin/cr-report --surviving-only --show-diff $$name.sqlite > ../$$name.survivors.txt; \
+	$$py $$repo/scripts/mutation.py score $$name $$name.sqlite --out $$repo/docs/data/mutation/$$name.json \
+		| tee ../$$name.score.txt
 
 mutation-clean:
 	rm -rf $(MUTATION_DIR)

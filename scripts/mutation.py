@@ -1,0 +1,190 @@
+"""Sampled mutation scores: the parts of ``make mutation`` that cosmic-ray does not do itself.
+
+    python scripts/mutation.py sample SESSION.sqlite N [--seed S]   keep a seeded random N of the pending mutants
+    python scripts/mutation.py score NAME SESSION.sqlite            counts, score and its Wilson 95% interval
+    python scripts/mutation.py table                                the score table of docs/testing.md
+
+Why sample: a module of 1,100 mutants at 5-20 s each is a day on two cores, while 150 drawn at random give
+the score within about ±5 points. The draw is seeded per module (``--seed`` and the module's path), over the
+mutants sorted by place and operator, so the same tree and seed always draw the same mutants.
+
+A survivor that changes no behaviour (an *equivalent* mutant) is listed with its reason in
+``docs/data/mutation/equivalents.toml``, matched by module, operator and the lines its diff removes and adds
+(not line numbers, which move). The score is killed / (killed + survived - equivalent); incompetent mutants
+(the mutated module does not import) and skipped ones do not count. The interval is statsmodels' Wilson
+interval for that proportion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "docs" / "data" / "mutation"
+EQUIVALENTS = DATA / "equivalents.toml"
+TABLE_START, TABLE_END = "<!-- mutation: scores -->", "<!-- /mutation -->"
+
+
+def sample(session: Path, n: int, seed: int) -> tuple[int, int]:
+    """Skip all but a seeded random ``n`` of the session's pending mutants; (kept, skipped)."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        pending = sorted(
+            db.pending_work_items,
+            key=lambda item: [
+                (str(m.module_path), m.start_pos, m.end_pos, m.operator_name, m.occurrence) for m in item.mutations
+            ],
+        )
+        if len(pending) <= n:
+            return len(pending), 0
+        module = str(pending[0].mutations[0].module_path)
+        keep = set(random.Random(f"{seed}:{module}").sample(range(len(pending)), n))
+        drop = [item.job_id for i, item in enumerate(pending) if i not in keep]
+        db.set_multiple_results(drop, WorkResult(output="Not sampled", worker_outcome=WorkerOutcome.SKIPPED))
+    return n, len(drop)
+
+
+def changed_lines(diff: str) -> tuple[list[str], list[str]]:
+    """The lines a unified diff removes and adds, stripped of their marker and indentation."""
+    lines = [line for line in (diff or "").splitlines() if not line.startswith(("---", "+++"))]
+    return [x[1:].strip() for x in lines if x.startswith("-")], [x[1:].strip() for x in lines if x.startswith("+")]
+
+
+def load_equivalents() -> list[dict]:
+    if not EQUIVALENTS.exists():
+        return []
+    return tomllib.loads(EQUIVALENTS.read_text())["equivalent"]
+
+
+def is_equivalent(name: str, operator: str, diff: str, equivalents: list[dict]) -> dict | None:
+    removed, added = changed_lines(diff)
+    for entry in equivalents:
+        if (entry["module"], entry["operator"], entry["removed"], entry["added"]) == (name, operator, removed, added):
+            return entry
+    return None
+
+
+def score(name: str, session: Path) -> dict:
+    """Counts, the score over non-equivalent mutants and its Wilson 95% interval, and each survivor."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+    from statsmodels.stats.proportion import proportion_confint
+
+    equivalents = load_equivalents()
+    counts = {"killed": 0, "survived": 0, "equivalent": 0, "incompetent": 0, "skipped": 0, "pending": 0}
+    survivors, module = [], ""
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        counts["pending"] = sum(1 for _ in db.pending_work_items)
+        for item, result in db.completed_work_items:
+            mutation = item.mutations[0]
+            module = str(mutation.module_path)
+            if result.worker_outcome == WorkerOutcome.SKIPPED:
+                counts["skipped"] += 1
+            elif result.test_outcome == TestOutcome.KILLED:
+                counts["killed"] += 1
+            elif result.test_outcome == TestOutcome.SURVIVED:
+                entry = is_equivalent(name, mutation.operator_name, result.diff, equivalents)
+                counts["equivalent" if entry else "survived"] += 1
+                survivors.append(
+                    {
+                        "line": mutation.start_pos[0],
+                        "operator": mutation.operator_name,
+                        "diff": changed_lines(result.diff),
+                        "equivalent": entry["why"] if entry else None,
+                    }
+                )
+            else:
+                counts["incompetent"] += 1
+    counted = counts["killed"] + counts["survived"]
+    low, high = proportion_confint(counts["killed"], counted, alpha=0.05, method="wilson") if counted else (0.0, 1.0)
+    return {
+        "name": name,
+        "module": module,
+        **counts,
+        "score": counts["killed"] / counted if counted else None,
+        "wilson95": [round(low, 4), round(high, 4)],
+        "survivors": sorted(survivors, key=lambda s: s["line"]),
+    }
+
+
+def table() -> str:
+    """The markdown table of every module's stored score (docs/data/mutation/NAME.json)."""
+    rows = [
+        "| module | file | sampled | killed | survived | equivalent | incompetent | score (95% Wilson) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path in sorted(DATA.glob("*.json")):
+        r = json.loads(path.read_text())
+        ran = r["killed"] + r["survived"] + r["equivalent"] + r["incompetent"]
+        pct = "n/a" if r["score"] is None else f"{100 * r['score']:.1f}%"
+        low, high = r["wilson95"]
+        done = "" if not r["pending"] else f" ({r['pending']} not run)"
+        rows.append(
+            f"| {r['name']} | `{r['module']}` | {ran}{done} | {r['killed']} | {r['survived']} | {r['equivalent']} "
+            f"| {r['incompetent']} | {pct} ({100 * low:.1f}–{100 * high:.1f}) |"
+        )
+    return "\n".join(rows)
+
+
+def table_problem(doc: Path) -> str | None:
+    """Why ``doc``'s score table differs from the stored scores, or None."""
+    text = doc.read_text()
+    if TABLE_START not in text:
+        return None
+    body = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
+    if body != table():
+        return f"{doc.name}: the mutation scores differ from docs/data/mutation/ (scripts/mutation.py table --write)"
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("sample")
+    p.add_argument("session", type=Path)
+    p.add_argument("n", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("score")
+    p.add_argument("name")
+    p.add_argument("session", type=Path)
+    p.add_argument("--out", type=Path, help="Write the score as JSON here (docs/data/mutation/NAME.json).")
+    p = sub.add_parser("table")
+    p.add_argument("--write", action="store_true", help="Rewrite docs/testing.md's table in place.")
+    args = parser.parse_args()
+    if args.command == "sample":
+        if args.n < 1:
+            parser.error("N must be at least 1")
+        kept, skipped = sample(args.session, args.n, args.seed)
+        print(f"sampled {kept} mutants (seed {args.seed}); {skipped} skipped as not sampled")
+    elif args.command == "score":
+        result = score(args.name, args.session)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=1) + "\n")
+        pct = "n/a" if result["score"] is None else f"{100 * result['score']:.1f}%"
+        low, high = result["wilson95"]
+        print(
+            f"{args.name}: {result['killed']} killed, {result['survived']} survived, "
+            f"{result['equivalent']} equivalent, {result['incompetent']} incompetent, "
+            f"{result['pending']} pending: score {pct} "
+            f"(95% Wilson {100 * low:.1f}-{100 * high:.1f})"
+        )
+    else:
+        if args.write:
+            doc = REPO / "docs" / "testing.md"
+            head, rest = doc.read_text().split(TABLE_START, 1)
+            doc.write_text(f"{head}{TABLE_START}\n{table()}\n{TABLE_END}{rest.split(TABLE_END, 1)[1]}")
+        else:
+            print(table())
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
