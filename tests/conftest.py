@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import require_server as _require_server
+from ablate_testing.servers import require_server as _require_server
 
 from ablate.cli import main
 

@@ -3,7 +3,7 @@
 ``tests/ablate/golden/TORCH-CAPABILITY-VENDOR/`` holds the per-run CSVs and report JSONs written by the
 pre-refactor code (91163d2) for ``ablate reproduce table2 --seeds 5 --fidelity smoke`` and a 3-seed OFAT
 ablation of T2M2_T1M1 at smoke fidelity, one folder per kind of CPU kernels they were recorded on (see
-``tests/_support/machine.py``: AVX2 and AVX-512 differ in one run of the 40). Every run's validation and test
+``ablate_testing/machine.py``: AVX2 and AVX-512 differ in one run of the 40). Every run's validation and test
 accuracy must match (CPU runs are bit-for-bit reproducible on the same kernels), and so must the descriptive
 table of each report. On kernels with no folder the tests skip and say how to record one: run the two commands
 below with the pre-refactor commit's code and copy the four files. p-values are not compared: the exact
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from machine import machine
+from ablate_testing.machine import machine
 
 GOLDEN = Path(__file__).parent / "golden" / "-".join(machine())
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 import torch
-from weights import contained
+from ablate_testing.weights import contained
 
 import crossgen.techniques.base as base_mod
 from crossgen import CASES, CGIConfig, ConfigError, Fidelity, RunConfig, RunResult, run

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from machine import machine
+from ablate_testing.machine import machine
 
 from crossgen import Fidelity, RunConfig, run
 from crossgen.bnn import BayesianMLP, ElboGradient

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from weights import contained, make_bnn
+from ablate_testing.weights import contained, make_bnn
 
 from crossgen import ConfigError
 from crossgen.weightpoints import (

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import optuna
 import pytest
+from ablate_testing.servers import require_server
 from optuna.trial import TrialState
-from servers import require_server
 
 from ablate import record
 from ablate.analysis import tidy

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import optuna
 import pytest
+from ablate_testing.presets_slow import slow_studies_dir
 from optuna.trial import TrialState
-from presets_slow import slow_studies_dir
 
 from ablate.execution import queue
 from ablate.execution.storages import open_storage

@@ -31,11 +31,11 @@ import optuna
 import psycopg
 import pytest
 import sqlalchemy
+from ablate_testing.servers import require_server
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
-from servers import require_server
 
 from ablate import record
 from ablate.errors import AblateError, StorageError

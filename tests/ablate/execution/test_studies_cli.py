@@ -22,8 +22,8 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
+from ablate_testing.presets_slow import slow_studies_dir
 from optuna.trial import FrozenTrial, TrialState
-from presets_slow import slow_studies_dir
 
 from ablate import record
 from ablate.analysis.tidy import design_frame

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from planted import BEST, CASE, LUCKY, SECOND, SOURCE, planted_search, run_confirmation
+from ablate_testing.planted import BEST, CASE, LUCKY, SECOND, SOURCE, planted_search, run_confirmation
 
 from ablate import record
 from ablate.analysis import confirmation, tidy

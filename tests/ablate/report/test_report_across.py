@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-from planted import planted_search, run_confirmation
+from ablate_testing.planted import planted_search, run_confirmation
 from statsmodels.stats.multitest import multipletests
 
 from ablate.analysis import stats, tidy
@@ -23,7 +23,7 @@ CASES = ("T2M2_T1M1", "T1M1_T2M2")
 
 @pytest.fixture
 def confirmed(env: Path) -> tuple[str, list[str]]:
-    """Two planted searches (tests/_support/planted.py), each confirmed on 5 fresh seeds: its best
+    """Two planted searches (tests/_support/ablate_testing/planted.py), each confirmed on 5 fresh seeds: its best
     configuration, transfer=mu, is +3 pp on every seed, so its raw p is 2/2^5 and Holm's family size shows."""
     url = f"sqlite:///{env}/a.db"
     names = []

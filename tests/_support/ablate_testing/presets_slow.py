@@ -20,7 +20,7 @@ def slow_studies_dir(tmp_path: Path) -> Path:
     """A copy of the project's definitions whose fidelity file also holds the ``slow`` preset."""
     studies = tmp_path / "studies-slow"
     studies.mkdir()
-    for toml in (Path(__file__).resolve().parents[2] / "studies").glob("*.toml"):
+    for toml in (Path(__file__).resolve().parents[3] / "studies").glob("*.toml"):
         shutil.copy(toml, studies / toml.name)
     with open(studies / "fidelity.toml", "a") as fh:
         fh.write(SLOW_FIDELITY)
