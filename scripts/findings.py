@@ -79,7 +79,7 @@ class Store:
 
 def _vs_bench(runs: pd.DataFrame) -> pd.DataFrame:
     """Every variant against the benchmark on paired seeds, Holm over the variants of the study."""
-    return stats.ablation_table(runs, reference=BENCH, n_examples="n_test")
+    return stats.ablation_table(runs, reference=BENCH, n_examples="n_test").frame
 
 
 def calibration(store: Store) -> str:
@@ -226,7 +226,7 @@ def control(store: Store, name: str) -> str:
     for reference, label in ((BENCH, "vs the benchmark"), ("full", "vs the method (transfer=mu)")):
         if runs.variant.eq(reference).sum() < 2:
             continue
-        for r in stats.ablation_table(runs, reference=reference, n_examples="n_test").itertuples():
+        for r in stats.ablation_table(runs, reference=reference, n_examples="n_test").frame.itertuples():
             if reference == "full" and r.variant == BENCH:
                 continue
             rows.append(
@@ -269,7 +269,7 @@ def paper_four(store: Store) -> str:
             runs[runs.variant.isin(["transfer=mu,source_labels=true", "transfer=mu,source_labels=shuffled"])],
             reference="transfer=mu,source_labels=true",
             n_examples="n_test",
-        ).iloc[0]
+        ).frame.iloc[0]
         row: dict[str, object] = {
             "case": case,
             "n": int(table["n"].max()),

@@ -8,7 +8,7 @@ ordinary design study, and this reads its tidy table and stored definition only.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -24,8 +24,8 @@ class Analysis:
     """The confirmation's numbers: one row per confirmed configuration, the comparison tables, the rank check."""
 
     rows: pd.DataFrame
-    vs_benchmark: pd.DataFrame
-    vs_default: pd.DataFrame
+    vs_benchmark: stats.TableResult
+    vs_default: stats.TableResult
     default_vs_benchmark: dict[str, Any] | None
     tau: float
     tau_p: float
@@ -38,11 +38,13 @@ def _title_of(design: dict[str, Any], label: str) -> str:
     return record.variant_titles(design).get(label, label)
 
 
-def _family(df: pd.DataFrame, names: list[str], reference: str, *, value: str, alpha: float, rope: float | None):
+def _family(
+    df: pd.DataFrame, names: list[str], reference: str, *, value: str, alpha: float, rope: float | None
+) -> stats.TableResult:
     """Each name vs ``reference``, paired by seed, Holm over the names (stats.ablation_table on that subset)."""
     names = [n for n in names if n != reference]
     if not names:
-        return pd.DataFrame()
+        return stats.TableResult(alpha=alpha)
     sub = df[df["variant"].isin([*names, reference])]
     return stats.ablation_table(sub, reference=reference, value=value, alpha=alpha, rope=rope, n_examples="n_test")
 
@@ -56,11 +58,12 @@ def _needed(row: pd.Series, alpha: float, m: int, sims: int) -> str:
     return power.seeds_needed(float(row["delta"]), float(row["delta_sd"]), alpha=alpha, m=m, sims=sims).shown()
 
 
-def _with_seeds(tab: pd.DataFrame, alpha: float, sims: int) -> pd.DataFrame:
+def _with_seeds(tab: stats.TableResult, alpha: float, sims: int) -> stats.TableResult:
     """``tab`` with its rows' :func:`_needed` as column ``seeds_needed``: computed once, shown by the summary
     table and by the comparison tables alike (format_comparisons reads it)."""
     if not tab.empty:
-        tab["seeds_needed"] = [_needed(r, alpha, len(tab), sims) for _, r in tab.iterrows()]
+        needed = [_needed(r, alpha, len(tab.frame), sims) for _, r in tab.frame.iterrows()]
+        return replace(tab, frame=tab.frame.assign(seeds_needed=needed))
     return tab
 
 
@@ -98,8 +101,8 @@ def analyse(
     for c in cands:
         t = titles[c["label"]]
         m = means.loc[t] if t in means.index else None
-        vb = vs_b[vs_b["variant"] == t].iloc[0] if not vs_b.empty and t in set(vs_b["variant"]) else None
-        vd = vs_d[vs_d["variant"] == t].iloc[0] if not vs_d.empty and t in set(vs_d["variant"]) else None
+        vb = vs_b.frame[vs_b.frame["variant"] == t].iloc[0] if t in set(vs_b.frame.get("variant", ())) else None
+        vd = vs_d.frame[vs_d.frame["variant"] == t].iloc[0] if t in set(vs_d.frame.get("variant", ())) else None
         conf_val = float(m[("val_accuracy", "mean")]) if m is not None else math.nan
         conf_test = float(m[("test_accuracy", "mean")]) if m is not None else math.nan
         search_test = c.get("test_accuracy")

@@ -9,8 +9,9 @@ Conventions
 -----------
 * Runs are paired by an explicit seed key (never by position): ``delta = variant - reference`` per seed.
 * Higher values are better (accuracy). For a loss, negate the column before calling.
-* Functions are pure; warnings are returned as strings (``warnings`` field/column, ``DataFrame.attrs``),
-  never emitted through :mod:`warnings`, so that they end up in the report next to the number.
+* Functions are pure; warnings are returned as strings (a row's ``warnings`` field or column, a table's
+  :class:`~ablate.analysis.results.TableResult` ``warnings``), never emitted through :mod:`warnings`, so that
+  they end up in the report next to the number.
 * The exact sign-flip test enumerates 2**n sign patterns: instant for n <= 16, about 5 s at n = 20;
   above 20 pairs a seeded Monte Carlo p with 99,999 patterns is used (flagged in the row's warnings).
 * Bad input (duplicate seeds, NaN passed to a statistic, fewer than 3 variants for Friedman) raises
@@ -38,12 +39,13 @@ n_examples=None, scale=1.0) -> float``
 ``verdict(delta_ci, p_adj, *, alpha=0.05, rope=None) -> str``
     One of ``"better" | "worse" | "equivalent" | "inconclusive" | "descriptives only"``.
 ``compare(pairs, *, alpha=0.05, rope=None, seed=0, n_resamples=9999, n_examples=None) -> dict``  (one row)
-``ablation_table(df, *, reference, ..., n_examples=None) -> DataFrame``  (rows = variants, Holm across rows)
+``ablation_table(df, *, reference, ..., n_examples=None) -> TableResult``  (rows = variants, Holm across rows)
+    ``TableResult(frame, warnings, alpha, family)``: the rows, and the warnings that hold for the whole table.
 ``transfer_verdicts(df, *, method, baseline, case_col="case", ..., n_examples=None) -> (DataFrame, dict)``
     ``n_examples``: the size N of the set the metric is a fraction of (an int, or the name of a column
     holding it per run; a missing column or NaN = the tolerance path), for integer tie counting.
 ``friedman(df_wide, *, alpha=0.05) -> dict``  (Friedman + average ranks + Nemenyi CD)
-``marginal_tests(df, *, param, value, mode="one-vs-rest", alpha=0.05) -> DataFrame``
+``marginal_tests(df, *, param, value, mode="one-vs-rest", alpha=0.05) -> TableResult``
 ``methods_paragraph(*, n_seeds, alpha, rope, n_resamples, seed, corrected_over, ...) -> str``
 """
 
@@ -80,6 +82,7 @@ from ablate.analysis.procedures import (
     sign_flip_test,
     verdict,
 )
+from ablate.analysis.results import TableResult
 
 __all__ = [
     "CI",
@@ -88,6 +91,7 @@ __all__ = [
     "TIE_RTOL",
     "TPE_CONFOUNDING_WARNING",
     "Paired",
+    "TableResult",
     "StatsError",
     "a12",
     "a12_magnitude",
@@ -292,10 +296,11 @@ def ablation_table(
     seed: int = 0,
     n_resamples: int = 9999,
     n_examples: int | str | None = None,
-) -> pd.DataFrame:
+) -> TableResult:
     """One row per variant vs ``reference``, Holm-adjusted over the rows of this table.
 
-    Table-level warnings (e.g. alpha/m unreachable for some rows) are in ``out.attrs["warnings"]``.
+    Returns a :class:`TableResult`: the rows in ``frame``; table-level warnings (e.g. alpha/m unreachable for
+    some rows) in ``warnings``; the Holm family in ``family``.
     ``n_examples``: N of the metric (an int or a column name), for exact tie counting (sign_flip_test).
     """
     if variant_col not in df.columns:
@@ -321,10 +326,7 @@ def ablation_table(
             f"Holm over {m} comparisons needs p < alpha/m = {alpha / max(m, 1):.3g} for the first rejection; "
             f"the exact test cannot reach that for: {', '.join(map(str, blocked))} (add seeds)"
         )
-    out.attrs["warnings"] = table_notes
-    out.attrs["alpha"] = alpha
-    out.attrs["corrected_over"] = f"{m} variants vs {reference!r}"
-    return out
+    return TableResult(out, tuple(table_notes), alpha=alpha, family=f"{m} variants vs {reference!r}")
 
 
 def transfer_verdicts(
@@ -462,11 +464,11 @@ def marginal_tests(
     value: str,
     mode: Literal["one-vs-rest", "pairwise"] = "one-vs-rest",
     alpha: float = 0.05,
-) -> pd.DataFrame:
+) -> TableResult:
     """Welch t and Mann–Whitney U per level of a categorical parameter (vs the rest, or pairwise), Holm.
 
-    For sensitivity studies whose trials are unpaired; the TPE confounding caveat is always attached in
-    ``out.attrs["warnings"]`` because it applies by construction.
+    For sensitivity studies whose trials are unpaired. Returns a :class:`TableResult`; the TPE confounding
+    caveat is always among its ``warnings`` because it applies by construction.
     """
     for col in (param, value):
         if col not in df.columns:
@@ -513,12 +515,11 @@ def marginal_tests(
         out["p_welch_holm"] = holm(out["p_welch"])
         out["p_mwu_holm"] = holm(out["p_mwu"])
         out["a12_label"] = [a12_magnitude(v) for v in out["a12"]]
-    out.attrs["warnings"] = [TPE_CONFOUNDING_WARNING]
-    out.attrs["alpha"] = alpha
+    notes = [TPE_CONFOUNDING_WARNING]
     dropped = len(df) - len(data)
     if dropped:
-        out.attrs["warnings"].append(f"{dropped} trials with a missing {param!r} or {value!r} were dropped")
-    return out
+        notes.append(f"{dropped} trials with a missing {param!r} or {value!r} were dropped")
+    return TableResult(out, tuple(notes), alpha=alpha, family=f"the levels of {param!r} ({mode})")
 
 
 # ------------------------------------------------------------------------------------------- methods

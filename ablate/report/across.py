@@ -120,12 +120,13 @@ def across_cases_sections(
     return sections, every
 
 
-def _raw(vs_benchmark: pd.DataFrame, variant: str) -> dict[str, float]:
+def _raw(vs_benchmark: stats.TableResult, variant: str) -> dict[str, float]:
     """The unadjusted p, the CI and the pair count of one configuration vs its case's benchmark."""
     keys = {"p": "p", "ci_low": "ci_low", "ci_high": "ci_high", "n_pairs": "n"}
-    if vs_benchmark.empty or variant not in set(vs_benchmark["variant"]):
+    frame = vs_benchmark.frame
+    if frame.empty or variant not in set(frame["variant"]):
         return {k: float("nan") for k in keys} | {"n_pairs": 0}
-    row = vs_benchmark.loc[vs_benchmark["variant"] == variant].iloc[0]
+    row = frame.loc[frame["variant"] == variant].iloc[0]
     return {k: float(row[c]) for k, c in keys.items()}
 
 

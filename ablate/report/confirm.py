@@ -108,11 +108,11 @@ def confirm_report_sections(
     ):
         if tab.empty:
             continue
-        ns += [int(n) for n in tab["n"]]
+        ns += [int(n) for n in tab.frame["n"]]
         sections.append(
             Section(
                 f"Confirmed configurations vs {ref}",
-                text=f"{metric}, paired by seed; exact sign-flip test, Holm over the {len(tab)} configurations.",
+                text=f"{metric}, paired by seed; exact sign-flip test, Holm over the {len(tab.frame)} configurations.",
                 tables=[format_comparisons(tab, label="variant", rope=rope, title=f"vs {ref}", slug=slug)],
             )
         )

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ablate.analysis.results import TableResult
 from ablate.errors import AblateError
 
 __all__ = [
@@ -64,10 +65,6 @@ class Table:
     slug: str | None = None
     role: str = ""  # what ``numeric`` holds ("ablation", "transfer", "marginal", "importances"): the Summary reads it
 
-    def __post_init__(self) -> None:
-        if not self.warnings:  # a DataFrame from ablate.analysis.stats carries its table-level warnings in attrs
-            self.warnings = [str(w) for w in self.data.attrs.get("warnings", [])]
-
 
 @dataclass(eq=False)
 class Section:
@@ -78,18 +75,20 @@ class Section:
 
     title: str
     text: str = ""
-    tables: list[Table | pd.DataFrame] = field(default_factory=list)
+    tables: list[Table | TableResult | pd.DataFrame] = field(default_factory=list)
     figures: list[str | Path | tuple[Path, Path]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
-def as_table(obj: Table | pd.DataFrame) -> Table:
-    """A bare DataFrame becomes a Table; its ``attrs`` ``title``/``warnings`` (as stats sets them) are kept."""
+def as_table(obj: Table | TableResult | pd.DataFrame) -> Table:
+    """A bare DataFrame becomes a Table without a title; a TableResult keeps its warnings."""
     if isinstance(obj, Table):
         return obj
+    if isinstance(obj, TableResult):
+        return Table(data=obj.frame, warnings=list(obj.warnings))
     if isinstance(obj, pd.DataFrame):
-        return Table(data=obj, title=str(obj.attrs.get("title", "")))
-    raise AblateError(f"a report table must be a DataFrame or Table, got {type(obj).__name__}")
+        return Table(data=obj)
+    raise AblateError(f"a report table must be a DataFrame, TableResult or Table, got {type(obj).__name__}")
 
 
 def as_sections(sections: Section | Iterable[Section]) -> list[Section]:

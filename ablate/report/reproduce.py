@@ -42,7 +42,7 @@ def table_sections(df: pd.DataFrame, design: Any, fig_dir: Path | None) -> list[
 def terminal_table(df: pd.DataFrame, design: Any, title: str) -> RichTable:
     """The paper table for the terminal (rich), rows in the design's order."""
     rows = [v.label for v in design.variants]
-    shown = paper_table(df, rows=rows)
+    shown = paper_table(df, rows=rows).frame
     table = RichTable(title=title)
     table.add_column("Transfer means")
     for case in shown.columns:

@@ -86,7 +86,7 @@ def ablation_report_sections(
                 Section(heading, warnings=[f"reference {reference!r} has no runs here (variants: {names}); no table"])
             )
             continue
-        tab = stats.ablation_table(
+        result = stats.ablation_table(
             sub,
             reference=reference,
             value=value,
@@ -99,6 +99,7 @@ def ablation_report_sections(
             n_examples=n_examples_column(value),
         )
         sec = Section(heading)
+        tab = result.frame
         if tab.empty:
             sec.warnings.append(f"only the reference {reference!r} has runs: nothing to compare")
             sections.append(sec)
@@ -108,7 +109,7 @@ def ablation_report_sections(
         family = f"the {len(tab)} variants vs {reference!r}" + (f" in {case}" if case is not None else "")
         sec.tables.append(
             format_comparisons(
-                tab,
+                result,
                 label="variant",
                 percent=percent,
                 rope=rope,
@@ -334,7 +335,6 @@ def transfer_report_sections(
     for m in methods:
         rows_m = sig[sig["variant"] == m].reset_index(drop=True) if not sig.empty else sig
         s = summaries[m]
-        rows_m.attrs["warnings"] = []
         ns += [int(n) for n in rows_m["n"]] if not rows_m.empty else []
         wilcoxon = (
             f"Wilcoxon signed-rank test on the {s['n_cases']} per-case mean differences: "
@@ -361,7 +361,7 @@ def transfer_report_sections(
         if not rows_m.empty:
             sec.tables.append(
                 format_comparisons(
-                    rows_m,
+                    stats.TableResult(rows_m, alpha=alpha),
                     label="case",
                     percent=percent,
                     title=f"{m} vs {baseline} per case",

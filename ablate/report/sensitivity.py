@@ -98,7 +98,7 @@ def _ordered(sub: pd.DataFrame, param: str, default: Any) -> pd.DataFrame:
 
 def _marginal_rows(
     sub: pd.DataFrame, params: Sequence[str], value: str, mode: str, alpha: float, defaults: Mapping[str, Any]
-) -> list[pd.DataFrame]:
+) -> list[stats.TableResult]:
     """stats.marginal_tests per parameter: one row for a binary parameter (non-default vs default level),
     one per level otherwise (``mode``)."""
     frames = []
@@ -132,7 +132,7 @@ def _marginal_section(
     frames = _marginal_rows(sub, params, value, mode, alpha, defaults)
     if not frames:
         return None
-    tab = pd.concat(frames, ignore_index=True)
+    tab = pd.concat([f.frame for f in frames], ignore_index=True)
     total = len(sub)
     row_notes = []
     for _, r in tab.iterrows():
@@ -168,12 +168,7 @@ def _marginal_section(
     numeric["warnings"] = ["; ".join(w) for w in row_notes]
     dropped = " were dropped"  # stats' note on trials without a conditional parameter: said per row instead
     extra = sorted(
-        {
-            w
-            for f in frames
-            for w in f.attrs.get("warnings", [])
-            if w != stats.TPE_CONFOUNDING_WARNING and not w.endswith(dropped)
-        }
+        {w for f in frames for w in f.warnings if w != stats.TPE_CONFOUNDING_WARNING and not w.endswith(dropped)}
     )
     where = f" ({case})" if case is not None else ""
     return Section(

@@ -150,13 +150,13 @@ def paper_table(
     case_col: str = "case",
     variant_col: str = "variant",
     key: str = "seed",
-) -> pd.DataFrame:
+) -> stats.TableResult:
     """The paper's layout: rows = ``rows`` (variants, in that order), columns = ``cases``, cells
     ``mean±sd`` (sample SD, ddof=1) in percent with 2 decimals, e.g. ``97.03±0.02``.
 
     ``formatted=False`` returns the numeric twin instead: columns ``<case>_mean``, ``<case>_sd``,
-    ``<case>_n`` (percent when ``percent``). Warnings (missing cells, single runs, unequal n) are in
-    ``attrs["warnings"]`` of either frame. Raises AblateError for unknown variants, duplicate
+    ``<case>_n`` (percent when ``percent``). Either comes as a :class:`~ablate.analysis.stats.TableResult`
+    whose ``warnings`` name missing cells, single runs and unequal n. Raises AblateError for unknown variants, duplicate
     (variant, case, seed) runs, and fractions expected but values outside [0, 1].
     """
     cases = list(cases) if cases is not None else list(pd.unique(df[case_col].dropna()))
@@ -164,8 +164,7 @@ def paper_table(
         df, rows=rows, value=value, cases=cases, percent=percent, case_col=case_col, variant_col=variant_col, key=key
     )
     if not formatted:
-        numeric.attrs["warnings"] = notes
-        return numeric
+        return stats.TableResult(numeric, tuple(notes))
     d = (2 if percent else 4) if decimals is None else decimals
     out = pd.DataFrame(
         {
@@ -174,8 +173,7 @@ def paper_table(
         },
         index=numeric.index.copy(),
     )
-    out.attrs["warnings"] = notes
-    return out
+    return stats.TableResult(out, tuple(notes))
 
 
 def _best_mask(numeric: pd.DataFrame, rows: Sequence[str], cases: Sequence[str], decimals: int) -> pd.DataFrame:
@@ -205,8 +203,9 @@ def paper_table_block(
     (a boolean DataFrame, rows × cases, e.g. from :func:`significance_mask`)."""
     cases = list(cases) if cases is not None else list(pd.unique(df[case_col].dropna()))
     kw = {"case_col": case_col, "variant_col": variant_col, "key": key}
-    shown = paper_table(df, rows=rows, value=value, cases=cases, percent=percent, decimals=decimals, **kw)
-    numeric = paper_table(df, rows=rows, value=value, cases=cases, percent=percent, formatted=False, **kw)
+    result = paper_table(df, rows=rows, value=value, cases=cases, percent=percent, decimals=decimals, **kw)
+    shown = result.frame
+    numeric = paper_table(df, rows=rows, value=value, cases=cases, percent=percent, formatted=False, **kw).frame
     d = (2 if percent else 4) if decimals is None else decimals
     dagger = None
     if significant is not None:
@@ -229,7 +228,7 @@ def paper_table_block(
         numeric=numeric,
         bold=_best_mask(numeric, shown.index, cases, d),
         dagger=dagger,
-        warnings=list(shown.attrs.get("warnings", [])),
+        warnings=list(result.warnings),
         slug="paper-table",
     )
 
@@ -298,8 +297,6 @@ def significance_rows(
         for col in ("delta", "ci_low", "ci_high"):
             out[f"{col}_pp"] = out[col].astype(float) * 100.0
         out["significant"] = out["verdict"].isin(SIGNIFICANT)
-    out.attrs["warnings"] = [f"{m}: {w}" for m, s in summaries.items() for w in s["warnings"]]
-    out.attrs["alpha"] = alpha
     return out, summaries
 
 
@@ -337,7 +334,7 @@ def _seeds_note(row: pd.Series, family: int) -> str:
 
 
 def format_comparisons(
-    tab: pd.DataFrame,
+    result: stats.TableResult,
     *,
     label: str = "variant",
     percent: bool = True,
@@ -352,12 +349,14 @@ def format_comparisons(
     verdict, Δ [95% CI] (pp when ``percent``), p (Holm), then n, mean ± SD of each side, p, p (t), d_z and
     A12 with labels, and warning footnotes. A column equal in every row moves into the caption; median [IQR]
     stays in the numeric twin (the stats rows with pp columns, written to CSV/JSON). ``family`` names the
-    Holm family in the caption (the same comparison may sit in two families of one report)."""
+    Holm family in the caption (the same comparison may sit in two families of one report). ``result``'s
+    table-level warnings follow the row footnotes."""
+    tab = result.frame
     s, d = (100.0, 2) if percent else (1.0, 4)
     unit = "pp" if percent else "units"
     numeric = tab.copy()
     if tab.empty:
-        return Table(data=pd.DataFrame(), title=title, numeric=numeric, warnings=list(tab.attrs.get("warnings", [])))
+        return Table(data=pd.DataFrame(), title=title, numeric=numeric, warnings=list(result.warnings))
     ref = str(tab["reference"].iloc[0]) if "reference" in tab.columns else "reference"
     cells, notes = footnotes(list(tab["warnings"]))
     verdicts = []
@@ -418,7 +417,7 @@ def format_comparisons(
         title=title,
         caption=caption,
         numeric=numeric,
-        warnings=notes + [str(w) for w in tab.attrs.get("warnings", [])],
+        warnings=notes + list(result.warnings),
         slug=slug,
         role=role,
     )

@@ -426,16 +426,16 @@ def test_callers_pass_the_example_count_or_fall_back_to_the_tolerance():
     assert S.compare(S.paired(pct, variant="v", reference="full"))["p"] == 1.0  # scale read from the values
     with pytest.raises(S.StatsError, match="not a whole number"):
         S.compare(pr, n_examples=70)  # proves compare hands the count to the test
-    assert S.ablation_table(df, reference="full", n_examples=ISSUE_N).loc[0, "p"] == 1.0
+    assert S.ablation_table(df, reference="full", n_examples=ISSUE_N).frame.loc[0, "p"] == 1.0
     with pytest.raises(S.StatsError, match="not a whole number"):
         S.ablation_table(df, reference="full", n_examples=70)
     col = df.assign(n_test=ISSUE_N)
-    assert S.ablation_table(col, reference="full", n_examples="n_test").loc[0, "p"] == 1.0
+    assert S.ablation_table(col, reference="full", n_examples="n_test").frame.loc[0, "p"] == 1.0
     with pytest.raises(S.StatsError, match="not a whole number"):
         S.ablation_table(col.assign(n_test=70), reference="full", n_examples="n_test")
     # runs without the count (older studies): the tolerance path, same exact p
-    assert S.ablation_table(col.assign(n_test=np.nan), reference="full", n_examples="n_test").loc[0, "p"] == 1.0
-    assert S.ablation_table(df, reference="full", n_examples="n_test").loc[0, "p"] == 1.0  # no such column
+    assert S.ablation_table(col.assign(n_test=np.nan), reference="full", n_examples="n_test").frame.loc[0, "p"] == 1.0
+    assert S.ablation_table(df, reference="full", n_examples="n_test").frame.loc[0, "p"] == 1.0  # no such column
     mixed = col.assign(n_test=np.where(col["variant"] == "v", 71, 72))
     with pytest.raises(S.StatsError, match="same set"):
         S.ablation_table(mixed, reference="full", n_examples="n_test")
@@ -458,12 +458,12 @@ def test_callers_pass_the_example_count_or_fall_back_to_the_tolerance():
 
 def test_known_effect_is_detected_and_null_is_not():
     df = study({"boost": 2.0, "null": 0.0}, n=10, sd=0.5, seed=11)
-    t = S.ablation_table(df, reference="full", rope=0.5).set_index("variant")
+    t = S.ablation_table(df, reference="full", rope=0.5).frame.set_index("variant")
     assert t.loc["boost", "verdict"] == "better" and t.loc["boost", "p_holm"] < 0.05
     assert t.loc["boost", "ci_low"] > 1.0 and t.loc["boost", "d_z_label"] == "large"
     assert t.loc["null", "verdict"] in ("inconclusive", "equivalent") and t.loc["null", "p_holm"] >= 0.05
     np.testing.assert_allclose(t["p_holm"], multipletests(t["p"], method="holm")[1])
-    worse = S.ablation_table(study({"drop": -2.0}, seed=2), reference="full")
+    worse = S.ablation_table(study({"drop": -2.0}, seed=2), reference="full").frame
     assert worse.loc[0, "verdict"] == "worse"
 
 
@@ -476,10 +476,11 @@ def test_sign_flip_false_positive_rate_under_null():
 
 def test_ablation_table_warns_when_alpha_over_m_is_unreachable():
     df = study({"a": 2.0, "b": 2.0, "c": 2.0}, n=6, sd=0.3, seed=5)
-    t = S.ablation_table(df, reference="full")
+    result = S.ablation_table(df, reference="full")
+    t = result.frame
     assert list(t["variant"]) == ["a", "b", "c"] and (t["n"] == 6).all()
     # 3 comparisons need p < 0.0167; 6 pairs reach at best 2/64 = 0.031
-    assert t.attrs["warnings"] and "alpha/m" in t.attrs["warnings"][0]
+    assert result.warnings and "alpha/m" in result.warnings[0]
     assert all(any("after Holm over 3" in w for w in ws) for ws in t["warnings"])
     assert (t["verdict"] == "inconclusive").all()
     with pytest.raises(ValueError, match="reference"):
@@ -489,7 +490,7 @@ def test_ablation_table_warns_when_alpha_over_m_is_unreachable():
 def test_ablation_table_reports_unpaired_seeds():
     df = study({"v": 1.0}, n=8)
     df = df[~((df.variant == "v") & (df.seed == 3))]
-    row = S.ablation_table(df, reference="full").iloc[0]
+    row = S.ablation_table(df, reference="full").frame.iloc[0]
     assert row["n"] == 7 and row["n_dropped_reference"] == 1 and row["n_dropped_variant"] == 0
     assert any("dropped" in w for w in row["warnings"])
 
@@ -546,14 +547,15 @@ def test_marginal_tests_match_scipy_and_carry_tpe_warning():
     rng = np.random.default_rng(9)
     df = pd.DataFrame({"opt": ["adam"] * 8 + ["sgd"] * 6 + ["rms"] * 5})
     df["acc"] = rng.normal(80, 1, len(df)) + (df["opt"] == "adam") * 1.5
-    out = S.marginal_tests(df, param="opt", value="acc")
+    result = S.marginal_tests(df, param="opt", value="acc")
+    out = result.frame
     row = out.set_index("level").loc["adam"]
     x, y = df.acc[df.opt == "adam"], df.acc[df.opt != "adam"]
     assert row["p_welch"] == pytest.approx(sps.ttest_ind(x, y, equal_var=False).pvalue)
     assert row["p_mwu"] == pytest.approx(sps.mannwhitneyu(x, y).pvalue)
     np.testing.assert_allclose(out["p_welch_holm"], multipletests(out["p_welch"], method="holm")[1])
-    assert S.TPE_CONFOUNDING_WARNING in out.attrs["warnings"]
-    pw = S.marginal_tests(df, param="opt", value="acc", mode="pairwise")
+    assert S.TPE_CONFOUNDING_WARNING in result.warnings
+    pw = S.marginal_tests(df, param="opt", value="acc", mode="pairwise").frame
     assert len(pw) == 3 and set(pw["other"]) <= {"sgd", "rms"}
 
 

@@ -135,7 +135,7 @@ def test_seeds_for_power_is_one_figure_in_every_table_of_the_report(url: str, mo
     """A confirmation's summary table and its comparison tables give one comparison's seeds for power 0.8 as
     one figure (they said "more than 200" and "≈ 761" for the same comparison): the simulated exact test, and
     past its 200-seed search the noncentral t's uncapped answer, in both."""
-    import planted
+    from ablate_testing import planted
 
     from ablate.analysis import power
     from ablate.report.confirm import confirm_report_sections

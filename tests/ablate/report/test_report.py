@@ -57,13 +57,13 @@ def fixed() -> pd.DataFrame:
 
 
 def test_paper_table_hand_computed_mean_sd():
-    t = report.paper_table(fixed(), rows=["A", "B"], cases=CASES)
+    t = report.paper_table(fixed(), rows=["A", "B"], cases=CASES).frame
     assert list(t.index) == ["A", "B"] and list(t.columns) == CASES
     assert t.loc["A", "T1M1_T2M2"] == "97.03±0.03"
     assert t.loc["B", "T1M1_T2M2"] == "96.10±0.10"
     assert t.loc["A", "T2M1_T1M2"] == "50.00±0.00"
     assert t.loc["B", "T2M1_T1M2"] == "62.00±2.00"
-    num = report.paper_table(fixed(), rows=["B", "A"], cases=CASES, formatted=False)
+    num = report.paper_table(fixed(), rows=["B", "A"], cases=CASES, formatted=False).frame
     assert list(num.index) == ["B", "A"]
     assert num.loc["B", "T2M1_T1M2_sd"] == pytest.approx(2.0)  # ddof=1: sqrt(((-2)^2 + 0 + 2^2) / 2)
     assert num.loc["A", "T1M1_T2M2_mean"] == pytest.approx(97.03)
@@ -72,11 +72,12 @@ def test_paper_table_hand_computed_mean_sd():
 
 def test_paper_table_missing_cells_and_bad_input():
     df = fixed()
-    t = report.paper_table(df[df["seed"] == 0], rows=["A"], cases=[*CASES, "T1M2_T2M1"])
+    result = report.paper_table(df[df["seed"] == 0], rows=["A"], cases=[*CASES, "T1M2_T2M1"])
+    t = result.frame
     assert t.loc["A", "T1M1_T2M2"] == "97.00"  # one run: mean alone
     assert t.loc["A", "T1M2_T2M1"] == report.DASH
-    assert any("T1M2_T2M1" in w for w in t.attrs["warnings"])
-    assert any("SD undefined" in w for w in t.attrs["warnings"])
+    assert any("T1M2_T2M1" in w for w in result.warnings)
+    assert any("SD undefined" in w for w in result.warnings)
     with pytest.raises(AblateError, match="'C'"):
         report.paper_table(df, rows=["A", "C"], cases=CASES)
     with pytest.raises(AblateError, match="several runs"):
@@ -84,7 +85,7 @@ def test_paper_table_missing_cells_and_bad_input():
     pct = df.assign(test_accuracy=df["test_accuracy"] * 100)
     with pytest.raises(AblateError, match="percent=False"):
         report.paper_table(pct, rows=["A"], cases=CASES)
-    assert report.paper_table(pct, rows=["A"], cases=CASES, percent=False, decimals=2).loc["A", "T1M1_T2M2"] == (
+    assert report.paper_table(pct, rows=["A"], cases=CASES, percent=False, decimals=2).frame.loc["A", "T1M1_T2M2"] == (
         "97.03±0.03"
     )
 
@@ -171,10 +172,13 @@ def sections_with_figure(tmp_path: Path) -> list[Section]:
     fig = figures.box_strip(fixed(), tmp_path / "figs" / "box", case="T1M1_T2M2")
     block = report.paper_table_block(fixed(), rows=["A", "B"], cases=CASES, title="Main results")
     other = pd.DataFrame({"x": [1, 2], "y": [0.5, float("nan")]})
-    other.attrs["warnings"] = ["a table warning"]
     return [
         Section("Results", text="Some text with 50% & under_scores.", tables=[block], figures=[fig]),
-        Section("Extra", tables=[Table(other, title="Second table")], warnings=["a section warning"]),
+        Section(
+            "Extra",
+            tables=[Table(other, title="Second table", warnings=["a table warning"])],
+            warnings=["a section warning"],
+        ),
     ]
 
 
@@ -536,7 +540,7 @@ def test_an_inconclusive_row_says_how_many_seeds_its_delta_would_need() -> None:
         ]
     tab = stats.ablation_table(pd.DataFrame(rows), reference="ref")
     shown = format_comparisons(tab).data.set_index("variant")["verdict"]
-    small = tab.set_index("variant").loc["small"]
+    small = tab.frame.set_index("variant").loc["small"]
     assert small["verdict"] == "inconclusive"
     n = power.t_seeds(float(small["delta"]), float(small["delta_sd"]), m=2)
     assert shown["small"] == f"inconclusive (≈ {n} seeds for this Δ, t approx.)"
@@ -561,7 +565,7 @@ def test_a_large_consistent_delta_on_too_few_seeds_names_the_exact_tests_floor()
             rows.append({"variant": f"v{v}", "seed": seed, "test_accuracy": base - 0.67 + rng.normal(0, 0.005)})
     tab = stats.ablation_table(pd.DataFrame(rows), reference="ref")
     shown = format_comparisons(tab).data.set_index("variant")["verdict"]
-    assert power.exact_floor(m=7) == 9 and (tab["verdict"] == "inconclusive").all()
+    assert power.exact_floor(m=7) == 9 and (tab.frame["verdict"] == "inconclusive").all()
     assert shown["v0"] == "inconclusive (≥ 9 seeds: with fewer the exact test cannot reach α after Holm over 7)"
 
 

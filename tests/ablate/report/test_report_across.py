@@ -51,7 +51,7 @@ def test_two_confirmations_are_joined_under_holm_over_every_comparison(env: Path
             df[df["variant"].isin([*rows.loc[rows.case == case, "configuration"], "no transfer"])],
             reference="no transfer",
             n_examples="n_test",
-        ).set_index("variant")
+        ).frame.set_index("variant")
         raw += [table.loc[v, "p"] for v in rows.loc[rows.case == case, "configuration"]]
     assert rows["p"].tolist() == pytest.approx(raw)
     assert rows["p_holm_all"].tolist() == pytest.approx(multipletests(raw, method="holm")[1].tolist())
