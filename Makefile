@@ -75,17 +75,19 @@ clean:
 # SAMPLE=N keeps a seeded random N mutants per module (scripts/mutation.py sample; MUTATION_SEED, default 0).
 # Rerunning resumes an interrupted session; `make mutation-clean` starts over (do that after changing the code).
 # One module: `make mutation MUTATE=designs`. Scores: $(MUTATION_DIR)/NAME.score.txt and docs/data/mutation/NAME.json.
+# RETEST=1 runs the survivors again against the tests as they are now (each run copies tests/ into the tree).
 MUTATION_DIR ?= build/mutation
 MUTATE ?= designs weightpoints queue generators storage procedures stats bnn record method
 MUTATION_TIMEOUT ?= 120
 MUTATION_SEED ?= 0
 SAMPLE ?=
+RETEST ?=
 MUTATION_SPECS = \
 	designs:ablate/experiment/designs.py:tests/ablate/experiment/test_designs.py \
 	weightpoints:cgi/crossgen/weightpoints.py:tests/crossgen/test_weightpoints.py \
 	queue:ablate/execution/queue.py:tests/ablate/execution/test_queue.py,tests/ablate/experiment/test_designs.py \
 	generators:cgi/crossgen/generators.py:tests/crossgen/test_generators.py \
-	storage:ablate/execution/storages/retries.py:tests/ablate/execution/test_storage.py,tests/ablate/execution/test_connections.py \
+	storage:ablate/execution/storages/retries.py:tests/ablate/execution/test_retries.py,tests/ablate/execution/test_storage.py,tests/ablate/execution/test_connections.py \
 	procedures:ablate/analysis/procedures.py:tests/ablate/analysis/test_stats.py \
 	stats:ablate/analysis/stats.py:tests/ablate/analysis/test_stats.py \
 	bnn:cgi/crossgen/bnn.py:tests/crossgen/test_bnn.py \
@@ -116,6 +118,7 @@ mutation-%: mutation-tool
 		ln -s ../ablate $$dir/tree/.mutation-path/ablate && \
 		ln -s ../studies $$dir/tree/.mutation-path/ablate_studies; \
 	fi; \
+	git ls-files -z -co --exclude-standard tests | tar --null -T - -cf - | tar -xf - -C $$dir/tree; \
 	cd $$dir; \
 	printf '%s\n' '[cosmic-ray]' "module-path = \"$$module\"" 'excluded-modules = []' \
 		'timeout = $(MUTATION_TIMEOUT).0' \
@@ -126,6 +129,7 @@ mutation-%: mutation-tool
 		(cd tree && $$bin/cosmic-ray init ../$$name.toml ../$$name.sqlite) && \
 		$$bin/cr-filter-operators $$name.sqlite $$name.toml; \
 		if [ -n "$(SAMPLE)" ]; then $$py $$repo/scripts/mutation.py sample $$name.sqlite $(SAMPLE) --seed $(MUTATION_SEED); fi; \
+	elif [ -n "$(RETEST)" ]; then $$py $$repo/scripts/mutation.py retest $$name $$name.sqlite; \
 	fi; \
 	echo "== $$name: $$module against $$tests"; \
 	(cd tree && $$bin/cosmic-ray baseline ../$$name.toml) || { echo "$$name: the tests fail unmutated"; exit 1; }; \

@@ -2,6 +2,7 @@
 
     python scripts/mutation.py sample SESSION.sqlite N [--seed S]   keep a seeded random N of the pending mutants
     python scripts/mutation.py score NAME SESSION.sqlite            counts, score and its Wilson 95% interval
+    python scripts/mutation.py retest NAME SESSION.sqlite           run the survivors again (after new tests)
     python scripts/mutation.py table                                the score table of docs/testing.md
 
 Why sample: a module of 1,100 mutants at 5-20 s each is a day on two cores, while 150 drawn at random give
@@ -13,6 +14,11 @@ A survivor that changes no behaviour (an *equivalent* mutant) is listed with its
 (not line numbers, which move). The score is killed / (killed + survived - equivalent); incompetent mutants
 (the mutated module does not import) and skipped ones do not count. The interval is statsmodels' Wilson
 interval for that proportion.
+
+After tests are added for the survivors, ``retest`` forgets the survivors' outcomes so that the next
+``make mutation`` runs exactly those mutants again against the new tests (``make mutation RETEST=1``). The
+score before that is kept as ``first_pass`` in the module's JSON: the first pass measures the suite as it
+was, the second what the new tests added, and both are shown.
 """
 
 from __future__ import annotations
@@ -104,7 +110,10 @@ def score(name: str, session: Path) -> dict:
                 counts["incompetent"] += 1
     counted = counts["killed"] + counts["survived"]
     low, high = proportion_confint(counts["killed"], counted, alpha=0.05, method="wilson") if counted else (0.0, 1.0)
+    previous = DATA / f"{name}.json"
+    first = json.loads(previous.read_text()).get("first_pass") if previous.exists() else None
     return {
+        "first_pass": first,
         "name": name,
         "module": module,
         **counts,
@@ -114,11 +123,26 @@ def score(name: str, session: Path) -> dict:
     }
 
 
+def retest(name: str, session: Path) -> int:
+    """Forget the survivors' outcomes (keeping the first pass's score); how many will run again."""
+    import sqlite3
+
+    out = DATA / f"{name}.json"
+    if out.exists():
+        stored = json.loads(out.read_text())
+        if "first_pass" not in stored:
+            keep = ("killed", "survived", "equivalent", "incompetent", "score", "wilson95")
+            stored["first_pass"] = {k: stored[k] for k in keep}
+            out.write_text(json.dumps(stored, indent=1) + "\n")
+    with sqlite3.connect(session) as db:
+        return db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'").rowcount
+
+
 def table() -> str:
     """The markdown table of every module's stored score (docs/data/mutation/NAME.json)."""
     rows = [
-        "| module | file | sampled | killed | survived | equivalent | incompetent | score (95% Wilson) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| module | file | sampled | first pass | killed | survived | equivalent | incompetent | score (95% Wilson) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for path in sorted(DATA.glob("*.json")):
         r = json.loads(path.read_text())
@@ -126,8 +150,11 @@ def table() -> str:
         pct = "n/a" if r["score"] is None else f"{100 * r['score']:.1f}%"
         low, high = r["wilson95"]
         done = "" if not r["pending"] else f" ({r['pending']} not run)"
+        first = r.get("first_pass") or r
+        first_pct = "n/a" if first["score"] is None else f"{100 * first['score']:.1f}%"
         rows.append(
-            f"| {r['name']} | `{r['module']}` | {ran}{done} | {r['killed']} | {r['survived']} | {r['equivalent']} "
+            f"| {r['name']} | `{r['module']}` | {ran}{done} | {first_pct} | {r['killed']} | {r['survived']} "
+            f"| {r['equivalent']} "
             f"| {r['incompetent']} | {pct} ({100 * low:.1f}–{100 * high:.1f}) |"
         )
     return "\n".join(rows)
@@ -155,6 +182,9 @@ def main() -> None:
     p.add_argument("name")
     p.add_argument("session", type=Path)
     p.add_argument("--out", type=Path, help="Write the score as JSON here (docs/data/mutation/NAME.json).")
+    p = sub.add_parser("retest")
+    p.add_argument("name")
+    p.add_argument("session", type=Path)
     p = sub.add_parser("table")
     p.add_argument("--write", action="store_true", help="Rewrite docs/testing.md's table in place.")
     args = parser.parse_args()
@@ -176,6 +206,8 @@ def main() -> None:
             f"{result['pending']} pending: score {pct} "
             f"(95% Wilson {100 * low:.1f}-{100 * high:.1f})"
         )
+    elif args.command == "retest":
+        print(f"{args.name}: {retest(args.name, args.session)} survivors will run again")
     else:
         if args.write:
             doc = REPO / "docs" / "testing.md"
