@@ -577,3 +577,49 @@ def test_an_objective_without_run_batch_runs_one_trial_at_a_time(study: optuna.S
     queue.top_up_tickets(study, 2)
     objective, calls = _counter([0.1, 0.2])
     assert queue.work(study, objective, batch=4).completed == 2 and calls == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("running", "shown"),
+    [
+        (3, "#0, #1, #2;"),
+        (5, "#0, #1, #2, #3, #4;"),
+        (6, "#0, #1, #2, #3, #4 and 1 more;"),
+        (7, "#0, #1, #2, #3, #4 and 2 more;"),
+    ],
+)
+def test_a_worker_leaves_young_running_trials_alone_and_says_which_it_waits_for(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, running: int, shown: str
+) -> None:
+    """Running trials of other workers that have not beaten yet but started less than a grace period ago are
+    not orphans: they are waited for, named once (five at most), and left RUNNING."""
+    study = _new_study(tmp_path, heartbeat_interval=60, grace_period=3600)
+    queue.top_up_tickets(study, running)
+    for _ in range(running):
+        study._pop_waiting_trial_id()
+    told: set[int] = set()
+    with caplog.at_level("WARNING", logger=queue.log.name):
+        queue._adopt_orphans(study, _by_state(study, TrialState.RUNNING), told)
+        queue._adopt_orphans(study, _by_state(study, TrialState.RUNNING), told)  # said once per trial
+    assert queue.counts(study)["RUNNING"] == running and queue.counts(study)["FAIL"] == 0
+    said = [r.getMessage() for r in caplog.records if "waiting for" in r.getMessage()]
+    assert said == [
+        f"waiting for {running} running trial(s) of other workers ({shown} one that never beats is re-queued "
+        "after 3600 s)"
+    ]
+    assert told == set(range(running))
+
+
+def test_a_batch_objective_runs_one_trial_at_a_time_unless_asked(study: optuna.Study) -> None:
+    """``batch`` defaults to 1: an objective able to run batches still gets one trial per call by default."""
+    calls: list[int] = []
+
+    class Both(_Batch):
+        def __call__(self, trial: optuna.Trial) -> float:
+            calls.append(trial.number)
+            return 0.5
+
+    queue.top_up_tickets(study, 3)
+    objective = Both([0.1, 0.2, 0.3])
+    assert queue.work(study, objective).completed == 3  # type: ignore[arg-type]
+    assert calls == [0, 1, 2] and objective.batches == []
