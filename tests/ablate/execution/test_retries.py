@@ -164,3 +164,48 @@ def test_values_compare_as_stored_nan_included() -> None:
     assert same([0.5], None) and same(None, None)
     assert not same(None, [0.5]) and not same([0.5], [0.5, 0.5]) and not same([0.5], [0.25])
     assert same([math.nan, 0.5], [math.nan, 0.5]) and not same([math.nan], [0.5])
+
+
+def _free_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_refused_connection_fails_at_once_unless_told_to_wait(caplog: pytest.LogCaptureFixture) -> None:
+    from ablate.errors import StorageError
+    from ablate.execution import storages as st
+
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{_free_port()}/none"
+    spec = st.parse_storage(url)
+    with caplog.at_level("WARNING", logger="ablate.execution.storages"):
+        with pytest.raises(StorageError, match="check that the server is running"):
+            retries._connect_retrying(spec, lambda: st.RetryingRDBStorage(url))
+        assert "refused the connection" not in caplog.text  # no wait by default: a wrong URL says so at once
+        with pytest.raises(StorageError, match="check that the server is running"):
+            retries._connect_retrying(spec, lambda: st.RetryingRDBStorage(url), wait=0.3)
+    said = [r.getMessage() for r in caplog.records if "refused the connection" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith("waiting up to 0 s for it")  # said once, however many tries
+
+
+def test_a_one_argument_driver_error_still_gives_a_reason() -> None:
+    assert retries._db_reason(pymysql.err.OperationalError(2003), None) == "2003"
+
+
+def test_finishing_a_trial_twice_is_still_an_error(tmp_path) -> None:  # noqa: ANN001
+    """The read-back before a retry is for a retry only: a first attempt on a trial finished elsewhere with
+    the same value raises, as Optuna does, so that the queue learns it was finished elsewhere."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.study import StudyDirection
+    from optuna.trial import TrialState
+
+    storage = retries.RetryingRDBStorage(f"sqlite:///{tmp_path}/s.db")
+    study_id = storage.create_new_study([StudyDirection.MAXIMIZE], "s")
+    trial_id = storage.create_new_trial(study_id)
+    assert storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [0.5])
+    with pytest.raises(UpdateFinishedTrialError):
+        storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [0.5])
+    storage.engine.dispose()
