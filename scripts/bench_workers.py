@@ -39,8 +39,8 @@ def main() -> None:
             storage=args.storage,
             case=args.case,
             trials=args.trials,
-            sampler="random",
-            pruner="none",
+            sampler_name="random",
+            pruner_name="none",
             workers=workers,
         )
         result = worker_throughput(plan)

@@ -45,20 +45,9 @@ def confirm_one(source: Any, *, top: int, seeds: int, fidelity: Any, url: str, p
 
     existing = None
     conf = confirm.plan(source, top=top, seeds=seeds, fidelity=fidelity, method=plan.method)
-    study_plan = replace(
-        plan,
-        name=conf.name,
-        kind="design",
-        fidelity=conf.fidelity,
-        design=conf.design,
-        cases=(conf.case,),
-        seeds=seeds,
-        case=None,
-        space=None,
-        trials=0,
-        join=False,
-        timeout=None,
-        base={},
+    settings = {**plan.execution(), "join": False, "timeout": None}  # the confirmation runs as its search did
+    study_plan = studies.DesignPlan(
+        name=conf.name, fidelity=conf.fidelity, design=conf.design, cases=(conf.case,), seeds=seeds, **settings
     )
     study = studies.open_study(study_plan)
     if record.DEFINITION in study.user_attrs:
@@ -175,7 +164,6 @@ def confirm_cmd(
             name=source.study_name,
             storage=url,
             fidelity=fid or confirm.stored_preset(method, definition.fidelity),
-            kind="design",
             workers=workers,
             device=device,
             threads=threads,

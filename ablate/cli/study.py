@@ -69,7 +69,7 @@ def reproduce_cmd(
       ablate reproduce table1 --seeds 10 --fidelity quick
       ablate reproduce table2 --seeds 5 --fidelity quick --out studies/runs/table2
     """
-    from ablate.execution.studies import StudyPlan
+    from ablate.execution.plans import DesignPlan
     from ablate.experiment.designs import load_table_design, parse_settings
     from ablate.experiment.names import derived_name
     from ablate.report import reproduce
@@ -90,11 +90,10 @@ def reproduce_cmd(
     url = storage_url(storage)  # before the folder is made: a refused storage leaves nothing behind
     check_new_names(url, [label])
     check_out_dir(out_path)
-    plan = StudyPlan(
+    plan = DesignPlan(
         name=label,
         storage=url,
         fidelity=fid,
-        kind="design",
         design=design,
         cases=method.cases,
         seeds=seeds,
@@ -154,7 +153,7 @@ def study_cmd(
       ablate study --case all --trials 50 --seeds 3 --workers 2 \\
         --storage postgresql://user@db/ablate
     """
-    from ablate.execution.studies import PRUNERS, SAMPLERS, StudyPlan
+    from ablate.execution.plans import PRUNERS, SAMPLERS, SensitivityPlan
     from ablate.experiment.designs import expand_cases, parse_settings
     from ablate.experiment.names import sensitivity_study_names
     from ablate.experiment.space import load_space
@@ -201,17 +200,16 @@ def study_cmd(
     made: list[str] = []
     for c in cases:
         name = names[c]
-        plan = StudyPlan(
+        plan = SensitivityPlan(
             name=name,
             storage=url,
             fidelity=fid,
-            kind="sensitivity",
             case=c,
             space=sp,
             trials=trials,
             seeds=seeds,
-            sampler=sampler,
-            pruner=pruner,
+            sampler_name=sampler,
+            pruner_name=pruner,
             sampler_seed=sampler_seed,
             workers=workers,
             join=join,
@@ -265,7 +263,7 @@ def ablation_cmd(
       ablate ablation --case T2M2_T1M1 --seeds 10 --design ofat
       ablate ablation --case all --seeds 5 --design factorial --workers 2
     """
-    from ablate.execution.studies import StudyPlan
+    from ablate.execution.plans import DesignPlan
     from ablate.experiment.designs import expand_cases, load_ablation_design, parse_settings
     from ablate.experiment.names import ablation_study_names
 
@@ -286,11 +284,10 @@ def ablation_cmd(
     made: list[str] = []
     for c in cases:
         name = names[c]
-        plan = StudyPlan(
+        plan = DesignPlan(
             name=name,
             storage=url,
             fidelity=fid,
-            kind="design",
             design=dsg,
             cases=(c,),
             seeds=seeds,

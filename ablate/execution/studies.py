@@ -1,7 +1,8 @@
 """Create or resume a study, fill its queue, and run workers over it (in-process or as processes).
 
-A :class:`StudyPlan` is plain, picklable data: everything a worker process on any machine needs to join
-the same study. Names are derived from what the study measures, so the same command resumes it:
+A plan (:mod:`ablate.execution.plans`: a :class:`DesignPlan` or a :class:`SensitivityPlan`) is plain,
+picklable data: everything a worker process on any machine needs to join the same study. Names are derived
+from what the study measures, so the same command resumes it:
 
 * sampled sensitivity studies: ``sensitivity-{case}-{fidelity}``
 * designed ablations: ``ablation-{ofat|factorial}-{case}-{fidelity}``
@@ -18,7 +19,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -26,139 +27,48 @@ from optuna.exceptions import ExperimentalWarning
 
 from ablate import record
 from ablate.errors import AblateError
-from ablate.execution import connections, provenance, queue, stacking
+from ablate.execution import connections, provenance, queue
+from ablate.execution.plans import (
+    MEDIAN_WARMUP_STEPS,
+    PRUNERS,
+    SAMPLERS,
+    WILCOXON_P_THRESHOLD,
+    WILCOXON_STARTUP_STEPS,
+    DesignPlan,
+    SensitivityPlan,
+    StudyPlan,
+)
 from ablate.execution.storages import is_transient_error, open_storage, parse_storage
-from ablate.experiment.designs import Design, DesignPoint
-from ablate.experiment.names import check_definition_size, check_new_study_name, check_study_name
-from ablate.experiment.objective import DesignObjective, SensitivityObjective
-from ablate.experiment.space import Space
-from ablate.method import Method, Preset, load_method
+from ablate.experiment.names import check_new_study_name
 
-SAMPLERS = ("tpe", "random", "qmc", "grid")
-PRUNERS = ("none", "median", "wilcoxon", "hyperband")
-WILCOXON_P_THRESHOLD = 0.1  # prunes when the exact one-sided p < this
-WILCOXON_STARTUP_STEPS = 2  # compares from this many seeds on
-MEDIAN_WARMUP_STEPS = 1  # with seeds as steps: from the second seed on
 JOIN_POLL_S = 2.0
-
-
-@dataclass(frozen=True)
-class StudyPlan:
-    """What to run, where, and how; validated by the CLI, and its name and definition here, before any storage is
-    opened."""
-
-    name: str
-    storage: str
-    fidelity: Preset
-    kind: str  # "design" | "sensitivity"
-    # designed studies
-    design: Design | None = None
-    cases: tuple[str, ...] = ()
-    seeds: int = 1
-    # sampled studies
-    case: str | None = None
-    space: Space | None = None
-    trials: int = 0
-    sampler: str = "tpe"
-    pruner: str = "none"
-    sampler_seed: int = 0
-    # execution
-    workers: int = 1
-    join: bool = False
-    join_wait: float = 300.0  # --join: seconds to wait for the coordinator to create the study and fill its queue
-    timeout: float | None = None
-    heartbeat_interval: int | None = 60
-    grace_period: int | None = None
-    device: str = "cpu"
-    threads: int = 1
-    base: dict[str, Any] = field(default_factory=dict)  # switch values every run of a sampled study shares
-    curves: bool = True  # learning curves in every record (costs ~8% of a quick run; see docs/benchmarks.md)
-    stack: str = "auto"  # --stack: runs of a trial as stacked replicas (ablate.execution.stacking)
-    method: Method = field(default_factory=load_method)
-
-    def __post_init__(self) -> None:
-        """A name or a definition that some supported storage cannot hold is refused here, before any is opened."""
-        check_study_name(self.name)
-        if (self.kind == "design" and self.design is not None) or (self.space is not None and self.case is not None):
-            check_definition_size(self.name, asdict(self.definition()))
-
-    @property
-    def stacked(self) -> bool:
-        return stacking.resolve(self.stack, self.device, self.method)
-
-    @property
-    def stacking_note(self) -> str:
-        return stacking.why(self.stack, self.device, self.method)
-
-    @property
-    def batch(self) -> int:
-        """Design points a worker claims at once (1: unstacked, or a sampled study, whose trials stack seeds)."""
-        if self.kind != "design" or not self.stacked:
-            return 1
-        return stacking.batch_size(self.total, self.workers)
-
-    @property
-    def total(self) -> int:
-        if self.kind == "design":
-            assert self.design is not None
-            return len(self.design.points(list(self.cases), self.seeds))
-        return self.trials
-
-    def points(self) -> list[DesignPoint]:
-        assert self.design is not None
-        return self.design.points(list(self.cases), self.seeds)
-
-    def definition(self) -> record.Definition:
-        """What the study stores at creation; reports read it instead of the definition files."""
-        common = {
-            "name": self.name,
-            "fidelity": self.fidelity.as_dict(),
-            "switches": self.method.switches().declarations(),
-        }
-        if self.kind == "sensitivity":
-            assert self.space is not None and self.case is not None
-            return record.Definition(
-                kind="sensitivity",
-                case=self.case,
-                seeds=self.seeds,
-                space=self.space.to_dicts(),
-                extra={"sampler": self.sampler, "pruner": self.pruner, "base": dict(self.base)},
-                **common,
-            )
-        assert self.design is not None
-        return record.Definition(
-            kind="design", design=self.design.to_dict(), cases=tuple(self.cases), seeds=self.seeds, **common
-        )
+__all__ = [  # the plans live in ablate.execution.plans; running them is this module's
+    "MEDIAN_WARMUP_STEPS",
+    "PRUNERS",
+    "SAMPLERS",
+    "WILCOXON_P_THRESHOLD",
+    "WILCOXON_STARTUP_STEPS",
+    "DesignPlan",
+    "Outcome",
+    "SensitivityPlan",
+    "StudyPlan",
+    "check_new_names",
+    "execute",
+    "list_studies",
+    "make_pruner",
+    "make_sampler",
+    "open_study",
+    "prepare",
+    "pruning_warning",
+]
 
 
 def make_sampler(plan: StudyPlan, worker: int = 0) -> optuna.samplers.BaseSampler:
-    seed = plan.sampler_seed + worker  # distinct streams per worker, reproducible per worker index
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        if plan.kind == "design" or plan.sampler == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        if plan.sampler == "tpe":
-            return optuna.samplers.TPESampler(
-                seed=seed, multivariate=True, group=True, constant_liar=plan.workers > 1, n_startup_trials=10
-            )
-        if plan.sampler == "qmc":
-            return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False)
-        assert plan.space is not None
-        return optuna.samplers.GridSampler(plan.space.grid(), seed=seed)
+    return plan.sampler(worker)
 
 
 def make_pruner(plan: StudyPlan) -> optuna.pruners.BasePruner:
-    if plan.kind == "design" or plan.pruner == "none":
-        return optuna.pruners.NopPruner()
-    if plan.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=MEDIAN_WARMUP_STEPS)
-    if plan.pruner == "wilcoxon":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            return optuna.pruners.WilcoxonPruner(
-                p_threshold=WILCOXON_P_THRESHOLD, n_startup_steps=WILCOXON_STARTUP_STEPS
-            )
-    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=int(plan.fidelity.values.get("epochs", 1)))
+    return plan.pruner()
 
 
 def min_one_sided_p(n: int) -> float:
@@ -288,11 +198,7 @@ def prepare(plan: StudyPlan, log: Callable[..., Any] = print) -> tuple[optuna.St
     record.write_definition(study, provenance.stamp(study, plan.definition(), plan))
     if plan.join:
         return study, 0
-    if plan.kind == "design":
-        added = queue.enqueue_points(study, plan.points())
-    else:
-        added = queue.top_up_tickets(study, plan.trials)
-    return study, added
+    return study, plan.fill(study)
 
 
 def worker_device(device: str, worker: int) -> str:
@@ -306,25 +212,7 @@ def worker_device(device: str, worker: int) -> str:
 
 
 def build_objective(plan: StudyPlan, log: Callable[..., Any], worker: int = 0) -> Callable[[optuna.Trial], float]:
-    device = worker_device(plan.device, worker)
-    if plan.kind == "design":
-        assert plan.design is not None
-        return DesignObjective(
-            plan.method, plan.fidelity, device=device, curves=plan.curves, stack=plan.stacked, log=log
-        )
-    assert plan.space is not None and plan.case is not None
-    return SensitivityObjective(
-        method=plan.method,
-        case=plan.case,
-        preset=plan.fidelity,
-        space=plan.space,
-        seeds=plan.seeds,
-        base=plan.base,
-        device=device,
-        curves=plan.curves,
-        stack=plan.stacked,
-        log=log,
-    )
+    return plan.objective(worker_device(plan.device, worker), log)
 
 
 @contextlib.contextmanager
@@ -367,7 +255,7 @@ def worker_main(plan: StudyPlan, worker: int, threads: int) -> None:
             study,
             build_objective(plan, log=lambda *a, **k: None, worker=worker),
             deadline=deadline,
-            replace_failed=plan.kind == "sensitivity",
+            replace_failed=plan.replace_failed,
             batch=plan.batch,
         )
 
@@ -420,7 +308,7 @@ def _execute(
                 study,
                 build_objective(plan, log=log),
                 deadline=deadline,
-                replace_failed=plan.kind == "sensitivity",
+                replace_failed=plan.replace_failed,
                 batch=plan.batch,
                 on_trial=(lambda _t: on_progress(progress_info(study))) if on_progress else None,
             )

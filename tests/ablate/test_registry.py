@@ -20,7 +20,7 @@ from ablate import record
 from ablate.analysis import tidy
 from ablate.cli.options import with_switch_options
 from ablate.errors import AblateError
-from ablate.execution.studies import StudyPlan, execute
+from ablate.execution.studies import DesignPlan, execute
 from ablate.experiment.designs import load_ablation_design
 from ablate.experiment.presets import load_fidelity
 from ablate.experiment.space import load_space
@@ -78,11 +78,10 @@ def test_new_switch_in_a_space_and_a_design(tmp_path: Path) -> None:
 def test_new_switch_reaches_the_record_and_the_report(tmp_path: Path) -> None:
     design = tmp_path / "design.toml"
     design.write_text("[ofat]\nflips = { throwaway = 1 }\n")
-    plan = StudyPlan(
+    plan = DesignPlan(
         name="throwaway",
         storage=f"sqlite:///{tmp_path / 'r.db'}",
         fidelity=load_fidelity("smoke", method=WITH),
-        kind="design",
         design=load_ablation_design("ofat", design, WITH),
         cases=("T2M1_T1M2",),
         seeds=2,

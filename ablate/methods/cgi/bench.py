@@ -226,16 +226,16 @@ def table2_seconds(fidelity: Any, *, device: str, seeds: int = 10, workers: int 
     """Wall seconds of ``ablate reproduce table2`` (80 runs at 10 seeds) in a fresh SQLite study."""
     import tempfile
 
-    from ablate.execution.studies import StudyPlan, execute
+    from ablate.execution.plans import DesignPlan
+    from ablate.execution.studies import execute
     from ablate.experiment.designs import load_table_design
     from crossgen.config import CASES
 
     with tempfile.TemporaryDirectory() as tmp:
-        plan = StudyPlan(
+        plan = DesignPlan(
             name="bench-table2",
             storage=f"sqlite:///{tmp}/bench.db",
             fidelity=fidelity,
-            kind="design",
             design=load_table_design("table2"),
             cases=CASES,
             seeds=seeds,
@@ -266,11 +266,11 @@ def environment(device: str) -> dict[str, Any]:
 
 
 def _study_plan(tmp: str, name: str, fidelity: Any, **kw: Any) -> Any:
-    from ablate.execution.studies import StudyPlan
+    from ablate.execution.plans import SensitivityPlan
     from ablate.experiment.space import load_space
 
     kw.setdefault("storage", f"sqlite:///{tmp}/{name}.db")
-    return StudyPlan(name=name, fidelity=fidelity, kind="sensitivity", space=load_space(), **kw)
+    return SensitivityPlan(name=name, fidelity=fidelity, space=load_space(), **kw)
 
 
 def worker_throughput(plan: Any) -> dict[str, Any]:
@@ -316,7 +316,7 @@ def study_benchmarks(
     with tempfile.TemporaryDirectory() as tmp:
         if trials:
             log(f"study wall time: {trials} trials ...")
-            plan = _study_plan(tmp, "wall", fidelity, case=case, trials=trials, pruner="median")
+            plan = _study_plan(tmp, "wall", fidelity, case=case, trials=trials, pruner_name="median")
             start = time.perf_counter()
             execute(plan, log=lambda *_: None)
             out["study_wall_s"] = time.perf_counter() - start
@@ -331,8 +331,8 @@ def study_benchmarks(
                     fidelity,
                     case=case,
                     trials=scaling_trials,
-                    sampler="random",
-                    pruner="none",
+                    sampler_name="random",
+                    pruner_name="none",
                     workers=workers,
                 )
                 rates[workers] = worker_throughput(plan)["trials_per_hour"]
@@ -350,7 +350,7 @@ def study_benchmarks(
                     case=case,
                     trials=pruning_trials,
                     seeds=pruning_seeds,
-                    pruner=pruner,
+                    pruner_name=pruner,
                 )
                 outcome = execute(plan, log=lambda *_: None)
                 trials_ = outcome.study.get_trials(deepcopy=False, states=queue.FINISHED)

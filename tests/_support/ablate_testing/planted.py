@@ -96,11 +96,10 @@ def planted_search(url: str, name: str = SOURCE, *, provenance: dict | None = No
 def run_confirmation(url: str, source: optuna.Study, top: int, seeds: int) -> optuna.Study:
     """The real plan, design, definition, link and exact queue; the fake objective does the runs."""
     conf = confirm.plan(source, top=top, seeds=seeds)
-    plan = studies.StudyPlan(
+    plan = studies.DesignPlan(
         name=conf.name,
         storage=url,
         fidelity=conf.fidelity,
-        kind="design",
         design=conf.design,
         cases=(conf.case,),
         seeds=seeds,

@@ -214,10 +214,20 @@ def test_a_joiner_whose_server_is_down_waits_for_it_instead_of_exiting_2(env: Pa
 
 def _wilcoxon_prunes_after(n: int) -> bool:
     """Whether ablate's WilcoxonPruner prunes a trial worse than the best on each of ``n`` seeds (the best case)."""
-    from ablate.execution.studies import StudyPlan, make_pruner
+    from ablate.execution.plans import SensitivityPlan
+    from ablate.execution.studies import make_pruner
+    from ablate.experiment.space import load_space
     from ablate.method import Preset
 
-    plan = StudyPlan(name="p", storage="", fidelity=Preset("smoke"), kind="sensitivity", pruner="wilcoxon")
+    plan = SensitivityPlan(
+        name="p",
+        storage="",
+        fidelity=Preset("smoke"),
+        case="T1M1_T2M2",
+        space=load_space(),
+        trials=1,
+        pruner_name="wilcoxon",
+    )
     study = optuna.create_study(direction="maximize", pruner=make_pruner(plan))
     steps = range(n + 1)
     study.add_trial(

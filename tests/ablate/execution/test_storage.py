@@ -324,18 +324,17 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         _clean_up(backend)
 
 
-def _design_plan(backend: Backend, name: str, **changes: object) -> studies.StudyPlan:
+def _design_plan(backend: Backend, name: str, **changes: object) -> studies.DesignPlan:
     values: dict[str, object] = {
         "name": name,
         "storage": backend.url,
         "fidelity": load_fidelity("smoke"),
-        "kind": "design",
         "design": load_ablation_design("ofat"),
         "cases": (CONTRACT_CASE,),
         "seeds": 1,
         "heartbeat_interval": None,
     }
-    return studies.StudyPlan(**{**values, **changes})  # type: ignore[arg-type]
+    return studies.DesignPlan(**{**values, **changes})  # type: ignore[arg-type]
 
 
 def _as_json(definition: record.Definition) -> object:

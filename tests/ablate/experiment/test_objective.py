@@ -13,7 +13,7 @@ import pytest
 
 from ablate import record
 from ablate.errors import AblateError
-from ablate.execution.studies import StudyPlan
+from ablate.execution.studies import DesignPlan
 from ablate.experiment.designs import load_ablation_design
 from ablate.experiment.objective import DesignObjective, SensitivityObjective
 from ablate.experiment.presets import load_fidelity
@@ -141,9 +141,7 @@ def test_sensitivity_objective_averages_seeds_and_caches_the_benchmark(tmp_path:
 # ------------------------------------------------------------------------------------------------ the plan
 def test_plan_definition_stores_what_reports_need(smoke) -> None:
     design = load_ablation_design("ofat").with_base({"init_log_sigma": -2.3})
-    plan = StudyPlan(
-        name="p", storage="sqlite:///:memory:", fidelity=smoke, kind="design", design=design, cases=(CASE,), seeds=3
-    )
+    plan = DesignPlan(name="p", storage="sqlite:///:memory:", fidelity=smoke, design=design, cases=(CASE,), seeds=3)
     definition = plan.definition()
     assert definition.kind == "design" and definition.cases == (CASE,) and definition.seeds == 3
     assert definition.fidelity["name"] == "smoke"
@@ -247,10 +245,10 @@ def test_stacking_auto_follows_the_measurements() -> None:
 
 def test_a_stacked_design_plan_claims_batches_and_says_so_in_provenance(smoke) -> None:
     design = load_ablation_design("ofat")
-    common = {"name": "p", "storage": "sqlite:///:memory:", "kind": "design", "design": design, "cases": (CASE,)}
-    plan = StudyPlan(fidelity=smoke, seeds=4, workers=2, stack="on", **common)
+    common = {"name": "p", "storage": "sqlite:///:memory:", "design": design, "cases": (CASE,)}
+    plan = DesignPlan(fidelity=smoke, seeds=4, workers=2, stack="on", **common)
     assert plan.stacked and plan.batch == -(-plan.total // 2)
-    assert StudyPlan(fidelity=smoke, seeds=4, **common).batch == 1  # auto on a CPU: the reference path
+    assert DesignPlan(fidelity=smoke, seeds=4, **common).batch == 1  # auto on a CPU: the reference path
     assert plan.stacking_note.startswith("stacked")
 
 
