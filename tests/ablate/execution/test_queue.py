@@ -623,3 +623,40 @@ def test_a_batch_objective_runs_one_trial_at_a_time_unless_asked(study: optuna.S
     objective = Both([0.1, 0.2, 0.3])
     assert queue.work(study, objective).completed == 3  # type: ignore[arg-type]
     assert calls == [0, 1, 2] and objective.batches == []
+
+
+def test_failing_a_trial_that_finished_meanwhile_changes_nothing(study: optuna.Study) -> None:
+    """A stale check that loses the race with the trial's own end leaves the finished trial as it is, queues no
+    copy, and says so (False), so ``recover`` does not count it as repaired."""
+    queue.top_up_tickets(study, 1)
+    trial_id = study._pop_waiting_trial_id()
+    study._storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [0.5])
+    retry = optuna.storages.RetryFailedTrialCallback()
+    assert queue._fail_and_requeue(study, trial_id, "stale: test", retry) is False
+    (trial,) = study.trials
+    assert trial.state == TrialState.COMPLETE and trial.value == 0.5 and record.FAIL_REASON not in trial.user_attrs
+
+
+@pytest.mark.timeout(60)
+def test_a_trial_that_beats_is_never_adopted_however_old(tmp_path: Path) -> None:
+    """Orphans are trials that never beat: a long-running trial whose worker is alive keeps its claim."""
+    study = _new_study(tmp_path, heartbeat_interval=60, grace_period=1)
+    queue.top_up_tickets(study, 1)
+    trial_id = study._pop_waiting_trial_id()
+    time.sleep(1.2)  # older than the grace period
+    study._storage.record_heartbeat(trial_id)  # and beating
+    queue._adopt_orphans(study, _by_state(study, TrialState.RUNNING), set())
+    assert [t.state for t in study.trials] == [TrialState.RUNNING]
+
+
+def test_a_sampled_study_replaces_at_most_fifty_failed_trials_by_default(study: optuna.Study) -> None:
+    """A method that fails every run must not keep a sampled study going for ever: 50 replacements, then stop."""
+    queue.top_up_tickets(study, 1)
+    objective, calls = _counter([ValueError("always")])
+    stats = queue.work(study, objective, replace_failed=True)
+    assert (stats.failed, stats.replaced, len(calls)) == (51, 50, 51)
+
+
+def test_a_failure_reason_is_one_line_of_at_most_500_characters() -> None:
+    reason = queue._one_line(ValueError("x\n" * 400))
+    assert len(reason) == 500 and "\n" not in reason and reason.startswith("ValueError: x x")
