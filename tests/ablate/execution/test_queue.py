@@ -660,3 +660,16 @@ def test_a_sampled_study_replaces_at_most_fifty_failed_trials_by_default(study: 
 def test_a_failure_reason_is_one_line_of_at_most_500_characters() -> None:
     reason = queue._one_line(ValueError("x\n" * 400))
     assert len(reason) == 500 and "\n" not in reason and reason.startswith("ValueError: x x")
+
+
+@pytest.mark.parametrize(
+    ("url", "lock"),
+    [("sqlite://", None), ("sqlite:///:memory:", None), ("sqlite:///{tmp}/q.db", "{tmp}/q.db.queue.lock")],
+)
+def test_only_a_sqlite_file_gets_a_lock_file(tmp_path: Path, url: str, lock: str | None) -> None:
+    """An in-memory database has no file to lock beside it (none is made in the working folder)."""
+    storage = RDBStorage(url.format(tmp=tmp_path))
+    try:
+        assert queue._sqlite_lock_path(storage) == (lock.format(tmp=tmp_path) if lock else None)
+    finally:
+        storage.engine.dispose()
