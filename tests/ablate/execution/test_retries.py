@@ -118,6 +118,8 @@ def test_errors_that_are_not_transient_escape_at_once() -> None:
         (psycopg.OperationalError('FATAL:  too many connections for role "w"'), True),
         (psycopg.OperationalError("remaining connection slots are reserved for superuser"), True),
         (pymysql.err.OperationalError(1040, "Too many connections"), True),
+        (pymysql.err.OperationalError(1040, "x"), True),  # by its code alone
+        (pymysql.err.OperationalError(1203, "x"), True),
         (pymysql.err.OperationalError(1203, "User w already has more than 'max_user_connections'"), True),
         (pymysql.err.OperationalError(1045, "Access denied for user"), False),
         (DROPPED, False),
@@ -209,3 +211,11 @@ def test_finishing_a_trial_twice_is_still_an_error(tmp_path) -> None:  # noqa: A
     with pytest.raises(UpdateFinishedTrialError):
         storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [0.5])
     storage.engine.dispose()
+
+
+@pytest.mark.parametrize("code", [1205, 1213, 2003, 2006, 2013])
+def test_a_driver_error_is_transient_by_its_mysql_code_alone(code: int) -> None:
+    """Lock wait timeout, deadlock, can't connect, gone away, lost: transient whatever the message says."""
+    assert retries.is_transient_error(pymysql.err.OperationalError(code, "x"))
+    assert not retries.is_transient_error(pymysql.err.OperationalError(code + 100, "x"))
+    assert not retries.is_transient_error(pymysql.err.OperationalError("x", code))  # the code comes first
