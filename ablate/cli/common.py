@@ -3,6 +3,7 @@ the placeholders a method fills, and the checks whose failure is one line and ex
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import typer
@@ -96,9 +97,21 @@ def set_threads(n: int | None) -> None:
     import torch
 
     if n is not None:
-        if n < 1:
-            fail(f"--threads {n} must be >= 1")
         torch.set_num_threads(n)
+
+
+def above(bound: float, below: float | None = None) -> Callable[[float | None], float | None]:
+    """An option callback for an open bound (typer's ``min``/``max`` are closed): a level, a width, a timeout.
+
+    It refuses as typer refuses a closed bound, so ``ablate.cli.main`` prints one line and exits 2."""
+
+    def check(value: float | None) -> float | None:
+        if value is not None and (value <= bound or (below is not None and value >= below)):
+            upper = f" and less than {below:g}" if below is not None else ""
+            raise typer.BadParameter(f"Input should be greater than {bound:g}{upper}")
+        return value
+
+    return check
 
 
 def check_device(device: str) -> None:
@@ -123,7 +136,7 @@ StorageOpt = Annotated[
     str | None,
     typer.Option("--storage", metavar="URL", help="Optuna storage URL (default $OPTUNA_STORAGE, else SQLite)."),
 ]
-WorkersOpt = Annotated[int, typer.Option(help="Worker processes on this machine (0: only fill the queue).")]
+WorkersOpt = Annotated[int, typer.Option(min=0, help="Worker processes on this machine (0: only fill the queue).")]
 FidelityOpt = Annotated[str, typer.Option(metavar=FIDELITY_METAVAR, help="Preset in the method's fidelity.toml.")]
 CurvesOpt = Annotated[
     bool,
@@ -148,8 +161,14 @@ StackOpt = Annotated[
     ),
 ]
 ThreadsOpt = Annotated[
-    int, typer.Option("--threads", help="torch threads per worker (1 is fastest for these small MLPs on a busy CPU).")
+    int,
+    typer.Option(
+        "--threads", min=1, help="torch threads per worker (1 is fastest for these small MLPs on a busy CPU)."
+    ),
 ]
+HeartbeatOpt = Annotated[int, typer.Option(min=1, help="Heartbeat interval in seconds (RDB storages).")]
+GraceOpt = Annotated[int | None, typer.Option(min=1, help="Seconds without heartbeat before a trial is stale.")]
+AlphaOpt = Annotated[float, typer.Option(callback=above(0, 1), help="Family-wise significance level (Holm); 0<x<1.")]
 JoinOpt = Annotated[
     bool, typer.Option(help="Only work on the queue a coordinator fills (extra machines); never creates the study.")
 ]
@@ -157,8 +176,9 @@ DeviceOpt = Annotated[str, typer.Option(metavar="<cpu|cuda|cuda:N>", help="Torch
 JoinWaitOpt = Annotated[
     float,
     typer.Option(
+        min=0,
         help="--join: wait up to this many seconds for the study and its queue, and for a database that refuses "
-        "connections (restarting) (0: refuse at once)."
+        "connections (restarting) (0: refuse at once).",
     ),
 ]
 
@@ -171,22 +191,6 @@ def storage_url(storage: str | None, *, wait: float = 0.0) -> str:
     url = resolve_url(storage)
     check_reachable(parse_storage(url), wait=wait)
     return url
-
-
-def check_workers(workers: int) -> None:
-    if workers < 0:
-        fail(f"--workers {workers} must be >= 0")
-
-
-def check_join_wait(seconds: float) -> None:
-    if seconds < 0:
-        fail(f"--join-wait {seconds:g} must be >= 0")
-
-
-def check_counts(**values: int | None) -> None:
-    for name, value in values.items():
-        if value is not None and value < 1:
-            fail(f"--{name.replace('_', '-')} {value} must be >= 1")
 
 
 def execute_plan(plan: Any, label: str) -> Any:
@@ -221,13 +225,6 @@ def print_summary(outcome: Any) -> None:
         f"{outcome.seconds:.0f}",
     )
     out.print(table)
-
-
-def check_confirm(top: int, seeds: int, *, optional: bool = False) -> None:
-    if top < (0 if optional else 1):
-        fail(f"--{'confirm' if optional else 'top'} {top} must be >= {0 if optional else 1}")
-    if seeds < 2:
-        fail(f"--{'confirm-seeds' if optional else 'seeds'} {seeds} must be >= 2 (paired seeds)")
 
 
 def next_steps(names: list[str], url: str, **kwargs: Any) -> None:

@@ -10,16 +10,15 @@ import typer
 from ablate.cli.common import (
     CASE_ALL_METAVAR,
     FIDELITY_METAVAR,
+    AlphaOpt,
     DeviceOpt,
     StackOpt,
     StorageOpt,
     ThreadsOpt,
     WorkersOpt,
+    above,
     app,
-    check_confirm,
-    check_counts,
     check_device,
-    check_workers,
     choice,
     current_method,
     err,
@@ -98,8 +97,8 @@ def confirm_cmd(
         str | None,
         typer.Option(metavar=CASE_ALL_METAVAR, help="Confirm every sensitivity search of this case (or all)."),
     ] = None,
-    top: Annotated[int, typer.Option(help="How many of the best distinct configurations to re-run.")] = 3,
-    seeds: Annotated[int, typer.Option(help="Fresh paired seeds (disjoint from the search's).")] = 8,
+    top: Annotated[int, typer.Option(min=1, help="How many of the best distinct configurations to re-run.")] = 3,
+    seeds: Annotated[int, typer.Option(min=2, help="Fresh paired seeds (disjoint from the search's).")] = 8,
     fidelity: Annotated[
         str | None, typer.Option(metavar=FIDELITY_METAVAR, help="Preset to confirm at (default: the search's).")
     ] = None,
@@ -126,9 +125,6 @@ def confirm_cmd(
     from ablate.execution.studies import StudyPlan
     from ablate.experiment import confirm
 
-    check_confirm(top, seeds)
-    check_workers(workers)
-    check_counts(threads=threads)
     check_device(device)
     if not studies and not case:
         fail("name one or more sensitivity studies, or pass --case CASE|all")
@@ -177,15 +173,19 @@ def confirm_cmd(
 @app.command("seeds")
 def seeds_cmd(
     study_name: Annotated[str | None, typer.Argument(help="A design or confirmation study to plan from.")] = None,
-    sd: Annotated[float | None, typer.Option(help="SD of the paired differences (accuracy units).")] = None,
+    sd: Annotated[
+        float | None, typer.Option(callback=above(0), help="SD of the paired differences (accuracy units); x>0.")
+    ] = None,
     delta: Annotated[float | None, typer.Option(help="Difference to detect (accuracy units, 0.005 = 0.5 pp).")] = None,
-    alpha: Annotated[float, typer.Option(help="Family-wise significance level.")] = 0.05,
-    m: Annotated[int | None, typer.Option("--m", help="Comparisons in the Holm family (default: the study's).")] = None,
-    power_: Annotated[float, typer.Option("--power", help="Target power.")] = 0.8,
+    alpha: AlphaOpt = 0.05,
+    m: Annotated[
+        int | None, typer.Option("--m", min=1, help="Comparisons in the Holm family (default: the study's).")
+    ] = None,
+    power_: Annotated[float, typer.Option("--power", callback=above(0, 1), help="Target power; 0<x<1.")] = 0.8,
     metric: Annotated[
         str, typer.Option(metavar="<test_accuracy|val_accuracy>", help="Paired metric.")
     ] = "test_accuracy",
-    sims: Annotated[int, typer.Option(help="Simulated experiments per n (seeded).")] = 2000,
+    sims: Annotated[int, typer.Option(min=100, help="Simulated experiments per n (seeded).")] = 2000,
     storage: StorageOpt = None,
 ) -> None:
     """Seeds advisor: paired seeds needed to detect Δ at α with the given power (exact sign-flip test + Holm).
@@ -200,16 +200,6 @@ def seeds_cmd(
     from ablate.analysis import power
 
     choice("--metric", metric, ("test_accuracy", "val_accuracy"))
-    if not 0 < alpha < 1:
-        fail(f"--alpha {alpha} must be in (0, 1)")
-    if not 0 < power_ < 1:
-        fail(f"--power {power_} must be in (0, 1)")
-    if m is not None and m < 1:
-        fail(f"--m {m} must be >= 1")
-    if sims < 100:
-        fail(f"--sims {sims} must be >= 100")
-    if sd is not None and sd <= 0:
-        fail(f"--sd {sd} must be > 0")
     if delta is not None and delta == 0:
         fail("--delta must not be 0")
     rows: list[tuple[str, float, float, int | None]] = []

@@ -9,7 +9,9 @@ import typer
 
 from ablate.cli.common import (
     CASE_ALL_METAVAR,
+    AlphaOpt,
     StorageOpt,
+    above,
     app,
     choice,
     current_method,
@@ -38,9 +40,10 @@ def report_cmd(
     metric: Annotated[
         str, typer.Option(metavar="<test_accuracy|val_accuracy>", help="Reported: test; optimised: val.")
     ] = "test_accuracy",
-    alpha: Annotated[float, typer.Option(help="Family-wise significance level (Holm).")] = 0.05,
+    alpha: AlphaOpt = 0.05,
     rope: Annotated[
-        float | None, typer.Option(help="Region of practical equivalence, accuracy units (0.005 = 0.5 pp).")
+        float | None,
+        typer.Option(callback=above(0), help="Region of practical equivalence, accuracy units (0.005 = 0.5 pp); x>0."),
     ] = None,
     no_dashboard: Annotated[
         bool, typer.Option("--no-dashboard", help="Do not save the note and figures to the study.")
@@ -69,10 +72,6 @@ def report_cmd(
     for f in fmts:
         choice("--format", f, FORMATS)
     choice("--metric", metric, ("test_accuracy", "val_accuracy"))
-    if not 0 < alpha < 1:
-        fail(f"--alpha {alpha} must be in (0, 1)")
-    if rope is not None and rope <= 0:
-        fail(f"--rope {rope} must be > 0")
     if not studies and not case:
         fail("name one or more studies, or pass --case CASE|all")
     url = storage_url(storage)

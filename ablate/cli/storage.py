@@ -8,6 +8,7 @@ import typer
 
 from ablate.cli.common import (
     StorageOpt,
+    above,
     app,
     fail,
     out,
@@ -40,7 +41,9 @@ def studies_cmd(storage: StorageOpt = None) -> None:
 
 @app.command("recover")
 def recover_cmd(
-    stale_after: Annotated[float, typer.Option(help="Fail RUNNING trials older than this many seconds.")],
+    stale_after: Annotated[
+        float, typer.Option(callback=above(0), help="Fail RUNNING trials older than this many seconds; x>0.")
+    ],
     study_name: Annotated[str | None, typer.Option(help="Only this study (default: every study).")] = None,
     storage: StorageOpt = None,
 ) -> None:
@@ -54,8 +57,6 @@ def recover_cmd(
     from ablate.execution.queue import recover
     from ablate.execution.storages import open_storage
 
-    if stale_after <= 0:
-        fail(f"--stale-after {stale_after} must be > 0")
     url = storage_url(storage)
     st = open_storage(url, heartbeat_interval=None, create=False)
     names = [study_name] if study_name else [s.study_name for s in optuna.get_all_study_summaries(st)]
@@ -71,7 +72,7 @@ def recover_cmd(
 @app.command("dashboard")
 def dashboard_cmd(
     storage: StorageOpt = None,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8080,
     host: Annotated[str, typer.Option(help="Bind address (default loopback only).")] = "127.0.0.1",
 ) -> None:
     """Launch optuna-dashboard on the same storage (reports appear as study notes and artifacts).
@@ -80,8 +81,6 @@ def dashboard_cmd(
     """
     from ablate.execution import dashboard
 
-    if not 1 <= port <= 65535:
-        fail(f"--port {port} must be in 1..65535")
     url = storage_url(storage)
     dashboard.check_port(host, port)
     out.print(f"optuna-dashboard on http://{host}:{port}/ (Ctrl-C to stop)")

@@ -15,6 +15,8 @@ from ablate.cli.common import (
     CurvesOpt,
     DeviceOpt,
     FidelityOpt,
+    GraceOpt,
+    HeartbeatOpt,
     JoinOpt,
     JoinWaitOpt,
     SetOpt,
@@ -22,13 +24,10 @@ from ablate.cli.common import (
     StorageOpt,
     ThreadsOpt,
     WorkersOpt,
+    above,
     app,
-    check_confirm,
-    check_counts,
     check_device,
-    check_join_wait,
     check_precision,
-    check_workers,
     choice,
     current_method,
     err,
@@ -49,7 +48,7 @@ def reproduce_cmd(
     table: Annotated[
         str, typer.Argument(metavar=TABLE_METAVAR, help="A table the method declares (CGI: table1, table2).")
     ],
-    seeds: Annotated[int, typer.Option(help="Seeds per technique and case (the paper used 10).")] = 10,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per technique and case (the paper used 10).")] = 10,
     fidelity: FidelityOpt = DEFAULT_PRESET,
     storage: StorageOpt = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Report directory.")] = None,
@@ -76,9 +75,7 @@ def reproduce_cmd(
 
     method = current_method()
     choice("table", table, method.tables)
-    check_counts(seeds=seeds, threads=threads)
     check_device(device)
-    check_workers(workers)
     fid = presets.load_fidelity(fidelity, method=method)
     base = parse_settings(settings, method)
     check_precision(base, device)
@@ -114,8 +111,8 @@ def reproduce_cmd(
 @app.command("study")
 def study_cmd(
     case: Annotated[str, typer.Option(metavar=CASE_ALL_METAVAR, help="A transfer case, or all (one study per case).")],
-    trials: Annotated[int, typer.Option(help="Finished trials the study should hold in total.")] = 200,
-    seeds: Annotated[int, typer.Option(help="Seeds per trial (mean is the objective).")] = 1,
+    trials: Annotated[int, typer.Option(min=1, help="Finished trials the study should hold in total.")] = 200,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per trial (mean is the objective).")] = 1,
     fidelity: FidelityOpt = DEFAULT_PRESET,
     sampler: Annotated[str, typer.Option(metavar="<tpe|random|qmc|grid>", help="Optuna sampler.")] = "tpe",
     pruner: Annotated[
@@ -131,19 +128,24 @@ def study_cmd(
     workers: WorkersOpt = 1,
     join: JoinOpt = False,
     join_wait: JoinWaitOpt = 300,
-    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
-    sampler_seed: Annotated[int, typer.Option(help="Sampler seed (worker i uses seed + i).")] = 0,
-    heartbeat: Annotated[int, typer.Option(help="Heartbeat interval in seconds (RDB storages).")] = 60,
-    grace: Annotated[int | None, typer.Option(help="Seconds without heartbeat before a trial is stale.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(callback=above(0), help="Stop starting trials after this many seconds; x>0.")
+    ] = None,
+    sampler_seed: Annotated[int, typer.Option(min=0, help="Sampler seed (worker i uses seed + i).")] = 0,
+    heartbeat: HeartbeatOpt = 60,
+    grace: GraceOpt = None,
     threads: ThreadsOpt = 1,
     device: DeviceOpt = "cpu",
     settings: SetOpt = None,
     curves: CurvesOpt = True,
     stack: StackOpt = "auto",
     confirm: Annotated[
-        int, typer.Option(help="Then re-run the K best distinct configurations on fresh seeds (0: no confirmation).")
+        int,
+        typer.Option(min=0, help="Then re-run the K best distinct configurations on fresh seeds (0: no confirmation)."),
     ] = 0,
-    confirm_seeds: Annotated[int, typer.Option(help="Fresh paired seeds of the confirmation (--confirm).")] = 8,
+    confirm_seeds: Annotated[
+        int, typer.Option(min=2, help="Fresh paired seeds of the confirmation (--confirm; paired: 2 or more).")
+    ] = 8,
 ) -> None:
     """Sensitivity study: sample configurations of the method (CGI by default), optimise validation accuracy.
 
@@ -160,20 +162,12 @@ def study_cmd(
 
     method = current_method()
     cases = expand_cases(case, method)
-    check_counts(trials=trials, seeds=seeds, heartbeat=heartbeat, threads=threads, grace=grace)
-    check_confirm(confirm, confirm_seeds, optional=True)
     check_device(device)
-    if sampler_seed < 0:
-        fail(f"--sampler-seed {sampler_seed} must be >= 0")
-    check_workers(workers)
-    if timeout is not None and timeout <= 0:
-        fail(f"--timeout {timeout} must be > 0")
     choice("--sampler", sampler, SAMPLERS)
     pruner = pruner or ("wilcoxon" if seeds > 1 else "median")
     choice("--pruner", pruner, PRUNERS)
     if pruner == "wilcoxon" and seeds < 2:
         fail("--pruner wilcoxon compares seeds: it needs --seeds >= 2")
-    check_join_wait(join_wait)
     from ablate.execution.studies import pruning_warning
 
     cannot = pruning_warning(pruner, seeds)
@@ -235,7 +229,7 @@ def study_cmd(
 @app.command("ablation")
 def ablation_cmd(
     case: Annotated[str, typer.Option(metavar=CASE_ALL_METAVAR, help="A transfer case, or all (one study per case).")],
-    seeds: Annotated[int, typer.Option(help="Seeds per variant (paired across variants).")] = 10,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per variant (paired across variants).")] = 10,
     design: Annotated[
         str, typer.Option(metavar="<ofat|factorial>", help="ofat (one factor at a time) or factorial.")
     ] = "ofat",
@@ -250,8 +244,8 @@ def ablation_cmd(
     workers: WorkersOpt = 1,
     join: JoinOpt = False,
     join_wait: JoinWaitOpt = 300,
-    heartbeat: Annotated[int, typer.Option(help="Heartbeat interval in seconds (RDB storages).")] = 60,
-    grace: Annotated[int | None, typer.Option(help="Seconds without heartbeat before a trial is stale.")] = None,
+    heartbeat: HeartbeatOpt = 60,
+    grace: GraceOpt = None,
     threads: ThreadsOpt = 1,
     device: DeviceOpt = "cpu",
     stack: StackOpt = "auto",
@@ -269,10 +263,7 @@ def ablation_cmd(
 
     method = current_method()
     cases = expand_cases(case, method)
-    check_counts(seeds=seeds, heartbeat=heartbeat, threads=threads, grace=grace)
     check_device(device)
-    check_workers(workers)
-    check_join_wait(join_wait)
     fid = presets.load_fidelity(fidelity, method=method)
     base = parse_settings(settings, method)
     check_precision(base, device)

@@ -134,7 +134,7 @@ def run_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     device: DeviceOpt = "cpu",
     threads: Annotated[
-        int, typer.Option(help="torch CPU threads (1: robust on a shared CPU; raise for paper width).")
+        int, typer.Option(min=1, help="torch CPU threads (1: robust on a shared CPU; raise for paper width).")
     ] = 1,
     data_dir: Annotated[Path | None, typer.Option(help="Data cache directory.")] = None,
     save: Annotated[Path | None, typer.Option(help="Also write the full result (with artefacts) as JSON.")] = None,
@@ -203,7 +203,7 @@ def bench_cmd(
     quick: Annotated[bool, typer.Option(help="A smaller training slice and fewer repeats.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     device: DeviceOpt = "cpu",
-    threads: Annotated[int, typer.Option(help="torch CPU threads (ratios are measured at the same count).")] = 1,
+    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads (ratios are measured at the same count).")] = 1,
     skip_cgi: Annotated[bool, typer.Option(help="Skip the CGI-overhead measurement.")] = False,
     skip_stack: Annotated[bool, typer.Option(help="Skip the stacked-vs-unstacked measurement.")] = False,
     paper: Annotated[

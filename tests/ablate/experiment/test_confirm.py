@@ -79,13 +79,13 @@ def _storage_state(url: str) -> dict:
     ("argv", "message"),
     [
         (["confirm", "nope", "--top", "2", "--seeds", "3"], "no study named 'nope'"),
-        (["confirm", SOURCE, "--top", "0", "--seeds", "3"], "--top 0 must be >= 1"),
-        (["confirm", SOURCE, "--top", "2", "--seeds", "1"], "--seeds 1 must be >= 2"),
+        (["confirm", SOURCE, "--top", "0", "--seeds", "3"], "'--top': Input should be greater than or equal to 1"),
+        (["confirm", SOURCE, "--top", "2", "--seeds", "1"], "'--seeds': Input should be greater than or equal to 2"),
         (["confirm", "confirm-top2-search", "--top", "2", "--seeds", "3"], "is itself a confirmation"),
         (["confirm", "--top", "2"], "name one or more"),
-        (["study", "--case", CASE, "--fidelity", "smoke", "--confirm", "-1"], "--confirm -1 must be >= 0"),
+        (["study", "--case", CASE, "--fidelity", "smoke", "--confirm", "-1"], "'--confirm': Input should be greater than or equal to 0"),
         (["study", "--case", CASE, "--fidelity", "smoke", "--confirm", "2", "--confirm-seeds", "1"], "--confirm-seeds"),
-        (["seeds", "--sd", "-1", "--delta", "0.01"], "--sd -1.0 must be > 0"),
+        (["seeds", "--sd", "-1", "--delta", "0.01"], "'--sd': Input should be greater than 0"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_storage_unchanged(env: Path, run_cli, argv: list[str], message: str) -> None:
