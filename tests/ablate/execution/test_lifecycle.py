@@ -122,7 +122,8 @@ def test_join_on_a_missing_study_refuses_in_one_line_and_creates_nothing(env: Pa
     assert optuna.get_all_study_names(open_storage(url, create=False)) == []
 
     r = run_cli(*JOIN, "--join", "--join-wait", -1, "--storage", url)
-    assert r.code == 2 and r.err.strip() == "error: Invalid value for '--join-wait': Input should be greater than or equal to 0"
+    refusal = "error: Invalid value for '--join-wait': Input should be greater than or equal to 0"
+    assert r.code == 2 and r.err.strip() == refusal
 
 
 @pytest.mark.slow
