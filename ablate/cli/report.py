@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ from ablate.cli.common import (
     out,
     storage_url,
 )
-from ablate.experiment import presets
+from ablate.report.reports import Written
 
 
 @app.command("report")
@@ -66,7 +66,8 @@ def report_cmd(
 
     from ablate import record
     from ablate.execution.storages import open_storage
-    from ablate.report import FORMATS, write_study_report
+    from ablate.report import FORMATS
+    from ablate.report.reports import write_reports
 
     fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
     for f in fmts:
@@ -84,36 +85,17 @@ def report_cmd(
         names += [n for n in optuna.get_all_study_names(st) if any(c in n for c in wanted) and n not in names]
     if not names:
         fail(f"no studies found for --case {case} in {url}")
-    from ablate.report import check_out_dir
-
-    targets = {
-        n: (out_dir / n if out_dir and len(names) > 1 else out_dir) or presets.runs_dir() / f"report-{n}" for n in names
-    }
-    found = {}
+    found = []
     for name in names:  # every study found and readable before any folder is made or report written
         try:
-            found[name] = optuna.load_study(study_name=name, storage=st)
+            found.append(optuna.load_study(study_name=name, storage=st))
         except KeyError:
             fail(f"no study named {name!r} in {url}")
-        record.read_definition(found[name])  # one line for a study plain Optuna (or a newer ablate) made
-    for target in targets.values():
-        check_out_dir(target)
-    loaded: list[Any] = []
-    for name, study in found.items():
-        result = write_study_report(
-            study, targets[name], formats=fmts, metric=metric, alpha=alpha, rope=rope, publish=not no_dashboard
-        )
-        out.print(f"[bold]{name}[/] ({result.kind}, {result.runs} runs): {', '.join(str(p) for p in result.paths)}")
-        loaded.append(study)
-    _report_across_cases(loaded, out_dir, formats=fmts, metric=metric, alpha=alpha, rope=rope)
+        record.read_definition(found[-1])  # one line for a study plain Optuna (or a newer ablate) made
+    write_reports(
+        found, out_dir, formats=fmts, metric=metric, alpha=alpha, rope=rope, publish=not no_dashboard, on_written=said
+    )
 
 
-def _report_across_cases(studies: list[Any], out_dir: Path | None, **kwargs: Any) -> None:
-    """Confirmations of two or more cases at one fidelity also get one report that joins them."""
-    from ablate.report.across import across_name, confirmations_by_fidelity, write_across_cases_report
-
-    for fidelity, group in confirmations_by_fidelity(studies).items():
-        name = across_name(fidelity)
-        target = out_dir / name if out_dir else presets.runs_dir() / f"report-{name}"
-        paths = write_across_cases_report(group, target, **kwargs)
-        out.print(f"[bold]{name}[/] ({len(group)} confirmations): {', '.join(str(p) for p in paths)}")
+def said(report: Written) -> None:
+    out.print(f"[bold]{report.name}[/] ({report.what}): {', '.join(str(p) for p in report.paths)}")

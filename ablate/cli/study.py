@@ -41,6 +41,7 @@ from ablate.cli.common import (
 from ablate.cli.confirm import confirm_one
 from ablate.execution.studies import check_new_names
 from ablate.experiment import presets
+from ablate.report.reports import check_report_dirs
 
 
 @app.command("reproduce")
@@ -108,6 +109,28 @@ def reproduce_cmd(
     next_steps([plan.name], url, written=tuple(str(p) for p in paths))
 
 
+ReportOpt = Annotated[
+    bool,
+    typer.Option(
+        "--report", help="Then write each study's report (a confirmation's too) to RUNS/report-STUDY, as ablate report."
+    ),
+]
+
+
+def write_reports_of(names: list[str], url: str) -> tuple[str, ...]:
+    """``--report``: the reports of the studies just run, in their default folders; the folders written."""
+    import optuna
+
+    from ablate.execution.storages import open_storage
+    from ablate.report import FORMATS
+    from ablate.report.reports import write_reports
+
+    storage = open_storage(url, heartbeat_interval=None, create=False)
+    studies = [optuna.load_study(study_name=n, storage=storage) for n in names]
+    folders = {str(w.paths[0].parent) + "/": None for w in write_reports(studies, formats=FORMATS) if w.paths}
+    return tuple(folders)
+
+
 @app.command("study")
 def study_cmd(
     case: Annotated[str, typer.Option(metavar=CASE_ALL_METAVAR, help="A transfer case, or all (one study per case).")],
@@ -146,6 +169,7 @@ def study_cmd(
     confirm_seeds: Annotated[
         int, typer.Option(min=2, help="Fresh paired seeds of the confirmation (--confirm; paired: 2 or more).")
     ] = 8,
+    report: ReportOpt = False,
 ) -> None:
     """Sensitivity study: sample configurations of the method (CGI by default), optimise validation accuracy.
 
@@ -191,6 +215,8 @@ def study_cmd(
     names = sensitivity_study_names(cases, study_name, fidelity, base, confirm)
     url = storage_url(storage, wait=join_wait if join else 0.0)
     check_new_names(url, names.values())
+    if report:
+        check_report_dirs(list(names.values()), None)
     made: list[str] = []
     for c in cases:
         name = names[c]
@@ -223,7 +249,8 @@ def study_cmd(
         made.append(name)
         if confirm and not join:
             made.append(confirm_one(outcome.study, top=confirm, seeds=confirm_seeds, fidelity=None, url=url, plan=plan))
-    next_steps(made, url, then="report" if confirm else "confirm")
+    written = write_reports_of(made, url) if report and not join else ()
+    next_steps(made, url, then="report" if confirm else "confirm", written=written)
 
 
 @app.command("ablation")
@@ -249,6 +276,7 @@ def ablation_cmd(
     threads: ThreadsOpt = 1,
     device: DeviceOpt = "cpu",
     stack: StackOpt = "auto",
+    report: ReportOpt = False,
 ) -> None:
     """Designed ablation: every variant of the full method, and the no-transfer benchmark, on the same seeds.
 
@@ -272,6 +300,8 @@ def ablation_cmd(
     names = ablation_study_names(stem, cases, study_name, fidelity, base)
     url = storage_url(storage, wait=join_wait if join else 0.0)
     check_new_names(url, names.values())
+    if report:
+        check_report_dirs(list(names.values()), None)
     made: list[str] = []
     for c in cases:
         name = names[c]
@@ -296,4 +326,4 @@ def ablation_cmd(
         outcome = execute_plan(plan, name)
         print_summary(outcome)
         made.append(name)
-    next_steps(made, url)
+    next_steps(made, url, written=write_reports_of(made, url) if report and not join else ())

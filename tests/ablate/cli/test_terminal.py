@@ -154,3 +154,32 @@ def test_design_commands_end_with_what_is_next(env: Path, run_cli, argv: list[An
     assert f"report: ablate report {name} --storage {url}" in lines
     if argv[0] == "reproduce":
         assert any(line.startswith("written: ") and "table1-smoke/table1.md" in line for line in lines)
+
+
+def test_report_writes_the_study_and_its_confirmation_reports_where_ablate_report_would(
+    env: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``study --confirm K --report`` (what ``make main`` runs) leaves the same two report folders that
+    ``ablate report`` writes by default, so no caller spells a study name; a folder that cannot be one is
+    refused before the study is created."""
+    import shutil
+
+    import optuna
+
+    shutil.copytree(Path(__file__).resolve().parents[3] / "studies", env / "studies", ignore=lambda d, f: ["runs"])
+    monkeypatch.setenv("ABLATE_STUDIES_DIR", str(env / "studies"))  # a project of one's own: RUNS is its runs/
+    url, study = f"sqlite:///{env / 'r.db'}", "sensitivity-T2M1_T1M2-smoke"
+    argv = ["study", "--case", "T2M1_T1M2", "--trials", 2, "--fidelity", "smoke", "--sampler", "random"]
+    runs = env / "studies" / "runs"
+    runs.mkdir(parents=True)
+    (runs / f"report-{study}").write_text("a file where the report folder would go")
+    r = run_cli(*argv, "--confirm", 1, "--confirm-seeds", 2, "--report", "--storage", url)
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and f"report-{study}" in r.err, r.err
+    assert optuna.get_all_study_names(url) == []  # refused before anything was written
+    (runs / f"report-{study}").unlink()
+    r = run_cli(*argv, "--confirm", 1, "--confirm-seeds", 2, "--report", "--storage", url)
+    assert r.code == 0, r.err
+    for name in (study, f"confirm-top1-{study}"):
+        assert (runs / f"report-{name}" / f"{name}.md").is_file(), name
+    written = next(line for line in _tail(r.out, url, env / "artifacts") if line.startswith("written: "))
+    assert written == f"written: {runs / f'report-{study}'}/, {runs / f'report-confirm-top1-{study}'}/"
