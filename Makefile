@@ -30,11 +30,10 @@ data: setup
 	$(BIN)/ablate data fetch
 
 # the search, then its CONFIRM best configurations on CONFIRM_SEEDS fresh paired seeds (8: the fewest with which
-# the exact sign-flip test can pass Holm's first step over 3 comparisons with one discordant seed)
+# the exact sign-flip test can pass Holm's first step over 3 comparisons with one discordant seed), then both
+# reports in studies/runs/report-STUDY/ (--report: ablate names the studies; nothing here spells a study name)
 main: data
-	$(BIN)/ablate study --case $(CASE) --trials $(TRIALS) --fidelity $(FIDELITY) --workers $(WORKERS) --storage $(STORAGE) --confirm $(CONFIRM) --confirm-seeds $(CONFIRM_SEEDS)
-	$(BIN)/ablate report sensitivity-$(CASE)-$(FIDELITY) --storage $(STORAGE) --out studies/runs/report-$(CASE)-$(FIDELITY)
-	$(BIN)/ablate report confirm-top$(CONFIRM)-sensitivity-$(CASE)-$(FIDELITY) --storage $(STORAGE) --out studies/runs/report-confirm-$(CASE)-$(FIDELITY)
+	$(BIN)/ablate study --case $(CASE) --trials $(TRIALS) --fidelity $(FIDELITY) --workers $(WORKERS) --storage $(STORAGE) --confirm $(CONFIRM) --confirm-seeds $(CONFIRM_SEEDS) --report
 
 lint: setup
 	$(BIN)/ruff check cgi ablate tests scripts examples
