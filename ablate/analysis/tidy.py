@@ -22,9 +22,9 @@ def _stages(rec: record.TrialRecord) -> dict[str, float]:
     return {f"stage_{k}": v for k, v in rec.stages.items()}
 
 
-def _titles(study: optuna.Study) -> dict[str, str]:
+def _titles(study: optuna.Study, definition: record.Definition | None = None) -> dict[str, str]:
     """Variant label -> the name reports show (every alias of a merged variant)."""
-    design = record.read_definition(study).design or {}
+    design = (definition or record.read_definition(study)).design or {}
     labels = {v["label"] for v in design.get("variants", [])}
     return {k: t for k, t in record.variant_titles(design).items() if k in labels}
 
@@ -40,9 +40,10 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def design_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per COMPLETE design trial (duplicates of a design point dropped, first kept)."""
-    titles = _titles(study)
+def design_frame(study: optuna.Study, definition: record.Definition | None = None) -> pd.DataFrame:
+    """One row per COMPLETE design trial (duplicates of a design point dropped, first kept); ``definition``: the
+    study's, when the caller has read it already."""
+    titles = _titles(study, definition)
     rows, seen = [], set()
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         rec = record.read_trial(t)
@@ -70,9 +71,9 @@ def design_frame(study: optuna.Study) -> pd.DataFrame:
     return _frame(rows)
 
 
-def curve_frame(study: optuna.Study) -> pd.DataFrame:
+def curve_frame(study: optuna.Study, definition: record.Definition | None = None) -> pd.DataFrame:
     """Learning curves, long: one row per (design run, target epoch k) with val/test accuracy after k epochs."""
-    titles = _titles(study)
+    titles = _titles(study, definition)
     rows, seen = [], set()
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         rec = record.read_trial(t)

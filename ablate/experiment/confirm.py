@@ -103,10 +103,11 @@ def regime(definition: record.Definition, config: dict[str, Any], method: Method
 
 
 def top_configurations(
-    study: optuna.Study, k: int, method: Method | None = None
+    study: optuna.Study, k: int, method: Method | None = None, definition: record.Definition | None = None
 ) -> tuple[list[Candidate], dict[str, Any]]:
-    """The k best COMPLETE trials by objective with distinct canonical configurations, and the search's regime."""
-    definition = record.read_definition(study)
+    """The k best COMPLETE trials by objective with distinct canonical configurations, and the search's regime
+    (``definition``: the study's, when the caller has read it already)."""
+    definition = definition or record.read_definition(study)
     method = method or method_of(definition)
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     done.sort(key=lambda t: (-float(t.value), t.number))

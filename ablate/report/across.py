@@ -68,14 +68,20 @@ def across_name(fidelity: str) -> str:
 
 
 def across_cases_sections(
-    studies: Sequence[optuna.Study], *, metric: str = "test_accuracy", alpha: float = 0.05, rope: float | None = None
+    studies: Sequence[optuna.Study],
+    *,
+    metric: str = "test_accuracy",
+    alpha: float = 0.05,
+    rope: float | None = None,
+    definitions: Sequence[record.Definition] | None = None,
 ) -> tuple[list[Section], pd.DataFrame]:
-    """The sections of the across-case report and one row per confirmed configuration (every case)."""
+    """The sections of the across-case report and one row per confirmed configuration (every case);
+    ``definitions``: the studies' own, in order, when the caller has read them already."""
     rows: list[dict[str, Any]] = []
     defaults: dict[str, dict[str, Any] | None] = {}
-    for study in studies:
-        definition = record.read_definition(study)
-        df = tidy.design_frame(study)
+    definitions = list(definitions) if definitions is not None else [record.read_definition(s) for s in studies]
+    for study, definition in zip(studies, definitions, strict=True):
+        df = tidy.design_frame(study, definition)
         if df.empty:
             raise AblateError(f"study {study.study_name!r} has no COMPLETE trials to report")
         a = confirmation.analyse(df, definition, value=metric, alpha=alpha, rope=rope)
@@ -114,7 +120,7 @@ def across_cases_sections(
     best = every.loc[every.groupby("case")["confirmed_val"].idxmax()]
     best = best.set_index("case").loc[order].reset_index()
     m = int(every["p"].notna().sum())
-    labels = record.method_labels(record.read_definition(studies[0]))
+    labels = record.method_labels(definitions[0])
     sections = [_answer(every, best, defaults, m, alpha, metric, labels), _best_table(best, defaults, m, labels[0])]
     sections.append(_every_table(every, m))
     return sections, every
@@ -254,18 +260,21 @@ def write_across_cases_report(
     alpha: float = 0.05,
     rope: float | None = None,
 ) -> list[Path]:
-    """Write ``confirm-across-cases-FIDELITY.{md,...}`` and its runs-free CSV of every confirmed configuration."""
-    fidelity = str(record.read_definition(studies[0]).fidelity.get("name"))
+    """Write ``confirm-across-cases-FIDELITY.{md,...}`` and its runs-free CSV of every confirmed configuration.
+
+    Each study's definition is read once, here."""
+    definitions = [record.read_definition(s) for s in studies]
+    fidelity = str(definitions[0].fidelity.get("name"))
     name = across_name(fidelity)
-    sections, every = across_cases_sections(studies, metric=metric, alpha=alpha, rope=rope)
-    provs = [(s.study_name, record.provenance_of(record.read_definition(s))) for s in studies]
+    sections, every = across_cases_sections(studies, metric=metric, alpha=alpha, rope=rope, definitions=definitions)
+    provs = [(s.study_name, record.provenance_of(d)) for s, d in zip(studies, definitions, strict=True)]
     provenance = provenance_section(provs)
     if not provenance.warnings:  # the same everywhere: one table says it
         provenance.tables = provenance.tables[:1]
         provenance.text += f" All {len(provs)} studies recorded the same; the first is shown."
     sections.append(provenance)
     meta = {"studies": [s.study_name for s in studies], "kind": "confirm-across-cases", "metric": metric}
-    method = record.method_labels(record.read_definition(studies[0]))[0]
+    method = record.method_labels(definitions[0])[0]
     title = f"{method}'s confirmed configurations across cases ({fidelity} fidelity)"
     paths = write_report(out_dir, name, sections, formats=formats, title=title, metadata=meta | {"alpha": alpha})
     csv = every.assign(changes=[str(c) for c in every["changes"]]).to_csv(index=False)

@@ -64,12 +64,18 @@ def _summary(a: confirmation.Analysis, method: str = "CGI") -> Table:
 
 
 def confirm_report_sections(
-    study: optuna.Study, *, metric: str, alpha: float, rope: float | None, fig_dir: Path | None
+    study: optuna.Study,
+    *,
+    metric: str,
+    alpha: float,
+    rope: float | None,
+    fig_dir: Path | None,
+    definition: record.Definition | None = None,
 ) -> tuple[str, list[Section], pd.DataFrame]:
     """The sections of a confirmation study's report and the tidy runs they come from."""
-    definition = record.read_definition(study)
+    definition = definition or record.read_definition(study)
     link = record.confirmation_source(definition) or {}
-    df = tidy.design_frame(study)
+    df = tidy.design_frame(study, definition)
     if df.empty:
         raise AblateError(f"study {study.study_name!r} has no COMPLETE trials to report")
     a = confirmation.analyse(df, definition, value=metric, alpha=alpha, rope=rope)

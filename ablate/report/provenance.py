@@ -20,9 +20,11 @@ from ablate.report.model import Section, Table
 __all__ = ["provenance_section", "report_provenance"]
 
 
-def report_provenance(study: optuna.Study) -> list[tuple[str, dict[str, Any] | None]]:
+def report_provenance(
+    study: optuna.Study, definition: record.Definition | None = None
+) -> list[tuple[str, dict[str, Any] | None]]:
     """The study's provenance, then that of the studies it builds on (a confirmation's search)."""
-    definition = record.read_definition(study)
+    definition = definition or record.read_definition(study)
     out = [(study.study_name, record.provenance_of(definition))]
     link = record.confirmation_source(definition)
     if link is not None:

@@ -9,6 +9,7 @@ import optuna
 import pandas as pd
 from rich.table import Table as RichTable
 
+from ablate import record
 from ablate.analysis import tidy
 from ablate.errors import AblateError
 from ablate.io import write_atomic
@@ -23,9 +24,9 @@ from ablate.report.tables import paper_table
 __all__ = ["design_runs", "table_sections", "terminal_table", "write_table_report"]
 
 
-def design_runs(study: optuna.Study, plan: Any) -> pd.DataFrame:
+def design_runs(study: optuna.Study, plan: Any, definition: record.Definition | None = None) -> pd.DataFrame:
     """The study's finished runs restricted to this plan's design points (a study may hold more seeds)."""
-    df = tidy.design_frame(study)
+    df = tidy.design_frame(study, definition)
     if df.empty:
         raise AblateError(f"study {study.study_name!r} has no finished runs to report")
     keys = {p.key for p in plan.points()}
@@ -55,12 +56,14 @@ def terminal_table(df: pd.DataFrame, design: Any, title: str) -> RichTable:
 def write_table_report(study: optuna.Study, plan: Any, out_dir: Path) -> tuple[list[Path], RichTable]:
     """Write ``tableN.{md,tex,csv,json,html}`` (+ per-seed ``tableN-runs.csv``) and publish to the dashboard."""
     design = plan.design
-    df = design_runs(study, plan)
+    definition = record.read_definition(study)  # once: every part below is built from it
+    df = design_runs(study, plan, definition)
     sections = table_sections(df, design, out_dir / "figures")
     meta = {"study": study.study_name, "fidelity": plan.fidelity.name, "seeds": plan.seeds, "storage": "see CLI"}
-    sections.append(provenance_section(report_provenance(study)))
-    meta["provenance"] = dict(report_provenance(study))
-    sections.insert(0, summary_section(report_scope(study, "table", "test_accuracy", 0.05), sections))
+    provenance = report_provenance(study, definition)
+    sections.append(provenance_section(provenance))
+    meta["provenance"] = dict(provenance)
+    sections.insert(0, summary_section(report_scope(study, definition, "table", "test_accuracy", 0.05), sections))
     paths = write_report(out_dir, design.name, sections, title=design.title, metadata=meta)
     runs_csv = out_dir / f"{design.name}-runs.csv"
     paths += write_atomic({runs_csv: df.to_csv(index=False)})

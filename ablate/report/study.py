@@ -78,9 +78,8 @@ def _title(variants: list[dict[str, Any]], label: str) -> str:
     return record.variant_titles({"variants": variants}).get(label, label)
 
 
-def study_definition(study: optuna.Study) -> StudyDefinition:
+def study_definition(definition: record.Definition) -> StudyDefinition:
     """From the definition stored in the study when it was created (never the TOML files again)."""
-    definition = record.read_definition(study)
     if definition.kind == "sensitivity":
         params = [p["name"] for p in definition.space if p["type"] == "categorical"]
         return StudyDefinition("sensitivity", params=params)
@@ -114,25 +113,31 @@ def importances(study: optuna.Study) -> dict[str, dict[str, float]]:
     return out
 
 
-def _labels(study: optuna.Study) -> tuple[str, str]:
+def _labels(definition: record.Definition) -> tuple[str, str]:
     """The best trial's and the baseline's row labels in a sensitivity report (CGI's as the paper names them)."""
-    method, benchmark = record.method_labels(record.read_definition(study))
+    method, benchmark = record.method_labels(definition)
     if method == "CGI":
         return "CGI (best trial)", "Without Transfer Benchmark"
     return f"{method} (best trial)", benchmark.removeprefix("the ").capitalize()
 
 
-def _best_vs_benchmark(study: optuna.Study, metric: str) -> pd.DataFrame:
+def _best_vs_benchmark(study: optuna.Study, definition: record.Definition, metric: str) -> pd.DataFrame:
     """Per seed: the best trial (chosen on validation) and the baseline, for a paired report."""
-    best, baseline = _labels(study)
+    best, baseline = _labels(definition)
     return tidy.benchmark_pairs(study, study.best_trial.number, metric, best, baseline)
 
 
 def _gain_curves(
-    study: optuna.Study, methods: list[str], baseline: str | None, metric: str, alpha: float, fig_dir: Path | None
+    study: optuna.Study,
+    definition: record.Definition,
+    methods: list[str],
+    baseline: str | None,
+    metric: str,
+    alpha: float,
+    fig_dir: Path | None,
 ) -> list[Section]:
     """Transfer-gain curves (ablate.report.curves) for studies whose records carry learning curves."""
-    curves = tidy.curve_frame(study)
+    curves = tidy.curve_frame(study, definition)
     if curves.empty or baseline is None:
         return []
     found = (
@@ -143,16 +148,24 @@ def _gain_curves(
 
 
 def sections_for(
-    study: optuna.Study, *, metric: str, alpha: float, rope: float | None, fig_dir: Path | None
+    study: optuna.Study,
+    definition: record.Definition,
+    *,
+    metric: str,
+    alpha: float,
+    rope: float | None,
+    fig_dir: Path | None,
 ) -> tuple[str, list[Section], pd.DataFrame]:
     """The report's sections for the study's kind, and the tidy runs they were built from."""
-    if record.confirmation_source(record.read_definition(study)) is not None:
+    if record.confirmation_source(definition) is not None:
         from ablate.report.confirm import confirm_report_sections
 
-        return confirm_report_sections(study, metric=metric, alpha=alpha, rope=rope, fig_dir=fig_dir)
-    defn = study_definition(study)
+        return confirm_report_sections(
+            study, metric=metric, alpha=alpha, rope=rope, fig_dir=fig_dir, definition=definition
+        )
+    defn = study_definition(definition)
     if defn.kind in ("ablation", "table"):
-        df = tidy.design_frame(study)
+        df = tidy.design_frame(study, definition)
         if df.empty:
             raise AblateError(f"study {study.study_name!r} has no COMPLETE trials to report")
         if defn.kind == "ablation":
@@ -179,20 +192,20 @@ def sections_for(
                 with_methods=False,
             )
             label_families(sections, reference=str(defn.reference), baseline=str(defn.baseline))
-            sections += _gain_curves(study, [defn.reference], defn.baseline, metric, alpha, fig_dir)
+            sections += _gain_curves(study, definition, [defn.reference], defn.baseline, metric, alpha, fig_dir)
             methods = combined_methods_section(sections, alpha=alpha, rope=rope)
             return "ablation", sections + ([methods] if methods else []), df
         sections = transfer_report_sections(
             df, method=defn.methods, baseline=defn.baseline, value=metric, alpha=alpha, rope=rope, fig_dir=fig_dir
         )
-        sections += _gain_curves(study, defn.methods, defn.baseline, metric, alpha, fig_dir)
+        sections += _gain_curves(study, definition, defn.methods, defn.baseline, metric, alpha, fig_dir)
         return "table", sections, df
     trials, _per_seed = tidy.sensitivity_frames(study)
     if trials.empty:
         raise AblateError(f"study {study.study_name!r} has no COMPLETE trials to report")
     frame = trials.rename(columns={"value": "val_accuracy"})
     params = [p for p in defn.params if p in frame]
-    labels, defaults, conditions = switch_info(record.read_definition(study))
+    labels, defaults, conditions = switch_info(definition)
     sections = sensitivity_report_sections(
         frame,
         importances(study),
@@ -204,9 +217,9 @@ def sections_for(
         defaults=defaults,
         conditions=conditions,
     )
-    paired = _best_vs_benchmark(study, metric)
+    paired = _best_vs_benchmark(study, definition, metric)
     if not paired.empty:
-        best_label, baseline_label = _labels(study)
+        best_label, baseline_label = _labels(definition)
         sections += transfer_report_sections(
             paired,
             method=best_label,
@@ -229,10 +242,10 @@ def sections_for(
     sections.append(
         sensitivity_methods_section(
             n_trials=len(frame),
-            seeds=record.read_definition(study).seeds,
+            seeds=definition.seeds,
             value="val_accuracy",
             alpha=alpha,
-            sampler=record.read_definition(study).extra.get("sampler"),
+            sampler=definition.extra.get("sampler"),
             benchmark_pairs=int(paired["seed"].nunique()) if not paired.empty else 0,
         )
     )
@@ -254,9 +267,16 @@ def switch_info(definition: record.Definition) -> tuple[dict[str, str], dict[str
     return labels, defaults, conditions
 
 
-def report_scope(study: optuna.Study, kind: str, metric: str, alpha: float) -> Scope:
-    """What the study covered, for the Summary (from the stored definition and the trials' states)."""
-    definition = record.read_definition(study)
+def report_scope(
+    study: optuna.Study,
+    definition: record.Definition,
+    kind: str,
+    metric: str,
+    alpha: float,
+    best: dict[str, Any] | None = None,
+) -> Scope:
+    """What the study covered, for the Summary (from the stored definition and the trials' states); ``best``: a
+    search's best configuration (:func:`best_configuration`)."""
     totals = state_totals(tidy.state_counts(study))
     fidelity = str(definition.fidelity.get("name", "?"))
     method, benchmark = record.method_labels(definition)
@@ -286,18 +306,18 @@ def report_scope(study: optuna.Study, kind: str, metric: str, alpha: float) -> S
         baseline=design.get("baseline"),
         sampler=definition.extra.get("sampler"),
         next_command=next_command,
-        best=best_configuration(study) if kind == "sensitivity" else None,
+        best=best,
         method=method,
         benchmark=benchmark,
         **totals,
     )
 
 
-def best_configuration(study: optuna.Study) -> dict[str, Any] | None:
+def best_configuration(study: optuna.Study, definition: record.Definition) -> dict[str, Any] | None:
     """The search's best trial as ``ablate confirm`` ranks it (its changes from the method's defaults), or None."""
 
     try:
-        (best, *_), _base = confirm.top_configurations(study, 1)
+        (best, *_), _base = confirm.top_configurations(study, 1, definition=definition)
     except AblateError:
         return None
     return {
@@ -305,7 +325,7 @@ def best_configuration(study: optuna.Study) -> dict[str, Any] | None:
         "configuration": best.label.split(": ", 1)[1],
         "val_accuracy": best.value,
         "test_accuracy": best.test_accuracy,
-        "seeds": int(record.read_definition(study).seeds),
+        "seeds": int(definition.seeds),
     }
 
 
@@ -333,8 +353,14 @@ def write_study_report(
     rope: float | None = None,
     publish: bool = True,
 ) -> StudyReport:
-    """Write ``STUDY.{md,tex,html,json,csv}`` + ``STUDY-runs.csv`` + figures, and (``publish``) the dashboard note."""
-    kind, sections, df = sections_for(study, metric=metric, alpha=alpha, rope=rope, fig_dir=out_dir / "figures")
+    """Write ``STUDY.{md,tex,html,json,csv}`` + ``STUDY-runs.csv`` + figures, and (``publish``) the dashboard note.
+
+    The study's stored definition is read here, once, and everything below is computed from it and the trials:
+    sections (compute), then the Summary and the metadata (model), then the files (render)."""
+    definition = record.read_definition(study)
+    kind, sections, df = sections_for(
+        study, definition, metric=metric, alpha=alpha, rope=rope, fig_dir=out_dir / "figures"
+    )
     counts = tidy.state_counts(study)
     not_complete = counts[counts["state"] != "COMPLETE"]
     if not not_complete.empty:
@@ -347,13 +373,15 @@ def write_study_report(
             )
         )
     meta: dict[str, Any] = {"study": study.study_name, "kind": kind, "metric": metric, "alpha": alpha, "rope": rope}
-    sections.append(provenance_section(report_provenance(study)))
-    meta["provenance"] = dict(report_provenance(study))
+    provenance = report_provenance(study, definition)
+    sections.append(provenance_section(provenance))
+    meta["provenance"] = dict(provenance)
+    best = best_configuration(study, definition) if kind == "sensitivity" else None
     if kind == "sensitivity":
-        meta["best"] = best_configuration(study)
+        meta["best"] = best
     title = study.study_name
     if kind in ("ablation", "table", "sensitivity") and not (sections and sections[0].title == "Summary"):
-        scope = report_scope(study, kind, metric, alpha)
+        scope = report_scope(study, definition, kind, metric, alpha, best)
         sections.insert(0, summary_section(scope, sections))
         title = report_title(scope)
     paths = write_report(out_dir, study.study_name, sections, formats=formats, title=title, metadata=meta)

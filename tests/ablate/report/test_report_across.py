@@ -84,3 +84,25 @@ def test_shared_changes_are_the_settings_every_winner_has() -> None:
     )
     assert shared_changes(best) == {"transfer": "mu"}
     assert shared_changes(best.iloc[[0, 1]].assign(changes=[{"M": "100"}, {"transfer": "mu"}])) == {}
+
+
+def test_every_report_reads_each_study_definition_once(env: Path, confirmed, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report flows one way: its study's stored definition is read once, at the top, and handed down (it was
+    read nine times along one report's path), for each confirmation's report and for the joint one."""
+    from ablate import record
+    from ablate.report.reports import write_reports
+
+    url, names = confirmed
+    studies = [optuna.load_study(study_name=n, storage=url) for n in names]
+    reads: list[str] = []
+    real = record.read_definition
+
+    def counted(study: optuna.Study) -> record.Definition:
+        reads.append(study.study_name)
+        return real(study)
+
+    monkeypatch.setattr(record, "read_definition", counted)
+    written = write_reports(studies, env / "rep", formats=("md",), publish=False)
+    assert [w.name for w in written] == [*names, "confirm-across-cases-smoke"]
+    # once for its own report, once to group the confirmations by fidelity, once for the joint report
+    assert reads == [names[0], names[1], *names, *names], reads
