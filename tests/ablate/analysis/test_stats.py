@@ -598,3 +598,93 @@ def test_methods_paragraph_names_every_procedure():
 def test_stats_module_stays_free_of_torch_and_optuna():
     code = "import sys, ablate.analysis.stats; print(any(m in sys.modules for m in ('torch', 'optuna')))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------ caveats at their boundaries
+def test_compare_defaults_to_alpha_005_and_warns_only_when_the_two_tests_disagree():
+    df = study({"boost": 2.0}, n=10, sd=0.3, seed=4)
+    row = S.compare(S.paired(df, variant="boost", reference="full"))
+    assert row["verdict"] == "better" and row["p"] < 0.05 and row["p_t"] < 0.05
+    assert not any("disagree" in w for w in row["warnings"])
+
+
+def test_a_small_family_says_how_many_non_zero_pairs_it_has():
+    """Six pairs, two of them tied: four non-zero pairs reach p = 1/8 at best, never below alpha."""
+    df = tidy({"full": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "v": [1.0, 2.0, 4.0, 5.0, 6.0, 7.0]})
+    row = S.compare(S.paired(df, variant="v", reference="full"))
+    said = [w for w in row["warnings"] if "smallest attainable p" in w]
+    assert said == [
+        "with 4 non-zero pairs the smallest attainable p is 0.125; alpha=0.05: no effect can reach significance, "
+        "however large (add seeds)"
+    ]
+
+
+def test_the_rope_note_needs_the_whole_interval_inside_the_rope():
+    """Significant and partly outside the ROPE: no 'practically negligible' note; wholly inside: the note."""
+    outside = S.compare(
+        S.paired(study({"drop": -1.0}, n=10, sd=0.2, seed=1), variant="drop", reference="full"), rope=0.5
+    )
+    assert outside["verdict"] == "worse" and outside["ci_low"] < -0.5 and outside["ci_high"] <= 0.5
+    assert not any("ROPE" in w for w in outside["warnings"])
+    inside = S.compare(
+        S.paired(study({"nudge": 0.3}, n=12, sd=0.02, seed=2), variant="nudge", reference="full"), rope=0.5
+    )
+    assert inside["verdict"] == "better" and inside["ci_low"] >= -0.5 and inside["ci_high"] <= 0.5
+    assert any("practically negligible" in w for w in inside["warnings"])
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5])
+def test_an_example_count_must_be_a_positive_whole_number(n: float):
+    with pytest.raises(S.StatsError, match="'n_test' must be a positive whole number"):  # named by its column
+        S.ablation_table(study({"v": 1.0}).assign(n_test=n), reference="full", n_examples="n_test")
+
+
+def test_only_cases_with_too_few_seeds_are_named_as_descriptives_only():
+    few = study({"cgi": 1.0}, n=4, seed=3).assign(case="A")
+    enough = study({"cgi": 1.0}, n=12, seed=4).assign(case="B")
+    _, summary = S.transfer_verdicts(pd.concat([few, enough]), method="cgi", baseline="full")
+    said = [w for w in summary["warnings"] if "descriptives only" in w]
+    assert said == [f"cases with fewer than {S.MIN_N_TESTS} paired seeds (descriptives only): A"]
+
+
+@pytest.mark.parametrize(("n", "k", "approximate"), [(10, 6, True), (11, 6, False), (11, 5, True)])
+def test_friedman_says_when_its_chi_square_is_approximate(n: int, k: int, approximate: bool):
+    rng = np.random.default_rng(n * k)
+    wide = pd.DataFrame(rng.normal(0, 1, (n, k)) + np.arange(k), columns=[f"v{i}" for i in range(k)])
+    notes = S.friedman(wide)["warnings"]
+    assert any("chi-square approximation" in w for w in notes) is approximate
+
+
+def test_welch_is_undefined_for_a_level_with_one_trial():
+    df = pd.DataFrame({"opt": ["adam"] + ["sgd"] * 6, "acc": [0.9, 0.7, 0.71, 0.72, 0.73, 0.74, 0.75]})
+    row = S.marginal_tests(df, param="opt", value="acc").frame.set_index("level").loc["adam"]
+    assert math.isnan(row["p_welch"]) and any("Welch t undefined" in w for w in row["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("n", "exact", "bca"),
+    [(20, "all 2^20 = 1,048,576 sign patterns", True), (21, "99,999 random", True), (9, "all 2^9", False)],
+)
+def test_the_methods_paragraph_names_the_procedures_used_at_that_n(n: int, exact: str, bca: bool):
+    text = S.methods_paragraph(n_seeds=n, alpha=0.05, rope=None, n_resamples=9999, seed=0, corrected_over="3 variants")
+    assert exact in text
+    assert ("bias-corrected and accelerated (BCa)" in text) is bca and ("percentile bootstrap" in text) is not bca
+    text = S.methods_paragraph(n_seeds=11, alpha=0.05, rope=None, n_resamples=9999, seed=0, corrected_over="3 variants")
+    assert "bias-corrected and accelerated (BCa)" in text  # above MIN_N_BCA too, not only at it
+
+
+def test_gain_curve_compares_every_budget_with_two_or_more_pairs():
+    rows = []
+    for seed in range(6):
+        for epoch in (1, 2):
+            rows.append(
+                {"case": "A", "variant": "bnn", "seed": seed, "epoch": epoch, "test_accuracy": 0.5 + seed / 100}
+            )
+            rows.append(
+                {"case": "A", "variant": "cgi", "seed": seed, "epoch": epoch, "test_accuracy": 0.6 + seed / 100}
+            )
+    rows.append({"case": "A", "variant": "bnn", "seed": 0, "epoch": 3, "test_accuracy": 0.5})
+    rows.append({"case": "A", "variant": "cgi", "seed": 0, "epoch": 3, "test_accuracy": 0.6})  # one pair: left out
+    out = S.gain_curve(pd.DataFrame(rows), method="cgi", baseline="bnn")
+    assert list(out["epoch"]) == [1, 2] and (out["n"] == 6).all()
+    assert out["delta"].tolist() == pytest.approx([0.1, 0.1])
