@@ -2,6 +2,7 @@
 
     python scripts/mutation.py sample SESSION.sqlite N [--seed S]   keep a seeded random N of the pending mutants
     python scripts/mutation.py score NAME SESSION.sqlite            counts, score and its Wilson 95% interval
+    python scripts/mutation.py survivors NAME SESSION.sqlite        the survivors not listed as equivalent
     python scripts/mutation.py retest NAME SESSION.sqlite           run the survivors again (after new tests)
     python scripts/mutation.py table                                the score table of docs/testing.md
 
@@ -182,6 +183,9 @@ def main() -> None:
     p.add_argument("name")
     p.add_argument("session", type=Path)
     p.add_argument("--out", type=Path, help="Write the score as JSON here (docs/data/mutation/NAME.json).")
+    p = sub.add_parser("survivors")
+    p.add_argument("name")
+    p.add_argument("session", type=Path)
     p = sub.add_parser("retest")
     p.add_argument("name")
     p.add_argument("session", type=Path)
@@ -206,6 +210,11 @@ def main() -> None:
             f"{result['pending']} pending: score {pct} "
             f"(95% Wilson {100 * low:.1f}-{100 * high:.1f})"
         )
+    elif args.command == "survivors":
+        for s in score(args.name, args.session)["survivors"]:
+            if not s["equivalent"]:
+                removed, added = (" | ".join(lines) for lines in s["diff"])
+                print(f"line {s['line']} {s['operator']}\n  - {removed}\n  + {added}")
     elif args.command == "retest":
         print(f"{args.name}: {retest(args.name, args.session)} survivors will run again")
     else:

@@ -219,3 +219,27 @@ def test_a_driver_error_is_transient_by_its_mysql_code_alone(code: int) -> None:
     assert retries.is_transient_error(pymysql.err.OperationalError(code, "x"))
     assert not retries.is_transient_error(pymysql.err.OperationalError(code + 100, "x"))
     assert not retries.is_transient_error(pymysql.err.OperationalError("x", code))  # the code comes first
+
+
+def test_an_open_storage_rides_out_more_failures_than_its_tries(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """A storage that was open (a worker's) keeps trying past its tries while the server restarts; only a first
+    connect gives up after them."""
+    from optuna.storages import RDBStorage
+    from optuna.study import StudyDirection
+
+    storage = retries.RetryingRDBStorage(
+        f"sqlite:///{tmp_path}/s.db",
+        retry_policy=retries.RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.001, down_wait=5.0),
+    )
+    storage.create_new_study([StudyDirection.MAXIMIZE], "s")
+    real, calls = RDBStorage.get_study_id_from_name, []
+
+    def restarting(self: RDBStorage, name: str) -> int:
+        calls.append(1)
+        if len(calls) <= 4:  # down for four calls: twice the tries
+            raise DROPPED
+        return real(self, name)
+
+    monkeypatch.setattr(RDBStorage, "get_study_id_from_name", restarting)
+    assert storage.get_study_id_from_name("s") >= 0 and len(calls) == 5
+    storage.engine.dispose()
