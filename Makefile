@@ -74,8 +74,9 @@ clean:
 # SAMPLE=N keeps a seeded random N mutants per module (scripts/mutation.py sample; MUTATION_SEED, default 0).
 # Rerunning resumes an interrupted session; `make mutation-clean` starts over (do that after changing the code).
 # One module: `make mutation MUTATE=designs`. Scores: $(MUTATION_DIR)/NAME.score.txt and docs/data/mutation/NAME.json.
-# RETEST=1 runs the survivors again against the tests as they are now. Each run first copies the module and tests/
-# into the tree again: a run killed mid-mutant leaves the mutant in place, and the baseline must see the real code.
+# RETEST=1 runs the survivors again against the tests as they are now. Each run first copies the working tree into
+# its tree again: a run killed mid-mutant leaves the mutant in place, and the baseline must see the code as it is
+# (the sampled mutants point into the module as it was sampled: after changing a module, mutation-clean it).
 MUTATION_DIR ?= build/mutation
 MUTATE ?= designs weightpoints queue generators storage procedures stats bnn record method
 MUTATION_TIMEOUT ?= 120
@@ -112,14 +113,12 @@ mutation-%: mutation-tool
 	bin=$(abspath $(BIN)); py=$$bin/python; repo=$(CURDIR); dir=$(MUTATION_DIR)/$$name; \
 	if [ ! -d $$dir/tree ]; then \
 		mkdir -p $$dir/tree/.mutation-path && \
-		git ls-files -z -co --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null \
-			| tar -xf - -C $$dir/tree && \
 		ln -s ../cgi/crossgen $$dir/tree/.mutation-path/crossgen && \
 		ln -s ../ablate $$dir/tree/.mutation-path/ablate && \
 		ln -s ../studies $$dir/tree/.mutation-path/ablate_studies; \
 	fi; \
-	cp $$module $$dir/tree/$$module; \
-	git ls-files -z -co --exclude-standard tests | tar --null -T - -cf - | tar -xf - -C $$dir/tree; \
+	git ls-files -z -co --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null \
+		| tar -xf - -C $$dir/tree; \
 	cd $$dir; \
 	printf '%s\n' '[cosmic-ray]' "module-path = \"$$module\"" 'excluded-modules = []' \
 		'timeout = $(MUTATION_TIMEOUT).0' \
