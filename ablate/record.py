@@ -424,6 +424,21 @@ def confirmation_source(definition: Definition) -> dict[str, Any] | None:
     return dict(link) if isinstance(link, Mapping) else None
 
 
+STUDY_KINDS = ("sensitivity", "confirmation", "ablation", "table")
+
+
+def study_kind(definition: Definition) -> str:
+    """What a study is, in the one vocabulary everything that reads a study back uses (reports, their builders):
+    ``sensitivity`` (a search), ``confirmation`` (a design that confirms a search), ``ablation`` (a designed
+    ablation) or ``table`` (the paper's tables). Stored as ``Definition.kind`` (how the study runs: ``design``
+    or ``sensitivity``) and the confirmation link; told apart here and nowhere else."""
+    if confirmation_source(definition) is not None:
+        return "confirmation"
+    if definition.kind == "sensitivity":
+        return "sensitivity"
+    return "ablation" if str((definition.design or {}).get("name", "")).startswith("ablation") else "table"
+
+
 def link_confirmation(source: optuna.Study, confirmation: str) -> None:
     """Point the searched study at a confirmation of it (the confirmation points back in its definition)."""
     names = confirmations_of(source)

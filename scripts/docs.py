@@ -320,6 +320,11 @@ def problems(*, outputs: bool = True) -> Iterator[str]:
     """Every way the docs differ from what this script would write, or break its rules, one line each."""
     if render_cli(CLI_DOC.read_text()) != CLI_DOC.read_text():
         yield "docs/cli.md: the option tables differ from the CLI (run `python scripts/docs.py cli`)"
+    sys.path.insert(0, str(REPO / "scripts"))
+    import mutation  # scripts/mutation.py: the mutation scores' table is generated from docs/data/mutation/
+
+    if problem := mutation.table_problem(REPO / "docs" / "testing.md"):
+        yield problem
     for path in doc_files():
         for block in blocks(path):
             if block.marker is None:

@@ -128,4 +128,4 @@ def confirm_report_sections(
                 ns, alpha, rope, 9999, 0, f"the {k} confirmed configurations (vs each reference separately)"
             )
         )
-    return "confirm", sections, df
+    return "confirmation", sections, df

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,16 +81,17 @@ def _title(variants: list[dict[str, Any]], label: str) -> str:
 
 def study_definition(definition: record.Definition) -> StudyDefinition:
     """From the definition stored in the study when it was created (never the TOML files again)."""
-    if definition.kind == "sensitivity":
+    kind = record.study_kind(definition)
+    if kind == "sensitivity":
         params = [p["name"] for p in definition.space if p["type"] == "categorical"]
         return StudyDefinition("sensitivity", params=params)
     design = definition.design or {}
     variants = design.get("variants", [])
     baseline = _title(variants, design["baseline"])
-    if design["name"].startswith("ablation"):
+    if kind == "ablation":
         return StudyDefinition("ablation", reference=_title(variants, design["reference"]), baseline=baseline)
     methods = [_title(variants, v["label"]) for v in variants if v["label"] != design["baseline"]]
-    return StudyDefinition("table", baseline=baseline, methods=methods)
+    return StudyDefinition(kind, baseline=baseline, methods=methods)
 
 
 # ---------------------------------------------------------------------------------------- sections
@@ -147,7 +149,10 @@ def _gain_curves(
     return [s for s in found if s is not None]
 
 
-def sections_for(
+Sections = tuple[list[Section], pd.DataFrame]
+
+
+def _confirmation_sections(
     study: optuna.Study,
     definition: record.Definition,
     *,
@@ -155,51 +160,89 @@ def sections_for(
     alpha: float,
     rope: float | None,
     fig_dir: Path | None,
-) -> tuple[str, list[Section], pd.DataFrame]:
-    """The report's sections for the study's kind, and the tidy runs they were built from."""
-    if record.confirmation_source(definition) is not None:
-        from ablate.report.confirm import confirm_report_sections
+) -> Sections:
+    from ablate.report.confirm import confirm_report_sections
 
-        return confirm_report_sections(
-            study, metric=metric, alpha=alpha, rope=rope, fig_dir=fig_dir, definition=definition
-        )
+    _kind, sections, df = confirm_report_sections(
+        study, metric=metric, alpha=alpha, rope=rope, fig_dir=fig_dir, definition=definition
+    )
+    return sections, df
+
+
+def _design_frame(study: optuna.Study, definition: record.Definition) -> pd.DataFrame:
+    df = tidy.design_frame(study, definition)
+    if df.empty:
+        raise AblateError(f"study {study.study_name!r} has no COMPLETE trials to report")
+    return df
+
+
+def _ablation_sections(
+    study: optuna.Study,
+    definition: record.Definition,
+    *,
+    metric: str,
+    alpha: float,
+    rope: float | None,
+    fig_dir: Path | None,
+) -> Sections:
     defn = study_definition(definition)
-    if defn.kind in ("ablation", "table"):
-        df = tidy.design_frame(study, definition)
-        if df.empty:
-            raise AblateError(f"study {study.study_name!r} has no COMPLETE trials to report")
-        if defn.kind == "ablation":
-            cases = sorted(df["case"].unique())
-            sections = ablation_report_sections(
-                df,
-                reference=defn.reference,
-                value=metric,
-                alpha=alpha,
-                rope=rope,
-                fig_dir=fig_dir,
-                cases=cases,
-                with_methods=False,
-            )
-            sections += transfer_report_sections(
-                df,
-                method=defn.reference,
-                baseline=defn.baseline,
-                value=metric,
-                alpha=alpha,
-                rope=rope,
-                fig_dir=fig_dir,
-                cases=cases,
-                with_methods=False,
-            )
-            label_families(sections, reference=str(defn.reference), baseline=str(defn.baseline))
-            sections += _gain_curves(study, definition, [defn.reference], defn.baseline, metric, alpha, fig_dir)
-            methods = combined_methods_section(sections, alpha=alpha, rope=rope)
-            return "ablation", sections + ([methods] if methods else []), df
-        sections = transfer_report_sections(
-            df, method=defn.methods, baseline=defn.baseline, value=metric, alpha=alpha, rope=rope, fig_dir=fig_dir
-        )
-        sections += _gain_curves(study, definition, defn.methods, defn.baseline, metric, alpha, fig_dir)
-        return "table", sections, df
+    df = _design_frame(study, definition)
+    cases = sorted(df["case"].unique())
+    sections = ablation_report_sections(
+        df,
+        reference=defn.reference,
+        value=metric,
+        alpha=alpha,
+        rope=rope,
+        fig_dir=fig_dir,
+        cases=cases,
+        with_methods=False,
+    )
+    sections += transfer_report_sections(
+        df,
+        method=defn.reference,
+        baseline=defn.baseline,
+        value=metric,
+        alpha=alpha,
+        rope=rope,
+        fig_dir=fig_dir,
+        cases=cases,
+        with_methods=False,
+    )
+    label_families(sections, reference=str(defn.reference), baseline=str(defn.baseline))
+    sections += _gain_curves(study, definition, [defn.reference], defn.baseline, metric, alpha, fig_dir)
+    methods = combined_methods_section(sections, alpha=alpha, rope=rope)
+    return sections + ([methods] if methods else []), df
+
+
+def _table_sections(
+    study: optuna.Study,
+    definition: record.Definition,
+    *,
+    metric: str,
+    alpha: float,
+    rope: float | None,
+    fig_dir: Path | None,
+) -> Sections:
+    defn = study_definition(definition)
+    df = _design_frame(study, definition)
+    sections = transfer_report_sections(
+        df, method=defn.methods, baseline=defn.baseline, value=metric, alpha=alpha, rope=rope, fig_dir=fig_dir
+    )
+    sections += _gain_curves(study, definition, defn.methods, defn.baseline, metric, alpha, fig_dir)
+    return sections, df
+
+
+def _sensitivity_sections(
+    study: optuna.Study,
+    definition: record.Definition,
+    *,
+    metric: str,
+    alpha: float,
+    rope: float | None,
+    fig_dir: Path | None,
+) -> Sections:
+    defn = study_definition(definition)
     trials, _per_seed = tidy.sensitivity_frames(study)
     if trials.empty:
         raise AblateError(f"study {study.study_name!r} has no COMPLETE trials to report")
@@ -249,7 +292,32 @@ def sections_for(
             benchmark_pairs=int(paired["seed"].nunique()) if not paired.empty else 0,
         )
     )
-    return "sensitivity", sections, frame
+    return sections, frame
+
+
+# The report of each kind of study (record.study_kind), built from the study and its definition alone.
+BUILDERS: dict[str, Callable[..., Sections]] = {
+    "confirmation": _confirmation_sections,
+    "ablation": _ablation_sections,
+    "table": _table_sections,
+    "sensitivity": _sensitivity_sections,
+}
+
+
+def sections_for(
+    study: optuna.Study,
+    definition: record.Definition,
+    *,
+    metric: str,
+    alpha: float,
+    rope: float | None,
+    fig_dir: Path | None,
+) -> tuple[str, list[Section], pd.DataFrame]:
+    """The study's kind (:func:`ablate.record.study_kind`), its report's sections, and the tidy runs they were
+    built from."""
+    kind = record.study_kind(definition)
+    sections, df = BUILDERS[kind](study, definition, metric=metric, alpha=alpha, rope=rope, fig_dir=fig_dir)
+    return kind, sections, df
 
 
 def switch_info(definition: record.Definition) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:

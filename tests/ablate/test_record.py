@@ -161,3 +161,14 @@ def test_a_refused_resume_names_the_stored_and_given_values(study: optuna.Study)
         record.write_definition(study, dataclasses.replace(search, seeds=3))
     with pytest.raises(AblateError, match=r'different sampler \(stored "tpe", given "random"\)'):
         record.write_definition(study, dataclasses.replace(search, extra={"sampler": "random"}))
+
+
+def test_every_study_has_one_kind_in_one_vocabulary() -> None:
+    """Reports pick their builder by this kind: a confirmation is a design study that links a search."""
+    table = {"name": "table2", "reference": "cgi", "baseline": "bnn", "variants": []}
+    assert record.study_kind(_definition()) == "ablation"
+    assert record.study_kind(_definition(design=table)) == "table"
+    assert record.study_kind(_definition(kind="sensitivity", design=None, case="T2M1_T1M2", cases=())) == "sensitivity"
+    confirms = {record.CONFIRMS: {"study": "sensitivity-T2M1_T1M2-smoke"}}
+    assert record.study_kind(_definition(design={**table, "name": "confirm"}, extra=confirms)) == "confirmation"
+    assert set(record.STUDY_KINDS) == {"sensitivity", "confirmation", "ablation", "table"}
