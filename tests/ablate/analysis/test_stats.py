@@ -480,7 +480,8 @@ def test_ablation_table_warns_when_alpha_over_m_is_unreachable():
     t = result.frame
     assert list(t["variant"]) == ["a", "b", "c"] and (t["n"] == 6).all()
     # 3 comparisons need p < 0.0167; 6 pairs reach at best 2/64 = 0.031
-    assert result.warnings and "alpha/m" in result.warnings[0]
+    assert result.warnings and "needs p < alpha/m = 0.0167 for the first rejection" in result.warnings[0]
+    assert result.family == "3 variants vs 'full'" and result.alpha == 0.05
     assert all(any("after Holm over 3" in w for w in ws) for ws in t["warnings"])
     assert (t["verdict"] == "inconclusive").all()
     with pytest.raises(ValueError, match="reference"):
@@ -606,6 +607,9 @@ def test_compare_defaults_to_alpha_005_and_warns_only_when_the_two_tests_disagre
     row = S.compare(S.paired(df, variant="boost", reference="full"))
     assert row["verdict"] == "better" and row["p"] < 0.05 and row["p_t"] < 0.05
     assert not any("disagree" in w for w in row["warnings"])
+    assert not any("smallest attainable p" in w for w in row["warnings"])  # 10 pairs can reach p < 0.05
+    reachable = S.ablation_table(study({"a": 2.0, "b": 2.0}, n=10, sd=0.3, seed=5), reference="full")
+    assert reachable.warnings == () and list(reachable.frame.columns[:10]) == S._FIRST  # the answer's columns first
 
 
 def test_a_small_family_says_how_many_non_zero_pairs_it_has():
@@ -640,8 +644,8 @@ def test_an_example_count_must_be_a_positive_whole_number(n: float):
 
 
 def test_only_cases_with_too_few_seeds_are_named_as_descriptives_only():
-    few = study({"cgi": 1.0}, n=4, seed=3).assign(case="A")
-    enough = study({"cgi": 1.0}, n=12, seed=4).assign(case="B")
+    few = study({"cgi": 1.0}, n=S.MIN_N_TESTS - 1, seed=3).assign(case="A")
+    enough = study({"cgi": 1.0}, n=S.MIN_N_TESTS, seed=4).assign(case="B")
     _, summary = S.transfer_verdicts(pd.concat([few, enough]), method="cgi", baseline="full")
     said = [w for w in summary["warnings"] if "descriptives only" in w]
     assert said == [f"cases with fewer than {S.MIN_N_TESTS} paired seeds (descriptives only): A"]
@@ -667,14 +671,14 @@ def test_welch_is_undefined_for_a_level_with_one_trial():
 )
 def test_the_methods_paragraph_names_the_procedures_used_at_that_n(n: int, exact: str, bca: bool):
     text = S.methods_paragraph(n_seeds=n, alpha=0.05, rope=None, n_resamples=9999, seed=0, corrected_over="3 variants")
-    assert exact in text
+    assert exact in text and "). 95% confidence intervals" in text
     assert ("bias-corrected and accelerated (BCa)" in text) is bca and ("percentile bootstrap" in text) is not bca
     text = S.methods_paragraph(n_seeds=11, alpha=0.05, rope=None, n_resamples=9999, seed=0, corrected_over="3 variants")
     assert "bias-corrected and accelerated (BCa)" in text  # above MIN_N_BCA too, not only at it
 
 
 def test_gain_curve_compares_every_budget_with_two_or_more_pairs():
-    rows = []
+    rows = [{"case": "A", "variant": "bnn", "seed": 0, "epoch": 0, "test_accuracy": 0.5}]  # no method at 0: skipped
     for seed in range(6):
         for epoch in (1, 2):
             rows.append(
@@ -688,3 +692,24 @@ def test_gain_curve_compares_every_budget_with_two_or_more_pairs():
     out = S.gain_curve(pd.DataFrame(rows), method="cgi", baseline="bnn")
     assert list(out["epoch"]) == [1, 2] and (out["n"] == 6).all()
     assert out["delta"].tolist() == pytest.approx([0.1, 0.1])
+
+
+def test_friedman_runs_on_two_complete_seeds_and_says_only_what_it_dropped():
+    wide = pd.DataFrame({"a": [1.0, 2.0, np.nan], "b": [2.0, 3.0, 1.0], "c": [3.0, 4.0, 2.0]})
+    dropped = S.friedman(wide)
+    assert dropped["n"] == 2 and any("1 seeds with a missing variant were dropped" in w for w in dropped["warnings"])
+    assert not any("dropped" in w for w in S.friedman(wide.dropna())["warnings"])
+
+
+def test_marginal_rows_carry_each_level_mean_and_a_level_alone_gets_no_test():
+    df = pd.DataFrame({"opt": ["adam"] * 3 + ["sgd"] * 3, "acc": [0.9, 0.8, 0.7, 0.5, 0.6, 0.4]})
+    row = S.marginal_tests(df, param="opt", value="acc").frame.set_index("level").loc["adam"]
+    assert (row["mean_level"], row["mean_other"], row["delta"]) == pytest.approx((0.8, 0.5, 0.3))
+    alone = S.marginal_tests(df.assign(opt="adam"), param="opt", value="acc").frame.iloc[0]
+    assert alone["n_other"] == 0 and math.isnan(alone["p_mwu"]) and math.isnan(alone["delta"])
+
+
+def test_different_example_counts_name_both_variants_in_order():
+    df = study({"v": 1.0}).assign(n_test=np.where(study({"v": 1.0})["variant"] == "v", 71, 72))
+    with pytest.raises(S.StatsError, match="'v' vs 'full': runs report different 'n_test'"):
+        S.ablation_table(df, reference="full", n_examples="n_test")
