@@ -713,3 +713,12 @@ def test_different_example_counts_name_both_variants_in_order():
     df = study({"v": 1.0}).assign(n_test=np.where(study({"v": 1.0})["variant"] == "v", 71, 72))
     with pytest.raises(S.StatsError, match="'v' vs 'full': runs report different 'n_test'"):
         S.ablation_table(df, reference="full", n_examples="n_test")
+
+
+def test_friedman_warns_against_nemenyi_only_when_it_is_not_significant():
+    rng = np.random.default_rng(1)
+    strong = pd.DataFrame(rng.normal(0, 0.1, (12, 4)) + np.arange(4) * 3, columns=list("abcd"))
+    result = S.friedman(strong)
+    assert result["p"] < 0.05 and not any("not significant" in w for w in result["warnings"])
+    flat = pd.DataFrame(rng.normal(0, 1, (12, 4)), columns=list("abcd"))
+    assert any("not significant" in w for w in S.friedman(flat)["warnings"])

@@ -51,12 +51,14 @@ def test_the_default_policy_is_the_documented_backoff() -> None:
     try:
         random.seed(3)
         first = [p.delay(1) for _ in range(400)]
+        doubled = [p.delay(k) for k in (2, 3) for _ in range(400)]
         late = [p.delay(9) for _ in range(400)]
         full_first = [p.full_delay(1) for _ in range(400)]
         full_late = [p.full_delay(9) for _ in range(400)]
     finally:
         random.setstate(rng)
     assert 0.1 <= min(first) < 0.11 and 0.19 < max(first) <= 0.2
+    assert min(doubled[:400]) >= 0.2 and max(doubled[:400]) <= 0.4 and max(doubled[400:]) <= 0.8  # doubling
     assert 1.5 <= min(late) < 1.6 and 2.9 < max(late) <= 3.0
     assert 0.0 <= min(full_first) < 0.05 and 0.95 < max(full_first) <= 1.0
     assert 0.0 <= min(full_late) < 1.0 and 29.0 < max(full_late) <= 30.0
