@@ -152,15 +152,20 @@ def _gain_curves(
 Sections = tuple[list[Section], pd.DataFrame]
 
 
-def _confirmation_sections(
-    study: optuna.Study,
-    definition: record.Definition,
-    *,
-    metric: str,
-    alpha: float,
-    rope: float | None,
-    fig_dir: Path | None,
-) -> Sections:
+@dataclass(frozen=True)
+class ReportRequest:
+    """What a report builder is asked for: the study, its definition (read once), and the report's settings."""
+
+    study: optuna.Study
+    definition: record.Definition
+    metric: str
+    alpha: float
+    rope: float | None
+    fig_dir: Path | None
+
+
+def _confirmation_sections(r: ReportRequest) -> Sections:
+    study, definition, metric, alpha, rope, fig_dir = r.study, r.definition, r.metric, r.alpha, r.rope, r.fig_dir
     from ablate.report.confirm import confirm_report_sections
 
     _kind, sections, df = confirm_report_sections(
@@ -176,15 +181,8 @@ def _design_frame(study: optuna.Study, definition: record.Definition) -> pd.Data
     return df
 
 
-def _ablation_sections(
-    study: optuna.Study,
-    definition: record.Definition,
-    *,
-    metric: str,
-    alpha: float,
-    rope: float | None,
-    fig_dir: Path | None,
-) -> Sections:
+def _ablation_sections(r: ReportRequest) -> Sections:
+    study, definition, metric, alpha, rope, fig_dir = r.study, r.definition, r.metric, r.alpha, r.rope, r.fig_dir
     defn = study_definition(definition)
     df = _design_frame(study, definition)
     cases = sorted(df["case"].unique())
@@ -215,15 +213,8 @@ def _ablation_sections(
     return sections + ([methods] if methods else []), df
 
 
-def _table_sections(
-    study: optuna.Study,
-    definition: record.Definition,
-    *,
-    metric: str,
-    alpha: float,
-    rope: float | None,
-    fig_dir: Path | None,
-) -> Sections:
+def _table_sections(r: ReportRequest) -> Sections:
+    study, definition, metric, alpha, rope, fig_dir = r.study, r.definition, r.metric, r.alpha, r.rope, r.fig_dir
     defn = study_definition(definition)
     df = _design_frame(study, definition)
     sections = transfer_report_sections(
@@ -233,15 +224,8 @@ def _table_sections(
     return sections, df
 
 
-def _sensitivity_sections(
-    study: optuna.Study,
-    definition: record.Definition,
-    *,
-    metric: str,
-    alpha: float,
-    rope: float | None,
-    fig_dir: Path | None,
-) -> Sections:
+def _sensitivity_sections(r: ReportRequest) -> Sections:
+    study, definition, metric, alpha, rope, fig_dir = r.study, r.definition, r.metric, r.alpha, r.rope, r.fig_dir
     defn = study_definition(definition)
     trials, _per_seed = tidy.sensitivity_frames(study)
     if trials.empty:
@@ -296,7 +280,7 @@ def _sensitivity_sections(
 
 
 # The report of each kind of study (record.study_kind), built from the study and its definition alone.
-BUILDERS: dict[str, Callable[..., Sections]] = {
+BUILDERS: dict[str, Callable[[ReportRequest], Sections]] = {
     "confirmation": _confirmation_sections,
     "ablation": _ablation_sections,
     "table": _table_sections,
@@ -316,7 +300,7 @@ def sections_for(
     """The study's kind (:func:`ablate.record.study_kind`), its report's sections, and the tidy runs they were
     built from."""
     kind = record.study_kind(definition)
-    sections, df = BUILDERS[kind](study, definition, metric=metric, alpha=alpha, rope=rope, fig_dir=fig_dir)
+    sections, df = BUILDERS[kind](ReportRequest(study, definition, metric, alpha, rope, fig_dir))
     return kind, sections, df
 
 
