@@ -722,3 +722,37 @@ def test_friedman_warns_against_nemenyi_only_when_it_is_not_significant():
     assert result["p"] < 0.05 and not any("not significant" in w for w in result["warnings"])
     flat = pd.DataFrame(rng.normal(0, 1, (12, 4)), columns=list("abcd"))
     assert any("not significant" in w for w in S.friedman(flat)["warnings"])
+
+
+def test_two_equal_differences_leave_d_z_undefined_and_say_so():
+    row = S.compare(S.paired(tidy({"full": [1.0, 2.0], "v": [2.0, 3.0]}), variant="v", reference="full"))
+    assert row["n"] == 2 and math.isnan(row["d_z"])
+    assert any("all paired differences are equal" in w for w in row["warnings"])
+
+
+def test_the_defaults_are_the_seed_and_resamples_the_methods_paragraph_states():
+    """seed 0 and 9,999 resamples: a default call gives exactly the numbers of the explicit one."""
+    df = study({"v": 0.4}, n=10, sd=0.5, seed=8)
+    pairs = S.paired(df, variant="v", reference="full")
+    assert S.compare(pairs) == S.compare(pairs, seed=0, n_resamples=9999)
+    cases = pd.concat([df.assign(case="A"), study({"v": 0.2}, n=10, seed=9).assign(case="B")])
+    default, _ = S.transfer_verdicts(cases, method="v", baseline="full")
+    explicit, _ = S.transfer_verdicts(cases, method="v", baseline="full", seed=0, n_resamples=9999)
+    assert default[["ci_low", "ci_high"]].equals(explicit[["ci_low", "ci_high"]])
+    curves = cases.assign(epoch=1)
+    assert S.gain_curve(curves, method="v", baseline="full")[["ci_low", "ci_high"]].equals(
+        S.gain_curve(curves, method="v", baseline="full", seed=0, n_resamples=9999)[["ci_low", "ci_high"]]
+    )
+
+
+def test_marginal_tests_flag_small_groups_and_test_a_group_of_one():
+    small = pd.DataFrame({"opt": ["a"] * 3 + ["b"] * 3, "acc": [0.9, 0.8, 0.7, 0.5, 0.6, 0.4]})
+    row = S.marginal_tests(small, param="opt", value="acc").frame.iloc[0]
+    assert any("small groups (3 vs 3 trials)" in w for w in row["warnings"])
+    large = pd.DataFrame({"opt": ["a"] * 6 + ["b"] * 6, "acc": np.linspace(0.4, 0.9, 12)})
+    assert not any(
+        "small groups" in w for w in S.marginal_tests(large, param="opt", value="acc").frame.iloc[0]["warnings"]
+    )
+    one = pd.DataFrame({"opt": ["a"] * 4 + ["b"], "acc": [0.9, 0.8, 0.7, 0.85, 0.1]})
+    row = S.marginal_tests(one, param="opt", value="acc").frame.set_index("level").loc["a"]
+    assert row["n_other"] == 1 and row["p_mwu"] == pytest.approx(sps.mannwhitneyu([0.9, 0.8, 0.7, 0.85], [0.1]).pvalue)
