@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -32,7 +31,6 @@ from ablate.cli.common import (
     current_method,
     err,
     execute_plan,
-    fail,
     next_steps,
     out,
     print_summary,
@@ -179,7 +177,7 @@ def study_cmd(
       ablate study --case all --trials 50 --seeds 3 --workers 2 \\
         --storage postgresql://user@db/ablate
     """
-    from ablate.execution.plans import PRUNERS, SAMPLERS, SensitivityPlan
+    from ablate.execution.plans import SensitivityPlan, settle_search
     from ablate.experiment.designs import expand_cases, parse_settings
     from ablate.experiment.names import sensitivity_study_names
     from ablate.experiment.space import load_space
@@ -187,31 +185,13 @@ def study_cmd(
     method = current_method()
     cases = expand_cases(case, method)
     check_device(device)
-    choice("--sampler", sampler, SAMPLERS)
-    pruner = pruner or ("wilcoxon" if seeds > 1 else "median")
-    choice("--pruner", pruner, PRUNERS)
-    if pruner == "wilcoxon" and seeds < 2:
-        fail("--pruner wilcoxon compares seeds: it needs --seeds >= 2")
-    from ablate.execution.studies import pruning_warning
-
-    cannot = pruning_warning(pruner, seeds)
-    if cannot:
-        print(f"warning: {cannot}", file=sys.stderr)
     fid = presets.load_fidelity(fidelity, method=method)
     sp = load_space(space, method)
     base = parse_settings(settings, method)
     check_precision(base, device)
-    overlap = sorted(set(base) & {p.name for p in sp.params})
-    if overlap:
-        fail(f"--set {', '.join(overlap)}: already a parameter of the search space")
-    if sampler == "grid":
-        grid = sp.grid()
-        size = 1
-        for values in grid.values():
-            size *= len(values)
-        if trials > size:
-            err.print(f"grid has {size} points: --trials lowered from {trials} to {size}")
-            trials = size
+    search = settle_search(sampler, pruner, seeds=seeds, trials=trials, space=sp, base=base)
+    for note in search.notes:
+        err.print(note)
     names = sensitivity_study_names(cases, study_name, fidelity, base, confirm)
     url = storage_url(storage, wait=join_wait if join else 0.0)
     check_new_names(url, names.values())
@@ -226,10 +206,10 @@ def study_cmd(
             fidelity=fid,
             case=c,
             space=sp,
-            trials=trials,
+            trials=search.trials,
             seeds=seeds,
-            sampler_name=sampler,
-            pruner_name=pruner,
+            sampler_name=search.sampler,
+            pruner_name=search.pruner,
             sampler_seed=sampler_seed,
             workers=workers,
             join=join,

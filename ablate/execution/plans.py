@@ -12,8 +12,9 @@ class, not a new branch in every function that reads a plan.
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -21,6 +22,7 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 
 from ablate import record
+from ablate.errors import AblateError
 from ablate.execution import queue, stacking
 from ablate.experiment.designs import Design, DesignPoint
 from ablate.experiment.names import check_definition_size, check_study_name
@@ -229,3 +231,78 @@ class SensitivityPlan(StudyPlan):
             stack=self.stacked,
             log=log,
         )
+
+
+def min_one_sided_p(n: int) -> float:
+    """The smallest exact one-sided Wilcoxon signed-rank p with ``n`` paired seeds (every difference one sign)."""
+    from scipy import stats
+
+    return float(stats.wilcoxon(range(1, n + 1), alternative="greater", method="exact").pvalue)
+
+
+def pruning_warning(pruner: str, seeds: int) -> str | None:
+    """Why ``pruner`` can never prune a trial of ``seeds`` seeds (one line), or None when it can.
+
+    With seeds as steps the objective consults the pruner after seeds 1..N-1 (after the last one, pruning
+    saves nothing). WilcoxonPruner prunes only when its exact one-sided p is below the threshold, and with n
+    seeds that p cannot go below 1/2^n: too few seeds and a "pruned" study is an unpruned one.
+    """
+    if seeds < 2:
+        return None  # one seed: the pruner sees the target's epochs instead
+    checked = seeds - 1  # seeds run at the last consultation
+    if pruner == "wilcoxon":
+        needed = max(2, WILCOXON_STARTUP_STEPS)
+        while min_one_sided_p(needed) >= WILCOXON_P_THRESHOLD:
+            needed += 1
+        if checked >= needed:
+            return None
+        why = (
+            f"the smallest exact one-sided p after {checked} seeds is {min_one_sided_p(checked):g}, "
+            f"never below its threshold {WILCOXON_P_THRESHOLD:g}"
+            if checked >= 2
+            else "it is consulted only after the first seed, too few to compare"
+        )
+        return f"--pruner wilcoxon cannot prune with --seeds {seeds}: {why}; pruning needs --seeds {needed + 1} or more"
+    if pruner == "median" and checked <= MEDIAN_WARMUP_STEPS:
+        return (
+            f"--pruner median cannot prune with --seeds {seeds}: it acts from seed {MEDIAN_WARMUP_STEPS + 1} on, "
+            f"and after the last seed pruning saves nothing; pruning needs --seeds {MEDIAN_WARMUP_STEPS + 2} or more"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Search:
+    """A sampled study's sampler, pruner and trial count, settled together (each constrains the others), and what
+    the user should be told about them."""
+
+    sampler: str
+    pruner: str
+    trials: int
+    notes: tuple[str, ...] = ()
+
+
+def settle_search(
+    sampler: str, pruner: str | None, *, seeds: int, trials: int, space: Space, base: Mapping[str, Any]
+) -> Search:
+    """Check a search's options against each other before anything is written; one-line :class:`AblateError`.
+
+    ``pruner`` None is ``wilcoxon`` with several seeds (it compares seeds), else ``median``. A grid holds
+    a fixed number of points, so more trials than that are lowered to it (said in ``notes``)."""
+    if sampler not in SAMPLERS:
+        raise AblateError(f"--sampler {sampler!r} is not one of {', '.join(SAMPLERS)}")
+    pruner = pruner or ("wilcoxon" if seeds > 1 else "median")
+    if pruner not in PRUNERS:
+        raise AblateError(f"--pruner {pruner!r} is not one of {', '.join(PRUNERS)}")
+    if pruner == "wilcoxon" and seeds < 2:
+        raise AblateError("--pruner wilcoxon compares seeds: it needs --seeds >= 2")
+    overlap = sorted(set(base) & {p.name for p in space.params})
+    if overlap:
+        raise AblateError(f"--set {', '.join(overlap)}: already a parameter of the search space")
+    notes = [f"warning: {cannot}"] if (cannot := pruning_warning(pruner, seeds)) else []
+    if sampler == "grid":
+        size = math.prod(len(values) for values in space.grid().values())
+        if trials > size:
+            notes.append(f"grid has {size} points: --trials lowered from {trials} to {size}")
+            trials = size
+    return Search(sampler, pruner, trials, tuple(notes))

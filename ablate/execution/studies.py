@@ -37,6 +37,8 @@ from ablate.execution.plans import (
     DesignPlan,
     SensitivityPlan,
     StudyPlan,
+    min_one_sided_p,
+    pruning_warning,
 )
 from ablate.execution.storages import is_transient_error, open_storage, parse_storage
 from ablate.experiment.names import check_new_study_name
@@ -57,6 +59,7 @@ __all__ = [  # the plans live in ablate.execution.plans; running them is this mo
     "list_studies",
     "make_pruner",
     "make_sampler",
+    "min_one_sided_p",
     "open_study",
     "prepare",
     "pruning_warning",
@@ -69,44 +72,6 @@ def make_sampler(plan: StudyPlan, worker: int = 0) -> optuna.samplers.BaseSample
 
 def make_pruner(plan: StudyPlan) -> optuna.pruners.BasePruner:
     return plan.pruner()
-
-
-def min_one_sided_p(n: int) -> float:
-    """The smallest exact one-sided Wilcoxon signed-rank p with ``n`` paired seeds (every difference one sign)."""
-    from scipy import stats
-
-    return float(stats.wilcoxon(range(1, n + 1), alternative="greater", method="exact").pvalue)
-
-
-def pruning_warning(pruner: str, seeds: int) -> str | None:
-    """Why ``pruner`` can never prune a trial of ``seeds`` seeds (one line), or None when it can.
-
-    With seeds as steps the objective consults the pruner after seeds 1..N-1 (after the last one, pruning
-    saves nothing). WilcoxonPruner prunes only when its exact one-sided p is below the threshold, and with n
-    seeds that p cannot go below 1/2^n: too few seeds and a "pruned" study is an unpruned one.
-    """
-    if seeds < 2:
-        return None  # one seed: the pruner sees the target's epochs instead
-    checked = seeds - 1  # seeds run at the last consultation
-    if pruner == "wilcoxon":
-        needed = max(2, WILCOXON_STARTUP_STEPS)
-        while min_one_sided_p(needed) >= WILCOXON_P_THRESHOLD:
-            needed += 1
-        if checked >= needed:
-            return None
-        why = (
-            f"the smallest exact one-sided p after {checked} seeds is {min_one_sided_p(checked):g}, "
-            f"never below its threshold {WILCOXON_P_THRESHOLD:g}"
-            if checked >= 2
-            else "it is consulted only after the first seed, too few to compare"
-        )
-        return f"--pruner wilcoxon cannot prune with --seeds {seeds}: {why}; pruning needs --seeds {needed + 1} or more"
-    if pruner == "median" and checked <= MEDIAN_WARMUP_STEPS:
-        return (
-            f"--pruner median cannot prune with --seeds {seeds}: it acts from seed {MEDIAN_WARMUP_STEPS + 1} on, "
-            f"and after the last seed pruning saves nothing; pruning needs --seeds {MEDIAN_WARMUP_STEPS + 2} or more"
-        )
-    return None
 
 
 def check_new_names(url: str, names: Iterable[str]) -> None:
