@@ -16,7 +16,7 @@ CASE = "T2M1_T1M2"
 
 def test_a_search_settles_its_pruner_from_its_seeds_and_refuses_what_cannot_work() -> None:
     space = load_space()
-    assert settle_search("tpe", None, seeds=3, trials=5, space=space, base={}).pruner == "wilcoxon"
+    assert settle_search("tpe", None, seeds=2, trials=5, space=space, base={}).pruner == "wilcoxon"
     assert settle_search("tpe", None, seeds=1, trials=5, space=space, base={}).pruner == "median"
     refusals = [
         (("nope", None), {}, "--sampler 'nope' is not one of tpe, random, qmc, grid"),
