@@ -245,3 +245,11 @@ def test_an_open_storage_rides_out_more_failures_than_its_tries(tmp_path, monkey
     monkeypatch.setattr(RDBStorage, "get_study_id_from_name", restarting)
     assert storage.get_study_id_from_name("s") >= 0 and len(calls) == 5
     storage.engine.dispose()
+
+
+def test_a_retry_policy_cannot_be_changed_once_made() -> None:
+    """One policy is shared by every storage a process opens: a change made through one would reach them all."""
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        retries.RetryPolicy().attempts = 1  # type: ignore[misc]
