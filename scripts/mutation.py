@@ -125,7 +125,8 @@ def score(name: str, session: Path) -> dict:
 
 
 def retest(name: str, session: Path) -> int:
-    """Forget the survivors' outcomes (keeping the first pass's score); how many will run again."""
+    """Forget the outcomes of the survivors not listed as equivalent (keeping the first pass's score); how many
+    will run again."""
     import sqlite3
 
     out = DATA / f"{name}.json"
@@ -135,8 +136,20 @@ def retest(name: str, session: Path) -> int:
             keep = ("killed", "survived", "equivalent", "incompetent", "score", "wilson95")
             stored["first_pass"] = {k: stored[k] for k in keep}
             out.write_text(json.dumps(stored, indent=1) + "\n")
-    with sqlite3.connect(session) as db:
-        return db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'").rowcount
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome
+
+    equivalents = load_equivalents()
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        again = [
+            item.job_id
+            for item, result in db.completed_work_items
+            if result.test_outcome == TestOutcome.SURVIVED
+            and not is_equivalent(name, item.mutations[0].operator_name, result.diff, equivalents)
+        ]
+    with sqlite3.connect(session) as db:  # cosmic-ray has no call that forgets a result
+        db.executemany("DELETE FROM work_results WHERE job_id = ?", [(job,) for job in again])
+    return len(again)
 
 
 def table() -> str:
