@@ -172,3 +172,71 @@ def test_every_study_has_one_kind_in_one_vocabulary() -> None:
     confirms = {record.CONFIRMS: {"study": "sensitivity-T2M1_T1M2-smoke"}}
     assert record.study_kind(_definition(design={**table, "name": "confirm"}, extra=confirms)) == "confirmation"
     assert set(record.STUDY_KINDS) == {"sensitivity", "confirmation", "ablation", "table"}
+
+
+# --------------------------------------------------------------------------- what each field says, at its edges
+def test_a_definition_summary_names_its_case_or_its_cases_and_defaults_to_one_seed() -> None:
+    assert _definition().summary()["cases"] == ["T2M1_T1M2"] and "case" not in _definition().summary()
+    search = _definition(kind="sensitivity", design=None, case="T1M1_T2M2", cases=())
+    assert search.summary()["case"] == "T1M1_T2M2" and "cases" not in search.summary()
+    assert record.Definition(kind="design", name="x", fidelity={}, switches=()).seeds == 1
+
+
+def test_a_refused_resumption_shows_short_values_and_hides_long_ones() -> None:
+    assert record._shown("x" * 58) == json.dumps("x" * 58)  # 60 characters with its quotes: shown
+    assert record._shown("x" * 59) == "(too long to show)"
+
+
+def test_a_search_stored_before_its_sampler_was_recorded_resumes_and_other_gaps_do_not(study: optuna.Study) -> None:
+    search = _definition(kind="sensitivity", design=None, case="T2M1_T1M2", cases=())
+    record.write_definition(study, search)  # stored without a sampler, as older versions did
+    record.write_definition(study, dataclasses.replace(search, extra={"sampler": "tpe"}))
+    design = optuna.create_study(direction="maximize")
+    record.write_definition(design, _definition(cases=()))
+    with pytest.raises(AblateError, match="different case"):  # a gap in what is stored is no licence elsewhere
+        record.write_definition(design, _definition(case="T2M1_T1M2", cases=()))
+
+
+def test_a_point_without_a_schema_is_named_as_schema_1() -> None:
+    with pytest.raises(AblateError, match="design trial of record schema 1;"):
+        record.read_point({record.KEY: "k"})
+
+
+def test_a_run_keeps_seconds_to_four_decimals_and_its_metrics_as_properties(study: optuna.Study) -> None:
+    study.enqueue_trial({}, user_attrs=record.point_attrs(record.Point("k", "T2M1_T1M2", "full", "cgi", 0, {})))
+    trial = study.ask()
+    record.write_run(trial, {}, record.SeedResult(0, 0.9, 0.8, 1.234567), {})
+    study.tell(trial, 0.9)
+    rec = record.read_trial(study.trials[0])
+    assert rec.attrs["seconds"] == 1.2346
+    assert (rec.val_accuracy, rec.test_accuracy) == (0.9, 0.8)  # values, not methods
+
+
+def test_transfer_gain_is_the_mean_over_the_seeds_with_a_benchmark(study: optuna.Study) -> None:
+    trial = study.ask()
+    seeds = [
+        record.SeedResult(0, 0.9, 0.8, 1.0, benchmark={"val_accuracy": 0.8, "test_accuracy": 0.7}),
+        record.SeedResult(1, 0.7, 0.6, 1.0, benchmark={"val_accuracy": 0.5, "test_accuracy": 0.5}),
+        record.SeedResult(2, 0.6, 0.6, 1.0),
+    ]
+    record.write_sampled(trial, seeds, {}, pruned_after=None)
+    study.tell(trial, 0.7)
+    attrs = study.trials[0].user_attrs
+    assert attrs["transfer_gain"] == pytest.approx((0.1 + 0.2) / 2)
+    assert attrs["transfer_gain_test"] == pytest.approx((0.1 + 0.1) / 2)
+
+
+def test_the_benchmark_seeds_a_search_has_cached(study: optuna.Study) -> None:
+    for seed in (3, 11):
+        record.store_benchmark(study, "T2M1_T1M2", seed, {"val_accuracy": 0.9, "test_accuracy": 0.9})
+    study.set_user_attr("other:7", 1)
+    assert record.benchmark_seeds(study) == {3, 11}
+
+
+def test_a_study_names_the_method_that_made_it_from_its_provenance() -> None:
+    made = {"method": {"title": "Digits pipeline", "baseline": "the logistic baseline"}}
+    definition = _definition(extra={record.PROVENANCE: made})
+    assert record.provenance_of(definition) == made
+    assert record.method_labels(definition) == ("Digits pipeline", "the logistic baseline")
+    assert record.method_labels(_definition()) == ("CGI", "the no-transfer benchmark")
+    assert record.provenance_of(_definition()) is None
