@@ -240,3 +240,16 @@ def test_a_study_names_the_method_that_made_it_from_its_provenance() -> None:
     assert record.method_labels(definition) == ("Digits pipeline", "the logistic baseline")
     assert record.method_labels(_definition()) == ("CGI", "the no-transfer benchmark")
     assert record.provenance_of(_definition()) is None
+
+
+def test_a_merged_variant_is_titled_with_every_alias_under_each_of_its_names() -> None:
+    design = {"variants": [{"label": "K=1", "aliases": ["generator=gaussian"]}, {"label": "full"}]}
+    title = "K=1 ≡ generator=gaussian"
+    assert record.variant_titles(design) == {"K=1": title, "generator=gaussian": title, "full": "full"}
+    assert record.variant_titles(None) == {}
+
+
+def test_a_definition_cannot_be_changed_once_made() -> None:
+    """Every report and every resumption reads the one stored definition; none may alter it for the others."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        _definition().seeds = 3  # type: ignore[misc]
