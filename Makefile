@@ -93,7 +93,7 @@ MUTATION_SPECS = \
 	stats:ablate/analysis/stats.py:tests/ablate/analysis/test_stats.py \
 	bnn:cgi/crossgen/bnn.py:tests/crossgen/test_bnn.py \
 	record:ablate/record.py:tests/ablate/test_record.py \
-	method:ablate/method/switches.py:tests/ablate/method/test_method.py
+	method:ablate/method/switches.py:tests/ablate/method/test_switches.py,tests/ablate/method/test_method.py
 # Left out on purpose: bitwise, %, // and ** replacements (on floats and tensors they only crash, so they are
 # killed for free), ordering replacements of ==/!=/is, `is` <-> `==`, and unary ~/not/+ replacements.
 MUTATION_EXCLUDE = "core/ReplaceBinaryOperator_\\w+_(BitOr|BitAnd|BitXor|LShift|RShift|Mod|FloorDiv|Pow)$$", \

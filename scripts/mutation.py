@@ -152,11 +152,24 @@ def retest(name: str, session: Path) -> int:
     return len(again)
 
 
+def specs() -> dict[str, tuple[str, list[str]]]:
+    """The Makefile's MUTATION_SPECS: each module's name -> (its file, the tests run against its mutants)."""
+    text = (REPO / "Makefile").read_text()
+    block = text.split("MUTATION_SPECS = \\\n", 1)[1].split("\n\n", 1)[0].split("\n#", 1)[0]
+    out = {}
+    for line in block.splitlines():
+        name, module, tests = line.strip().rstrip("\\").strip().split(":")
+        out[name] = (module, tests.split(","))
+    return out
+
+
 def table() -> str:
-    """The markdown table of every module's stored score (docs/data/mutation/NAME.json)."""
+    """The markdown table of every module's stored score (docs/data/mutation/NAME.json) and the tests run."""
+    spec = specs()
     rows = [
-        "| module | file | sampled | first pass | killed | survived | equivalent | incompetent | score (95% Wilson) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| module | file | tests | sampled | first pass | killed | survived | equivalent | incompetent "
+        "| score (95% Wilson) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for path in sorted(DATA.glob("*.json")):
         r = json.loads(path.read_text())
@@ -166,8 +179,9 @@ def table() -> str:
         done = "" if not r["pending"] else f" ({r['pending']} not run)"
         first = r.get("first_pass") or r
         first_pct = "n/a" if first["score"] is None else f"{100 * first['score']:.1f}%"
+        tests = ", ".join(f"`{t.removeprefix('tests/')}`" for t in spec.get(r["name"], ("", []))[1])
         rows.append(
-            f"| {r['name']} | `{r['module']}` | {ran}{done} | {first_pct} | {r['killed']} | {r['survived']} "
+            f"| {r['name']} | `{r['module']}` | {tests} | {ran}{done} | {first_pct} | {r['killed']} | {r['survived']} "
             f"| {r['equivalent']} "
             f"| {r['incompetent']} | {pct} ({100 * low:.1f}–{100 * high:.1f}) |"
         )
