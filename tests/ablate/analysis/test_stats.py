@@ -756,3 +756,34 @@ def test_marginal_tests_flag_small_groups_and_test_a_group_of_one():
     one = pd.DataFrame({"opt": ["a"] * 4 + ["b"], "acc": [0.9, 0.8, 0.7, 0.85, 0.1]})
     row = S.marginal_tests(one, param="opt", value="acc").frame.set_index("level").loc["a"]
     assert row["n_other"] == 1 and row["p_mwu"] == pytest.approx(sps.mannwhitneyu([0.9, 0.8, 0.7, 0.85], [0.1]).pvalue)
+
+
+def test_wilcoxon_over_cases_is_1_when_no_case_moves():
+    same = pd.concat([study({"cgi": 0.0}, n=6, sd=0.0, seed=s).assign(case=c) for s, c in ((1, "A"), (2, "B"))])
+    _, summary = S.transfer_verdicts(same, method="cgi", baseline="full")
+    assert summary["wilcoxon_p"] == 1.0 and summary["n_cases"] == 2
+
+
+def test_welch_needs_variance_somewhere_and_uses_whatever_there_is():
+    flat = pd.DataFrame({"opt": ["a"] * 3 + ["b"] * 3, "acc": [0.5, 0.5, 0.5, 0.75, 0.75, 0.75]})
+    row = S.marginal_tests(flat, param="opt", value="acc").frame.iloc[0]
+    assert math.isnan(row["p_welch"]) and any("Welch t undefined" in w for w in row["warnings"])
+    one_sided = pd.DataFrame({"opt": ["a"] * 3 + ["b"] * 3, "acc": [0.5, 0.5, 0.5, 0.7, 0.71, 0.72]})
+    row = S.marginal_tests(one_sided, param="opt", value="acc").frame.iloc[0]
+    assert math.isfinite(row["p_welch"]) and not any("Welch" in w for w in row["warnings"])
+
+
+def test_a_level_of_one_trial_still_gets_its_rank_test_and_four_trials_are_a_small_group():
+    df = pd.DataFrame({"opt": ["a"] * 4 + ["b"], "acc": [0.9, 0.8, 0.7, 0.85, 0.1]})
+    rows = S.marginal_tests(df, param="opt", value="acc").frame.set_index("level")
+    assert math.isfinite(rows.loc["b", "p_mwu"]) and rows.loc["b", "n_level"] == 1
+    four = pd.DataFrame({"opt": ["a"] * 4 + ["b"] * 6, "acc": np.linspace(0.4, 0.9, 10)})
+    assert any(
+        "small groups (4 vs 6" in w for w in S.marginal_tests(four, param="opt", value="acc").frame.iloc[0]["warnings"]
+    )
+
+
+def test_trials_without_the_parameter_are_counted_as_dropped():
+    df = pd.DataFrame({"opt": ["a", "a", None, "b", "b"], "acc": [0.9, 0.8, 0.7, 0.5, 0.6]})
+    result = S.marginal_tests(df, param="opt", value="acc")
+    assert "1 trials with a missing 'opt' or 'acc' were dropped" in result.warnings
