@@ -253,3 +253,59 @@ def test_a_definition_cannot_be_changed_once_made() -> None:
     """Every report and every resumption reads the one stored definition; none may alter it for the others."""
     with pytest.raises(dataclasses.FrozenInstanceError):
         _definition().seeds = 3  # type: ignore[misc]
+
+
+def test_what_is_written_declares_the_current_schema_and_shows_keys_sorted() -> None:
+    point = record.Point("k", "T2M1_T1M2", "full", "cgi", 0, {})
+    assert record.SCHEMA == 3 and record.point_attrs(point)["schema"] == 3 and _definition().schema == 3
+    assert record._shown({"b": 1, "a": 2}) == '{"a": 2, "b": 1}'
+
+
+def test_an_old_search_without_a_sampler_still_has_every_other_field_checked(study: optuna.Study) -> None:
+    search = _definition(kind="sensitivity", design=None, case="T2M1_T1M2", cases=())
+    record.write_definition(study, search)
+    with pytest.raises(AblateError, match="different seeds"):
+        record.write_definition(study, dataclasses.replace(search, seeds=5, extra={"sampler": "tpe"}))
+
+
+def test_records_cannot_be_changed_once_read() -> None:
+    """A point, a seed's result and a read trial are shared by the queue, the workers and the reports."""
+    point = record.Point("k", "T2M1_T1M2", "full", "cgi", 0, {})
+    for frozen in (point, record.SeedResult(0, 0.9, 0.8, 1.0)):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            frozen.seed = 1  # type: ignore[misc]
+    assert record.TrialRecord.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_a_pruned_search_trial_says_after_how_many_seeds(study: optuna.Study) -> None:
+    seeds = [record.SeedResult(0, 0.9, 0.8, 1.0)]
+    for pruned_after in (1, None):
+        trial = study.ask()
+        record.write_sampled(trial, seeds, {}, pruned_after=pruned_after)
+        study.tell(trial, 0.9)
+    first, second = study.trials
+    assert first.user_attrs["pruned_after"] == 1 and "pruned_after" not in second.user_attrs
+
+
+def test_a_run_recorded_without_its_time_reads_as_zero_seconds(study: optuna.Study) -> None:
+    study.enqueue_trial({}, user_attrs=record.point_attrs(record.Point("k", "T2M1_T1M2", "full", "cgi", 0, {})))
+    trial = study.ask()
+    trial.set_user_attr("val_accuracy", 0.9)
+    study.tell(trial, 0.9)
+    assert record.read_trial(study.trials[0]).seeds[0].seconds == 0.0
+
+
+def test_a_search_lists_each_confirmation_once_in_order(study: optuna.Study) -> None:
+    assert record.confirmations_of(study) == []
+    for name in ("confirm-top2-s", "confirm-top3-s", "confirm-top2-s"):
+        record.link_confirmation(study, name)
+    assert record.confirmations_of(study) == ["confirm-top2-s", "confirm-top3-s"]
+
+
+def test_discarded_results_are_the_notes_alone_in_trial_order(study: optuna.Study) -> None:
+    record.write_discarded(study, 4, {"trial": 4, "worker": "w1", "value": 0.5})
+    record.write_discarded(study, 0, {"trial": 0, "worker": "w1", "value": 0.75})
+    record.write_discarded(study, 9, {"worker": "w2", "value": 0.25})  # a note from before trial numbers were kept
+    record.store_benchmark(study, "T2M1_T1M2", 0, {"val_accuracy": 0.9, "test_accuracy": 0.9})  # a mapping, no note
+    notes = record.discarded_results(study)
+    assert [n.get("trial") for n in notes] == [None, 0, 4] and [n["value"] for n in notes] == [0.25, 0.75, 0.5]
