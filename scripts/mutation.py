@@ -61,7 +61,9 @@ def sample(session: Path, n: int, seed: int) -> tuple[int, int]:
 def changed_lines(diff: str) -> tuple[list[str], list[str]]:
     """The lines a unified diff removes and adds, stripped of their marker and indentation."""
     lines = [line for line in (diff or "").splitlines() if not line.startswith(("---", "+++"))]
-    return [x[1:].strip() for x in lines if x.startswith("-")], [x[1:].strip() for x in lines if x.startswith("+")]
+    removed = [x[1:].strip() for x in lines if x.startswith("-")]
+    added = [x[1:].strip() for x in lines if x.startswith("+")]
+    return [x for x in removed if x], [x for x in added if x]  # a blank line the diff carries says nothing
 
 
 def load_equivalents() -> list[dict]:
