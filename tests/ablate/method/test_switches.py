@@ -157,3 +157,11 @@ def test_a_set_of_switches_completes_values_and_refuses_unknown_names_and_duplic
         Switches((dataclasses.replace(one, kind="list"),))
     with pytest.raises(dataclasses.FrozenInstanceError):
         one.default = 2  # type: ignore[misc]
+
+
+def test_a_switch_refuses_none_unless_declared_nullable_and_a_set_of_switches_is_frozen() -> None:
+    plain = Switch(name="a", kind="int", default=1, help="h")
+    with pytest.raises(SwitchError, match="a=None must be an integer"):
+        plain.check(None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        S.all = ()  # type: ignore[misc]
