@@ -787,3 +787,29 @@ def test_trials_without_the_parameter_are_counted_as_dropped():
     df = pd.DataFrame({"opt": ["a", "a", None, "b", "b"], "acc": [0.9, 0.8, 0.7, 0.5, 0.6]})
     result = S.marginal_tests(df, param="opt", value="acc")
     assert "1 trials with a missing 'opt' or 'acc' were dropped" in result.warnings
+
+
+def test_one_comparison_is_a_family_of_one_for_holm():
+    result = S.ablation_table(study({"v": 2.0}, n=5, sd=0.1, seed=3), reference="full")
+    assert result.warnings and "Holm over 1 comparisons needs p < alpha/m = 0.05 " in result.warnings[0]
+
+
+def test_welch_runs_with_variance_in_either_group_and_two_trials_each():
+    cases = [
+        [0.5, 0.6, 0.7, 0.75, 0.75, 0.75],  # variance in the first group only
+        [0.5, 0.6, 0.8, 0.9, 0.95],  # two trials against three
+    ]
+    for acc in cases:
+        df = pd.DataFrame({"opt": ["a"] * (len(acc) - 3) + ["b"] * 3, "acc": acc})
+        row = S.marginal_tests(df, param="opt", value="acc").frame.iloc[0]
+        assert math.isfinite(row["p_welch"]), acc
+
+
+def test_a_budget_with_more_variants_than_the_two_compared_is_still_compared():
+    rows = [
+        {"case": "A", "variant": v, "seed": s, "epoch": 1, "test_accuracy": base + s / 100}
+        for s in range(4)
+        for v, base in (("bnn", 0.5), ("cgi", 0.6), ("other", 0.7))
+    ]
+    out = S.gain_curve(pd.DataFrame(rows), method="cgi", baseline="bnn")
+    assert list(out["epoch"]) == [1] and out["delta"].tolist() == pytest.approx([0.1])
