@@ -325,3 +325,44 @@ def test_distinct_row_count_matches_numpy_unique() -> None:
     for _ in range(200):
         X = rng.integers(0, 3, (int(rng.integers(1, 40)), int(rng.integers(1, 4)))).astype(float)
         assert _count_distinct_rows(X) == np.unique(X, axis=0).shape[0]
+
+
+# -- internals that decide what a fit means ------
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_covariances_round_trip_through_their_full_form(cov_type):
+    """sklearn stores each covariance type in its own shape; the generator works on full matrices and back."""
+    from sklearn.mixture import GaussianMixture
+
+    from crossgen.generators import _full_covariances, _native_covariances
+
+    gm = GaussianMixture(n_components=3, covariance_type=cov_type, random_state=0).fit(_blobs(50))
+    full = _full_covariances(gm.covariances_, cov_type, 3, 2)
+    assert full.shape == (3, 2, 2)
+    np.testing.assert_allclose(_native_covariances(full, cov_type), gm.covariances_)
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize(("k", "d"), [(1, 1), (3, 2), (4, 5)])
+def test_parameter_count_is_sklearns(cov_type, k, d):
+    """BIC needs the free-parameter count; it must be scikit-learn's own for every covariance type."""
+    from sklearn.mixture import GaussianMixture
+
+    from crossgen.generators import _n_parameters
+
+    gm = GaussianMixture(n_components=k, covariance_type=cov_type, random_state=0)
+    gm.fit(np.random.default_rng(0).normal(size=(max(20, 4 * k), d)))
+    assert _n_parameters(cov_type, k, d) == gm._n_parameters()
+
+
+def test_points_without_columns_are_refused():
+    with pytest.raises(ValueError, match=r"weight points have no columns \(d=0\)"):
+        fit_generator(np.zeros((3, 0)), GeneratorSpec(kind="gaussian"), seed=0)
+
+
+def test_a_numpy_generator_seeds_the_fit_with_one_draw_below_2_31():
+    from crossgen.generators import _seed_from
+
+    expected = int(np.random.default_rng(7).integers(0, 2**31 - 1))
+    assert _seed_from(np.random.default_rng(7)) == expected and 0 <= expected < 2**31 - 1
