@@ -12,7 +12,8 @@ mutants sorted by place and operator, so the same tree and seed always draw the 
 
 A survivor that changes no behaviour (an *equivalent* mutant) is listed with its reason in
 ``docs/data/mutation/equivalents.toml``, matched by module, operator and the lines its diff removes and adds
-(not line numbers, which move). The score is killed / (killed + survived - equivalent); incompetent mutants
+(not line numbers, which move); a line that stands in several places also names a ``context`` line of
+the diff that tells them apart. The score is killed / (killed + survived - equivalent); incompetent mutants
 (the mutated module does not import) and skipped ones do not count. The interval is statsmodels' Wilson
 interval for that proportion.
 
@@ -76,7 +77,8 @@ def is_equivalent(name: str, operator: str, diff: str, equivalents: list[dict]) 
     removed, added = changed_lines(diff)
     for entry in equivalents:
         if (entry["module"], entry["operator"], entry["removed"], entry["added"]) == (name, operator, removed, added):
-            return entry
+            if entry.get("context", "") in (diff or ""):  # a line that stands in several places: which one
+                return entry
     return None
 
 
