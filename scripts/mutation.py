@@ -76,9 +76,9 @@ def load_equivalents() -> list[dict]:
 def is_equivalent(name: str, operator: str, diff: str, equivalents: list[dict]) -> dict | None:
     removed, added = changed_lines(diff)
     for entry in equivalents:
-        if (entry["module"], entry["operator"], entry["removed"], entry["added"]) == (name, operator, removed, added):
-            if entry.get("context", "") in (diff or ""):  # a line that stands in several places: which one
-                return entry
+        same = (entry["module"], entry["operator"], entry["removed"], entry["added"]) == (name, operator, removed, added)
+        if same and entry.get("context", "") in (diff or ""):  # context: which place of a line that stands in several
+            return entry
     return None
 
 
