@@ -76,7 +76,8 @@ def load_equivalents() -> list[dict]:
 def is_equivalent(name: str, operator: str, diff: str, equivalents: list[dict]) -> dict | None:
     removed, added = changed_lines(diff)
     for entry in equivalents:
-        same = (entry["module"], entry["operator"], entry["removed"], entry["added"]) == (name, operator, removed, added)
+        key = (entry["module"], entry["operator"], entry["removed"], entry["added"])
+        same = key == (name, operator, removed, added)
         if same and entry.get("context", "") in (diff or ""):  # context: which place of a line that stands in several
             return entry
     return None
