@@ -813,3 +813,19 @@ def test_a_budget_with_more_variants_than_the_two_compared_is_still_compared():
     ]
     out = S.gain_curve(pd.DataFrame(rows), method="cgi", baseline="bnn")
     assert list(out["epoch"]) == [1] and out["delta"].tolist() == pytest.approx([0.1])
+
+
+def test_ties_use_the_tolerance_of_fractions_by_default():
+    """A null mean 7e-7 below the observed one is no tie for values of magnitude 1 (tolerance 2**-21, about
+    4.8e-7) and is one for magnitude 2: the default is the magnitude of an accuracy."""
+    d = [7e-7, 1.0]
+    assert S.sign_flip_test(d, alternative="greater") == 0.25 == S.sign_flip_test(d, alternative="greater", scale=1.0)
+    assert S.sign_flip_test(d, alternative="greater", scale=2.0) == 0.5
+
+
+def test_ci_labels_name_the_level_and_a_level_outside_0_1_is_refused():
+    assert S.ci_label(["BCa"]) == "BCa 95% CI" and S.ci_label(["percentile"], 0.9) == "percentile bootstrap 90% CI"
+    assert S.ci_label([]) == "95% CI"
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(S.StatsError, match="confidence must be in"):
+            S.bootstrap_ci([1.0, 2.0, 3.0], confidence=bad)

@@ -165,3 +165,9 @@ def test_a_switch_refuses_none_unless_declared_nullable_and_a_set_of_switches_is
         plain.check(None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         S.all = ()  # type: ignore[misc]
+
+
+def test_a_bound_is_closed_unless_declared_open_and_one_choice_is_enough_to_infer_a_kind() -> None:
+    Switch(name="a", kind="float", default=1.0, help="h", low=0.0).check(0.0)
+    only = Switches(switches_of(dataclasses.make_dataclass("One", [("m", str, switch("a", "h", choices=("a",)))])))
+    assert only.get("m").kind == "str" and only.get("m").describe() == "a"
