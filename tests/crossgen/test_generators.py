@@ -366,3 +366,48 @@ def test_a_numpy_generator_seeds_the_fit_with_one_draw_below_2_31():
 
     expected = int(np.random.default_rng(7).integers(0, 2**31 - 1))
     assert _seed_from(np.random.default_rng(7)) == expected and 0 <= expected < 2**31 - 1
+
+
+def test_a_covariance_that_is_not_positive_definite_still_gets_a_square_root():
+    from crossgen.generators import _safe_cholesky
+
+    cov = np.array([[1.0, 1.0], [1.0, 1.0]])  # rank 1: Cholesky fails, the eigen square root does not
+    root = _safe_cholesky(cov)
+    np.testing.assert_allclose(root @ root.T, cov, atol=1e-12)
+
+
+def test_mean_log_likelihood_is_sklearns_score():
+    from sklearn.mixture import GaussianMixture
+
+    from crossgen.generators import _mean_log_likelihood
+
+    X = _blobs(60)
+    gm = GaussianMixture(n_components=3, covariance_type="full", random_state=0).fit(X)
+    assert _mean_log_likelihood(X, gm.weights_, gm.means_, gm.covariances_) == pytest.approx(gm.score(X), rel=1e-10)
+
+
+def test_points_that_are_not_numbers_are_refused_in_one_line():
+    with pytest.raises(ValueError, match=r"weight points must be a numeric \(n, d\) array"):
+        fit_generator([[1.0, {"a": 1}], [2.0, 3.0]], GeneratorSpec(kind="gaussian"), seed=0)
+    with pytest.raises(ConfigError, match="random_state"):
+        fit_generator(_blobs(5), GeneratorSpec(kind="gaussian"), seed=2**32)
+    fit_generator(_blobs(5), GeneratorSpec(kind="gaussian"), seed=2**32 - 1)
+
+
+def test_two_points_are_fitted_by_sklearn_and_one_point_is_its_own_mean():
+    two = fit_generator(np.array([[0.0, 0.0], [2.0, 2.0]]), GeneratorSpec(kind="gaussian"), seed=0)
+    np.testing.assert_allclose(two.means_[0], [1.0, 1.0])
+    one = fit_generator(np.array([[3.0, 4.0]]), GeneratorSpec(kind="gaussian"), seed=0)
+    assert one.n_iter_ == 0 and one.converged_
+    assert one.bic_ == pytest.approx(-2.0 * one.lower_bound_)  # log(n) = 0: the parameters cost nothing
+
+
+def test_sklearns_convergence_warning_becomes_a_note():
+    g = fit_generator(_blobs(), GeneratorSpec(n_components=5, max_iter=1), seed=0)
+    assert any(w.startswith("sklearn: ") for w in g.summary()["warnings"])
+
+
+def test_samples_come_from_every_component_of_two():
+    g = fit_generator(_blobs(200)[:400], GeneratorSpec(n_components=2), seed=0)  # the first two blobs
+    near = _nearest_component(g, g.sample(400, 1))
+    assert set(near) == {0, 1}
