@@ -411,3 +411,8 @@ def test_samples_come_from_every_component_of_two():
     g = fit_generator(_blobs(200)[:400], GeneratorSpec(n_components=2), seed=0)  # the first two blobs
     near = _nearest_component(g, g.sample(400, 1))
     assert set(near) == {0, 1}
+
+
+def test_no_points_at_all_are_refused_as_such():
+    with pytest.raises(ValueError, match=r"no weight points to fit \(n=0\)"):
+        fit_generator(np.zeros((0, 3)), GeneratorSpec(kind="gaussian"), seed=0)
