@@ -309,3 +309,9 @@ def test_discarded_results_are_the_notes_alone_in_trial_order(study: optuna.Stud
     record.store_benchmark(study, "T2M1_T1M2", 0, {"val_accuracy": 0.9, "test_accuracy": 0.9})  # a mapping, no note
     notes = record.discarded_results(study)
     assert [n.get("trial") for n in notes] == [None, 0, 4] and [n["value"] for n in notes] == [0.25, 0.75, 0.5]
+
+
+def test_a_curve_is_snapped_to_exact_fractions_and_no_curve_stays_none():
+    curve = {"val": [0.94117647, 0.5], "test": [0.3333334]}
+    assert record.exact_curve(curve, 17, 3) == {"val": [16 / 17, 0.5], "test": [1 / 3]}
+    assert record.exact_curve(None, 17, 3) is None and record.exact_curve({}, 17, 3) == {}
