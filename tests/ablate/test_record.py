@@ -312,6 +312,6 @@ def test_discarded_results_are_the_notes_alone_in_trial_order(study: optuna.Stud
 
 
 def test_a_curve_is_snapped_to_exact_fractions_and_no_curve_stays_none():
-    curve = {"val": [0.94117647, 0.5], "test": [0.3333334]}
-    assert record.exact_curve(curve, 17, 3) == {"val": [16 / 17, 0.5], "test": [1 / 3]}
+    curve = {"val": [0.94117647, 0.5294118], "test": [0.3333334]}
+    assert record.exact_curve(curve, 17, 3) == {"val": [16 / 17, 9 / 17], "test": [1 / 3]}
     assert record.exact_curve(None, 17, 3) is None and record.exact_curve({}, 17, 3) == {}
