@@ -265,3 +265,19 @@ def test_design_values_are_immutable() -> None:
     for obj, attr in ((d, "reference"), (d.variants[0], "label"), (point, "seed")):
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(obj, attr, getattr(obj, attr))
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('label = 5\ntechnique = "bnn"', r"\[\[variants\]\] entry 1: label must be a non-empty string, not 5"),
+        ('label = ""\ntechnique = "bnn"', r"\[\[variants\]\] entry 1: label must be a non-empty string, not ''"),
+        ('label = " x"\ntechnique = "bnn"', r"label ' x' must not hold control characters or surrounding whitespace"),
+        ('label = "x"\ntechnique = "bnn"\nzz = 1\naa = 2', r"unknown key 'zz' in \[\[variants\]\] entry 1"),
+    ],
+)
+def test_a_table_file_names_the_entry_and_the_first_bad_key(tmp_path, entry: str, message: str) -> None:  # noqa: ANN001
+    path = tmp_path / "t.toml"
+    path.write_text(f'baseline = "x"\n[[variants]]\n{entry}\n')
+    with pytest.raises(AblateError, match=message):
+        load_table_design("t", path)
