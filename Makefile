@@ -91,7 +91,7 @@ MUTATION_SPECS = \
 	storage:ablate/execution/storages/retries.py:tests/ablate/execution/test_retries.py,tests/ablate/execution/test_storage.py,tests/ablate/execution/test_connections.py \
 	procedures:ablate/analysis/procedures.py:tests/ablate/analysis/test_stats.py \
 	stats:ablate/analysis/stats.py:tests/ablate/analysis/test_stats.py \
-	bnn:cgi/crossgen/bnn.py:tests/crossgen/test_bnn.py \
+	bnn:cgi/crossgen/bnn.py:tests/crossgen/test_bnn.py,tests/crossgen/test_precision.py \
 	record:ablate/record.py:tests/ablate/test_record.py \
 	method:ablate/method/switches.py:tests/ablate/method/test_switches.py,tests/ablate/method/test_method.py
 # Left out on purpose: bitwise, %, // and ** replacements (on floats and tensors they only crash, so they are

@@ -829,3 +829,13 @@ def test_ci_labels_name_the_level_and_a_level_outside_0_1_is_refused():
     for bad in (0.0, 1.0, 1.5):
         with pytest.raises(S.StatsError, match="confidence must be in"):
             S.bootstrap_ci([1.0, 2.0, 3.0], confidence=bad)
+
+
+def test_procedures_at_their_edges():
+    """One pair has n=1; 18 pairs are enumerated exactly (2/2^18), 21 take the Monte Carlo +1 correction; A12 of
+    an empty group is undefined."""
+    assert S.bootstrap_ci([0.5]).n == 1
+    assert S.sign_flip_test(np.ones(18)) == 2 / 2**18
+    # none of the 99,999 seeded patterns is as extreme: (0 + 1) / (99,999 + 1), doubled for two sides
+    assert S.sign_flip_test(np.ones(21)) == pytest.approx(2 * 1 / 100_000)
+    assert math.isnan(S.a12([], [1.0, 2.0])) and math.isnan(S.a12([1.0], []))
