@@ -137,7 +137,7 @@ def retest(name: str, session: Path) -> int:
     out = DATA / f"{name}.json"
     if out.exists():
         stored = json.loads(out.read_text())
-        if "first_pass" not in stored:
+        if not stored.get("first_pass"):
             keep = ("killed", "survived", "equivalent", "incompetent", "score", "wilson95")
             stored["first_pass"] = {k: stored[k] for k in keep}
             out.write_text(json.dumps(stored, indent=1) + "\n")
