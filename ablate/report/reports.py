@@ -74,7 +74,7 @@ def write_reports(
         done(Written(study.study_name, f"{result.kind}, {result.runs} runs", tuple(result.paths)))
     for fidelity, group in confirmations_by_fidelity(list(studies)).items():
         name = across_name(fidelity)
-        target = out_dir / name if out_dir else presets.runs_dir() / f"report-{name}"
+        target = report_dir(name, out_dir, several=True)
         paths = write_across_cases_report(group, target, formats=formats, metric=metric, alpha=alpha, rope=rope)
         done(Written(name, f"{len(group)} confirmations", tuple(paths)))
     return written
