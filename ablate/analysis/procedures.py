@@ -118,9 +118,7 @@ def paired(
 
 def _vec(x: ArrayLike, name: str = "diff") -> np.ndarray:
     """1-D float array; NaN is refused so that missing runs are dropped explicitly (and counted) upstream."""
-    arr = np.asarray(x, dtype=float)
-    if arr.ndim != 1:
-        arr = arr.reshape(-1)
+    arr = np.asarray(x, dtype=float).reshape(-1)
     if not np.all(np.isfinite(arr)):
         raise StatsError(f"{name} contains NaN or inf: drop missing runs with paired(), which counts them")
     return arr
@@ -308,7 +306,7 @@ def sign_flip_test(
     if np.all(d == 0):
         return 1.0
     if n == 1:  # scipy wants two observations; the null is just +|d| and -|d|
-        return 1.0 if alternative == "two-sided" or (d[0] > 0) != (alternative == "greater") else 0.5
+        return 1.0 if alternative == "two-sided" or (d.item() > 0) != (alternative == "greater") else 0.5
     if not (np.isfinite(scale) and scale > 0):
         raise StatsError(f"scale must be a positive magnitude of the measured values, got {scale}")
     if n_examples is not None:

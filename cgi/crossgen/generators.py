@@ -225,7 +225,7 @@ class WeightPointGenerator:
         What to fit (:class:`GeneratorSpec`).
     random_state:
         Seed for the fit (k-means initialisation of EM). An ``int`` or a :class:`numpy.random.Generator`
-        (one integer seed is drawn from it at construction). Same seed + same data => same fit.
+        (one integer seed is drawn from it at construction); default 0. Same seed + same data => same fit.
     """
 
     def __init__(self, spec: GeneratorSpec | None = None, random_state: int | np.random.Generator = 0):
@@ -275,10 +275,9 @@ class WeightPointGenerator:
         else:
             reg = self._fit_sklearn(X, reg, notes)
 
-        if k > 1:
-            tiny = [j for j, w in enumerate(self.weights_) if w < 1e-6]
-            if tiny:
-                notes.append(f"components {tiny} have negligible weight (< 1e-6): they collapsed during EM")
+        tiny = [j for j, w in enumerate(self.weights_) if w < 1e-6]  # K = 1 has weight 1: never tiny
+        if tiny:
+            notes.append(f"components {tiny} have negligible weight (< 1e-6): they collapsed during EM")
         if not self.converged_:
             notes.append(
                 f"EM did not converge within max_iter={spec.max_iter} (n_iter={self.n_iter_}); "
@@ -303,8 +302,7 @@ class WeightPointGenerator:
         self.covariances_ = _native_covariances(self.covariances_full_, self.spec.covariance_type)
         ll = _mean_log_likelihood(X, self.weights_, self.means_, self.covariances_full_)
         self.lower_bound_ = ll
-        n = X.shape[0]
-        self._bic = float(-2.0 * ll * n + _n_parameters(self.spec.covariance_type, 1, d) * math.log(n))
+        self._bic = -2.0 * ll  # BIC = -2 n ll + p log n with n = 1: the parameters cost nothing
         self.converged_ = True
         self.n_iter_ = 0
         self.model_ = None

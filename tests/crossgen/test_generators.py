@@ -231,6 +231,28 @@ def test_ill_defined_covariance_escalates_reg_covar(monkeypatch):
     monkeypatch.setattr(gen_mod.GaussianMixture, "fit", always_fail)
     with pytest.raises(ValueError, match="reg_covar=0.01"):
         fit_generator(_blobs(), GeneratorSpec(n_components=3), seed=0)
+    # a reg_covar above the ceiling is never lowered to it: the fit fails at the value asked for
+    with pytest.raises(ValueError, match=r"even at reg_covar=0\.5;"):
+        fit_generator(_blobs(), GeneratorSpec(n_components=3, reg_covar=0.5), seed=0)
+
+
+@pytest.mark.parametrize(("smallest", "noted"), [(9e-7, True), (1e-6, False)])
+def test_a_component_that_collapsed_during_em_is_noted(monkeypatch, smallest, noted):
+    # EM rarely drives a weight below 1e-6 on data small enough for a test, so sklearn's fitted weights are
+    # set after its real fit: what is under test is the note, not EM
+    import crossgen.generators as gen_mod
+
+    real_fit = gen_mod.GaussianMixture.fit
+
+    def collapsing_fit(self, X, y=None):
+        real_fit(self, X, y)
+        self.weights_ = np.array([1.0 - smallest, smallest])
+        return self
+
+    monkeypatch.setattr(gen_mod.GaussianMixture, "fit", collapsing_fit)
+    g = fit_generator(_blobs(), GeneratorSpec(n_components=2), seed=0)
+    notes = [w for w in g.summary()["warnings"] if "negligible weight" in w]
+    assert notes == (["components [1] have negligible weight (< 1e-6): they collapsed during EM"] if noted else [])
 
 
 def test_non_convergence_is_recorded_not_raised():
@@ -253,9 +275,9 @@ def test_k_exceeding_n_is_config_error():
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nonfinite_points_raise_value_error(bad):
     X = _blobs()
-    X[[3, 10], 1] = bad
-    X[10, 0] = bad
-    with pytest.raises(ValueError, match=r"weight points contain NaN or inf \(n_bad=2\)"):
+    X[[3, 10, 20], 1] = bad
+    X[10, 0] = bad  # three bad rows over two columns: the count is of rows
+    with pytest.raises(ValueError, match=r"weight points contain NaN or inf \(n_bad=3\)"):
         fit_generator(X, GeneratorSpec(), seed=0)
 
 
@@ -279,6 +301,8 @@ def test_malformed_points_raise_value_error(X):
         ({"reg_covar": 0.0}, "reg_covar"),
         ({"reg_covar": -1e-6}, "reg_covar"),
         ({"reg_covar": float("nan")}, "reg_covar"),
+        ({"reg_covar": True}, "reg_covar"),
+        ({"reg_covar": "1e-6"}, "reg_covar"),
         ({"max_iter": 0}, "max_iter"),
         ({"n_init": 0}, "n_init"),
     ],
@@ -366,6 +390,14 @@ def test_a_numpy_generator_seeds_the_fit_with_one_draw_below_2_31():
 
     expected = int(np.random.default_rng(7).integers(0, 2**31 - 1))
     assert _seed_from(np.random.default_rng(7)) == expected and 0 <= expected < 2**31 - 1
+    # recorded draws (stored fits depend on them): seeds whose draw moves if the range's low end moves
+    assert [_seed_from(np.random.default_rng(s)) for s in (6, 11)] == [955728254, 287335974]
+
+
+def test_the_default_seed_is_zero():
+    assert WeightPointGenerator(GeneratorSpec()).seed == 0
+    a, b = WeightPointGenerator(GeneratorSpec(n_components=3)), WeightPointGenerator(GeneratorSpec(n_components=3), 0)
+    np.testing.assert_array_equal(a.fit(_blobs()).means_, b.fit(_blobs()).means_)
 
 
 def test_a_covariance_that_is_not_positive_definite_still_gets_a_square_root():
@@ -374,6 +406,11 @@ def test_a_covariance_that_is_not_positive_definite_still_gets_a_square_root():
     cov = np.array([[1.0, 1.0], [1.0, 1.0]])  # rank 1: Cholesky fails, the eigen square root does not
     root = _safe_cholesky(cov)
     np.testing.assert_allclose(root @ root.T, cov, atol=1e-12)
+    # rounding can leave an eigenvalue just below zero: it is clipped to zero, not square-rooted into NaN
+    cov = np.array([[1.0, 0.0], [0.0, -1e-9]])
+    root = _safe_cholesky(cov)
+    assert np.isfinite(root).all()
+    np.testing.assert_allclose(root @ root.T, np.diag([1.0, 0.0]), atol=1e-12)
 
 
 def test_mean_log_likelihood_is_sklearns_score():

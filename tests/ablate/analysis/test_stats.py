@@ -4,6 +4,7 @@ import itertools
 import math
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -233,6 +234,8 @@ def test_sign_flip_refuses_a_wrong_example_count_and_bad_arguments():
         S.sign_flip_test(d, scale=0.0)
     with pytest.raises(S.StatsError, match="cannot resolve"):
         S.sign_flip_test(d, n_examples=10**7)
+    with pytest.raises(S.StatsError, match="cannot resolve"):  # 2**20 examples: a tolerance of exactly half of one
+        S.sign_flip_test(d, n_examples=2**20)
 
 
 def test_sign_flip_tolerance_follows_the_scale_of_the_values():
@@ -256,6 +259,12 @@ def test_sign_flip_at_n_20_is_exact_without_warning_and_at_21_monte_carlo():
     assert not any("Monte Carlo" in w for w in row["warnings"])
     mc = S.sign_flip_test(k / 289.0, max_exact=19)
     assert mc != exact and mc == pytest.approx(exact, abs=0.01)
+    # above max_exact, resamples that cover all 2**n patterns make scipy enumerate: exact again, no +1
+    assert S.sign_flip_test(k / 289.0, max_exact=19, n_resamples=2**21) == exact
+    # the Monte Carlo draw is seeded, by default with 0
+    d21 = np.array([*k, 3]) / 289.0
+    default = S.sign_flip_test(d21, n_resamples=999)
+    assert default == S.sign_flip_test(d21, n_resamples=999, seed=0) != S.sign_flip_test(d21, n_resamples=999, seed=1)
 
     df21 = tidy({"full": list(f32(np.arange(250, 271), 289)), "v": list(f32(np.arange(250, 271) + [*k, 3], 289))})
     row21 = S.compare(S.paired(df21, variant="v", reference="full"), n_resamples=999)
@@ -268,6 +277,7 @@ def test_paired_t_is_ttest_rel_and_nan_safe():
     assert S.paired_t(a - b) == pytest.approx(sps.ttest_rel(a, b).pvalue, rel=1e-12)
     assert math.isnan(S.paired_t([1.0]))
     assert math.isnan(S.paired_t([0.5, 0.5, 0.5]))
+    assert S.paired_t([0.1, 0.3]) == pytest.approx(sps.ttest_1samp([0.1, 0.3], 0.0).pvalue, rel=1e-12)  # n = 2
 
 
 # ----------------------------------------------------------------------------------------------- holm
@@ -827,7 +837,7 @@ def test_ties_use_the_tolerance_of_fractions_by_default():
 def test_ci_labels_name_the_level_and_a_level_outside_0_1_is_refused():
     assert S.ci_label(["BCa"]) == "BCa 95% CI" and S.ci_label(["percentile"], 0.9) == "percentile bootstrap 90% CI"
     assert S.ci_label([]) == "95% CI"
-    for bad in (0.0, 1.0, 1.5):
+    for bad in (-0.5, 0.0, 1.0, 1.5):
         with pytest.raises(S.StatsError, match="confidence must be in"):
             S.bootstrap_ci([1.0, 2.0, 3.0], confidence=bad)
 
@@ -839,4 +849,10 @@ def test_procedures_at_their_edges():
     assert S.sign_flip_test(np.ones(18)) == 2 / 2**18
     # none of the 99,999 seeded patterns is as extreme: (0 + 1) / (99,999 + 1), doubled for two sides
     assert S.sign_flip_test(np.ones(21)) == pytest.approx(2 * 1 / 100_000)
-    assert math.isnan(S.a12([], [1.0, 2.0])) and math.isnan(S.a12([1.0], []))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # undefined, said by NaN, without scipy or numpy warning on the way
+        assert math.isnan(S.a12([], [1.0, 2.0])) and math.isnan(S.a12([1.0], []))
+    # BCa that cannot be computed (one resample: no spread to correct) falls back to the percentile interval
+    ci = S.bootstrap_ci(np.linspace(-1.0, 2.0, 12), n_resamples=1)
+    assert ci.method == "percentile" and "fell back to the percentile interval" in " ".join(ci.warnings)
+    assert np.isfinite(ci.low) and np.isfinite(ci.high)

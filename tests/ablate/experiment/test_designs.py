@@ -162,6 +162,11 @@ def test_ofat_from_a_file_with_a_based_full_method(tmp_path: Path) -> None:
         ("ofat", '[ofat]\nflips = { init = "warm" }\n', "variant 'init=warm': init='warm' is not one of"),
         ("factorial", "[factorial]\n", r"\[factorial\] needs `factors`"),
         ("ofat", 'reference = "x"\nbaseline = "x"\n[ofat]\n', "duplicate variant labels in the ofat design"),
+        *(
+            (kind, f"[{kind}]\n{table} = {{ K = {levels} }}\n", rf"{table}\.K must be a non-empty list of values")
+            for kind, table in (("ofat", "ladders"), ("factorial", "factors"))
+            for levels in ("[]", "3", '"23"')
+        ),
     ],
 )
 def test_bad_ablation_files_are_one_line_errors(tmp_path: Path, kind: str, text: str, message: str) -> None:
