@@ -191,3 +191,56 @@ def test_sampled_points_are_one_draw_of_q_per_weight_standardised() -> None:
         np.testing.assert_allclose(pts[g][:, 0], np.concatenate(expected[g]), rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="needs an rng"):
         extract(bnn, points="sample")
+
+
+@pytest.mark.parametrize(("points", "width"), [("mu_logsigma", 2), ("mu", 1), ("sample", 1)])
+def test_an_empty_group_has_the_width_of_the_points(points: str, width: int) -> None:
+    # a one-layer network has no middle layer; the empty block still has the points' width, so that
+    # groups concatenate and generators see (0, d), not a shape error further on
+    pts = extract(make_bnn([5, 3]), points=points, rng=np.random.default_rng(0))
+    assert pts["middle"].shape == (0, width) and pts["classification"].shape == (18, width)
+
+
+def test_a_kept_input_layer_is_skipped_and_the_layers_after_it_are_extracted_and_assigned() -> None:
+    a, b = make_bnn([9, 4, 4, 3], seed=1), make_bnn([9, 4, 4, 3], seed=2)
+    pts = extract(a, input_layer="keep")
+    assert {g: len(p) for g, p in pts.items()} == group_sizes(a, "keep") == {"middle": 20, "classification": 15}
+    first = b.layers[0].w_loc.detach().clone()
+    assign(b, pts, input_layer="keep")
+    assert torch.equal(b.layers[0].w_loc, first)  # kept
+    for layer_a, layer_b in zip(a.layers[1:], b.layers[1:], strict=True):
+        torch.testing.assert_close(layer_b.w_loc, layer_a.w_loc)
+
+
+def test_a_group_left_out_of_the_points_keeps_its_values_and_the_next_group_is_still_written() -> None:
+    a, b = make_bnn([9, 4, 3], seed=1), make_bnn([9, 4, 3], seed=2)
+    middle = b.layers[0].w_loc.detach().clone()
+    assign(b, {"classification": extract(a)["classification"]})
+    assert torch.equal(b.layers[0].w_loc, middle)
+    torch.testing.assert_close(b.layers[1].w_loc, a.layers[1].w_loc)
+
+
+def test_a_group_the_network_lacks_may_come_empty_but_not_with_points() -> None:
+    bnn = make_bnn([9, 4, 3])
+    pts = extract(bnn)
+    assign(bnn, {**pts, "input": np.empty((0, 2))})  # a source's own input group, empty: nothing to write
+    with pytest.raises(ValueError, match=r"group 'input' needs 0 weight points, got 3"):
+        assign(bnn, {**pts, "input": np.zeros((3, 2))})
+
+
+def test_one_column_points_write_mu_only_even_under_mu_sigma() -> None:
+    a, b = make_bnn([9, 4, 3], seed=1), make_bnn([9, 4, 3], seed=2, init_log_sigma=-1.0)
+    sigma = [layer.w_log_sigma.detach().clone() for layer in b.layers]
+    assign(b, extract(a, points="mu"), transfer="mu_sigma")
+    for before, layer_a, layer_b in zip(sigma, a.layers, b.layers, strict=True):
+        assert torch.equal(layer_b.w_log_sigma, before)
+        torch.testing.assert_close(layer_b.w_loc, layer_a.w_loc)
+
+
+def test_the_options_of_extract_and_assign_are_keyword_only() -> None:
+    # positional options would let extract(bnn, "mu") read "mu" as input_layer: the API refuses them
+    bnn = make_bnn([9, 4, 3])
+    with pytest.raises(TypeError):
+        extract(bnn, "middle")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        assign(bnn, extract(bnn), "mu")  # type: ignore[misc]
