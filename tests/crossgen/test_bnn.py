@@ -288,6 +288,29 @@ def test_pyro_model_and_guide_trace_the_same_sites() -> None:
     pyro.clear_param_store()
 
 
+def test_pyro_model_is_the_relu_network_of_the_guides_draw() -> None:
+    # ReLU after every layer but the output, on the weights the guide drew; without n_total the plate is the batch
+    bnn = make_bnn([5, 4, 4, 3], init_log_sigma=-1.0)
+    x, y = torch.randn(6, 5, generator=gen(3)), torch.randint(0, 3, (6,), generator=gen(4))
+    pyro.clear_param_store()
+    guide_trace = pyro.poutine.trace(bnn.guide).get_trace(x, y)
+    model_trace = pyro.poutine.trace(pyro.poutine.replay(bnn.model, trace=guide_trace)).get_trace(x, y)
+    h = x
+    for i in range(3):
+        h = F.linear(h, guide_trace.nodes[f"{i}.weight"]["value"], guide_trace.nodes[f"{i}.bias"]["value"])
+        h = torch.relu(h) if i < 2 else h
+    assert (h < 0).any()  # the output is not passed through a ReLU
+    torch.testing.assert_close(model_trace.nodes["_RETURN"]["value"], h)
+    assert model_trace.nodes["data"]["fn"].size == 6
+    pyro.clear_param_store()
+
+
+def test_default_init_jitters_log_sigma_by_a_tenth() -> None:
+    bnn = BayesianMLP([64, 32, 10], generator=gen(0))
+    ls = torch.cat([layer.w_log_sigma.detach().reshape(-1) for layer in bnn.layers])
+    assert ls.mean().item() == pytest.approx(-5.0, abs=0.01) and ls.std().item() == pytest.approx(0.1, rel=0.05)
+
+
 # -------------------------------------------------------------------------------------------- training
 
 
@@ -349,11 +372,11 @@ def test_fit_bnn_noise_generator_changes_the_fit(tasks: dict[str, Task]) -> None
 
 def test_predict_proba_rows_sum_to_one(tasks: dict[str, Task]) -> None:
     bnn = make_bnn([64, 8, 8], init_log_sigma=-1.0)
-    x = tasks["T1"].val.x[:50]
-    probs = bnn.predict_proba(x, samples=3, generator=gen(0), chunk=16)  # chunking across a ragged edge
-    assert probs.shape == (50, 8)
+    x = tasks["T1"].val.x[:80]  # more rows (80) than features (64): chunks run over rows
+    probs = bnn.predict_proba(x, samples=3, generator=gen(0), chunk=24)  # chunking across a ragged edge
+    assert probs.shape == (80, 8)
     assert (probs >= 0).all()
-    torch.testing.assert_close(probs.sum(-1), torch.ones(50), rtol=0, atol=1e-5)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(80), rtol=0, atol=1e-5)
     # same generator seed -> same predictive; the chunk size does not change it
     torch.testing.assert_close(probs, bnn.predict_proba(x, samples=3, generator=gen(0), chunk=8192))
 
