@@ -237,10 +237,12 @@ def test_one_column_points_write_mu_only_even_under_mu_sigma() -> None:
         torch.testing.assert_close(layer_b.w_loc, layer_a.w_loc)
 
 
-def test_the_options_of_extract_and_assign_are_keyword_only() -> None:
+def test_the_options_of_extract_assign_and_bootstrap_are_keyword_only() -> None:
     # positional options would let extract(bnn, "mu") read "mu" as input_layer: the API refuses them
     bnn = make_bnn([9, 4, 3])
     with pytest.raises(TypeError):
         extract(bnn, "middle")  # type: ignore[misc]
     with pytest.raises(TypeError):
         assign(bnn, extract(bnn), "mu")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        bootstrap(np.zeros((3, 2)), 2, np.random.default_rng(0), "bayesian")  # type: ignore[misc]
