@@ -203,7 +203,7 @@ class _Workspace:
         y_dtype: torch.dtype,
         device: torch.device,
         *,
-        bf16: bool,
+        bf16: bool = False,
     ):
         def buf(n: int, dtype: torch.dtype = x_dtype) -> torch.Tensor:
             return torch.empty(batch, n, device=device, dtype=dtype)
