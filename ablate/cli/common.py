@@ -115,15 +115,9 @@ def above(bound: float, below: float | None = None) -> Callable[[float | None], 
 
 
 def check_device(device: str) -> None:
-    if device != "cpu" and device != "cuda" and not device.startswith("cuda:"):
-        fail(f"--device {device!r} is not one of cpu, cuda, cuda:N")
-    if device.startswith("cuda"):
-        if "cuda" not in current_method().devices:
-            fail(f"--device {device}: method {current_method().name} runs on {', '.join(current_method().devices)}")
-        import torch
+    from ablate.app import check_device
 
-        if not torch.cuda.is_available():
-            fail(f"--device {device}: no CUDA device is available on this machine")
+    check_device(current_method(), device)
 
 
 def check_precision(switches: dict[str, Any], device: str) -> None:
@@ -184,13 +178,9 @@ JoinWaitOpt = Annotated[
 
 
 def storage_url(storage: str | None, *, wait: float = 0.0) -> str:
-    """The storage URL, reachable: refused at once (a wrong URL, in one line), or after ``wait`` seconds for a
-    ``--join`` worker, whose server may be restarting."""
-    from ablate.execution.storages import check_reachable, parse_storage, resolve_url
+    from ablate.app import storage_url
 
-    url = resolve_url(storage)
-    check_reachable(parse_storage(url), wait=wait)
-    return url
+    return storage_url(storage, wait=wait)
 
 
 def execute_plan(plan: Any, label: str) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +17,6 @@ from ablate.cli.common import (
     WorkersOpt,
     above,
     app,
-    check_device,
     choice,
     current_method,
     err,
@@ -29,35 +27,17 @@ from ablate.cli.common import (
     print_summary,
     storage_url,
 )
-from ablate.errors import AblateError
-from ablate.execution.studies import check_new_names
-from ablate.experiment import presets
 
 
-def confirm_one(source: Any, *, top: int, seeds: int, fidelity: Any, url: str, plan: Any) -> str:
+def confirm_one(source: Any, *, top: int, seeds: int, fidelity: Any, plan: Any) -> str:
     """Create (or resume) the confirmation of one search, run it with the search's workers, print its verdict."""
-    from dataclasses import replace
+    from ablate.app import prepare_confirmation
 
-    from ablate import record
-    from ablate.execution import studies
-    from ablate.experiment import confirm
-
-    existing = None
-    conf = confirm.plan(source, top=top, seeds=seeds, fidelity=fidelity, method=plan.method)
-    settings = {**plan.execution(), "join": False, "timeout": None}  # the confirmation runs as its search did
-    study_plan = studies.DesignPlan(
-        name=conf.name, fidelity=conf.fidelity, design=conf.design, cases=(conf.case,), seeds=seeds, **settings
-    )
-    study = studies.open_study(study_plan)
-    if record.DEFINITION in study.user_attrs:
-        existing = record.read_definition(study)
-        conf = confirm.plan(source, top=top, seeds=seeds, fidelity=fidelity, existing=existing, method=plan.method)
-        study_plan = replace(study_plan, design=conf.design)
-    confirm.create(study, source, conf, study_plan)
-    outcome = execute_plan(study_plan, conf.name)
+    confirmation = prepare_confirmation(source, top=top, seeds=seeds, fidelity=fidelity, plan=plan)
+    outcome = execute_plan(confirmation, confirmation.name)
     print_summary(outcome)
     print_confirmation(outcome.study)
-    return conf.name
+    return confirmation.name
 
 
 def print_confirmation(study: Any) -> None:
@@ -118,56 +98,25 @@ def confirm_cmd(
       ablate confirm sensitivity-T2M1_T1M2-quick --top 3 --seeds 8
       ablate confirm --case all --top 3 --seeds 10 --fidelity paper --workers 2
     """
-    import optuna
+    from ablate import app as application
 
-    from ablate import record
-    from ablate.execution.storages import open_storage
-    from ablate.execution.studies import StudyPlan
-    from ablate.experiment import confirm
-
-    check_device(device)
-    if not studies and not case:
-        fail("name one or more sensitivity studies, or pass --case CASE|all")
-    method = current_method()
-    fid = presets.load_fidelity(fidelity, method=method) if fidelity else None
-    url = storage_url(storage)
-    st = open_storage(url, heartbeat_interval=None, create=False)
-    sources = []
-    for name in studies or []:
-        try:
-            sources.append(optuna.load_study(study_name=name, storage=st))
-        except KeyError:
-            fail(f"no study named {name!r} in {url}")
-    if case:
-        from ablate.experiment.designs import expand_cases
-
-        wanted = set(expand_cases(case, method))
-        for name in optuna.get_all_study_names(st):
-            study = optuna.load_study(study_name=name, storage=st)
-            if record.kind_of(study) != "sensitivity" or any(s.study_name == name for s in sources):
-                continue
-            with contextlib.suppress(AblateError):
-                if record.read_definition(study).case in wanted:
-                    sources.append(study)
-        if not sources:
-            fail(f"no sensitivity study of --case {case} in {url}")
-    planned = [confirm.plan(source, top=top, seeds=seeds, fidelity=fid, method=method) for source in sources]
-    check_new_names(url, [p.name for p in planned])  # every check before the first write: storage as it was
-    names: list[str] = []
-    for source in sources:
-        definition = record.read_definition(source)
-        base = StudyPlan(
-            name=source.study_name,
-            storage=url,
-            fidelity=fid or confirm.stored_preset(method, definition.fidelity),
-            workers=workers,
-            device=device,
-            threads=threads,
-            stack=stack,
-            method=method,
-        )
-        names.append(confirm_one(source, top=top, seeds=seeds, fidelity=fid, url=url, plan=base))
-    next_steps(names, url)
+    execution = application.Execution(workers=workers, threads=threads, device=device, stack=stack)
+    planned = application.plan_confirmations(
+        current_method(),
+        studies=studies or [],
+        case=case,
+        top=top,
+        seeds=seeds,
+        fidelity=fidelity,
+        storage=storage,
+        execution=execution,
+    )
+    names = [
+        confirm_one(source, top=top, seeds=seeds, fidelity=plan.fidelity if fidelity else None, plan=plan)
+        for source, plan in planned
+    ]
+    if planned:
+        next_steps(names, planned[0][1].storage)
 
 
 @app.command("seeds")

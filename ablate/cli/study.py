@@ -25,21 +25,14 @@ from ablate.cli.common import (
     WorkersOpt,
     above,
     app,
-    check_device,
-    check_precision,
-    choice,
     current_method,
     err,
     execute_plan,
     next_steps,
     out,
     print_summary,
-    storage_url,
 )
 from ablate.cli.confirm import confirm_one
-from ablate.execution.studies import check_new_names
-from ablate.experiment import presets
-from ablate.report.reports import check_report_dirs
 
 
 @app.command("reproduce")
@@ -67,44 +60,25 @@ def reproduce_cmd(
       ablate reproduce table1 --seeds 10 --fidelity quick
       ablate reproduce table2 --seeds 5 --fidelity quick --out studies/runs/table2
     """
-    from ablate.execution.plans import DesignPlan
-    from ablate.experiment.designs import load_table_design, parse_settings
-    from ablate.experiment.names import derived_name
+    from ablate import app as application
     from ablate.report import reproduce
 
-    method = current_method()
-    choice("table", table, method.tables)
-    check_device(device)
-    fid = presets.load_fidelity(fidelity, method=method)
-    base = parse_settings(settings, method)
-    check_precision(base, device)
-    design = load_table_design(table, method=method).with_base(base, method)
-    label = derived_name("table", fidelity, design=table, settings=base)
-    out_path = out_dir or presets.runs_dir() / label
-    from ablate.report import check_out_dir
-
-    url = storage_url(storage)  # before the folder is made: a refused storage leaves nothing behind
-    check_new_names(url, [label])
-    check_out_dir(out_path)
-    plan = DesignPlan(
-        name=label,
-        storage=url,
-        fidelity=fid,
-        design=design,
-        cases=method.cases,
+    execution = application.Execution(workers=workers, threads=threads, device=device, curves=curves, stack=stack)
+    plan, out_path = application.plan_table(
+        current_method(),
+        table=table,
         seeds=seeds,
-        workers=workers,
-        device=device,
-        threads=threads,
-        curves=curves,
-        stack=stack,
-        method=method,
+        fidelity=fidelity,
+        storage=storage,
+        out_dir=out_dir,
+        settings=settings,
+        execution=execution,
     )
     outcome = execute_plan(plan, f"{table} ({fidelity}, {seeds} seeds)")
     print_summary(outcome)
     paths, terminal = reproduce.write_table_report(outcome.study, plan, out_path)
     out.print(terminal)
-    next_steps([plan.name], url, written=tuple(str(p) for p in paths))
+    next_steps([plan.name], plan.storage, written=tuple(str(p) for p in paths))
 
 
 ReportOpt = Annotated[
@@ -113,20 +87,6 @@ ReportOpt = Annotated[
         "--report", help="Then write each study's report (a confirmation's too) to RUNS/report-STUDY, as ablate report."
     ),
 ]
-
-
-def write_reports_of(names: list[str], url: str) -> tuple[str, ...]:
-    """``--report``: the reports of the studies just run, in their default folders; the folders written."""
-    import optuna
-
-    from ablate.execution.storages import open_storage
-    from ablate.report import FORMATS
-    from ablate.report.reports import write_reports
-
-    storage = open_storage(url, heartbeat_interval=None, create=False)
-    studies = [optuna.load_study(study_name=n, storage=storage) for n in names]
-    folders = {str(w.paths[0].parent) + "/": None for w in write_reports(studies, formats=FORMATS) if w.paths}
-    return tuple(folders)
 
 
 @app.command("study")
@@ -177,59 +137,48 @@ def study_cmd(
       ablate study --case all --trials 50 --seeds 3 --workers 2 \\
         --storage postgresql://user@db/ablate
     """
-    from ablate.execution.plans import SensitivityPlan, settle_search
-    from ablate.experiment.designs import expand_cases, parse_settings
-    from ablate.experiment.names import sensitivity_study_names
-    from ablate.experiment.space import load_space
+    from ablate import app as application
 
-    method = current_method()
-    cases = expand_cases(case, method)
-    check_device(device)
-    fid = presets.load_fidelity(fidelity, method=method)
-    sp = load_space(space, method)
-    base = parse_settings(settings, method)
-    check_precision(base, device)
-    search = settle_search(sampler, pruner, seeds=seeds, trials=trials, space=sp, base=base)
-    for note in search.notes:
+    execution = application.Execution(
+        workers=workers,
+        threads=threads,
+        device=device,
+        stack=stack,
+        curves=curves,
+        join=join,
+        join_wait=join_wait,
+        heartbeat_interval=heartbeat,
+        grace_period=grace,
+        timeout=timeout,
+    )
+    searches = application.plan_searches(
+        current_method(),
+        case=case,
+        trials=trials,
+        seeds=seeds,
+        fidelity=fidelity,
+        sampler=sampler,
+        pruner=pruner,
+        space=space,
+        storage=storage,
+        study_name=study_name,
+        settings=settings,
+        sampler_seed=sampler_seed,
+        confirm_top=confirm,
+        report=report,
+        execution=execution,
+    )
+    for note in searches.notes:
         err.print(note)
-    names = sensitivity_study_names(cases, study_name, fidelity, base, confirm)
-    url = storage_url(storage, wait=join_wait if join else 0.0)
-    check_new_names(url, names.values())
-    if report:
-        check_report_dirs(list(names.values()), None)
     made: list[str] = []
-    for c in cases:
-        name = names[c]
-        plan = SensitivityPlan(
-            name=name,
-            storage=url,
-            fidelity=fid,
-            case=c,
-            space=sp,
-            trials=search.trials,
-            seeds=seeds,
-            sampler_name=search.sampler,
-            pruner_name=search.pruner,
-            sampler_seed=sampler_seed,
-            workers=workers,
-            join=join,
-            join_wait=join_wait,
-            timeout=timeout,
-            heartbeat_interval=heartbeat,
-            grace_period=grace,
-            device=device,
-            threads=threads,
-            base=base,
-            curves=curves,
-            stack=stack,
-            method=method,
-        )
-        outcome = execute_plan(plan, name)
+    for plan in searches.plans:
+        outcome = execute_plan(plan, plan.name)
         print_summary(outcome)
-        made.append(name)
+        made.append(plan.name)
         if confirm and not join:
-            made.append(confirm_one(outcome.study, top=confirm, seeds=confirm_seeds, fidelity=None, url=url, plan=plan))
-    written = write_reports_of(made, url) if report and not join else ()
+            made.append(confirm_one(outcome.study, top=confirm, seeds=confirm_seeds, fidelity=None, plan=plan))
+    url = searches.plans[0].storage
+    written = application.write_reports_of(made, url) if report and not join else ()
     next_steps(made, url, then="report" if confirm else "confirm", written=written)
 
 
@@ -265,45 +214,33 @@ def ablation_cmd(
       ablate ablation --case T2M2_T1M1 --seeds 10 --design ofat
       ablate ablation --case all --seeds 5 --design factorial --workers 2
     """
-    from ablate.execution.plans import DesignPlan
-    from ablate.experiment.designs import expand_cases, load_ablation_design, parse_settings
-    from ablate.experiment.names import ablation_study_names
+    from ablate import app as application
 
-    method = current_method()
-    cases = expand_cases(case, method)
-    check_device(device)
-    fid = presets.load_fidelity(fidelity, method=method)
-    base = parse_settings(settings, method)
-    check_precision(base, device)
-    dsg = load_ablation_design(design, design_file, method).with_base(base, method)
-    stem = dsg.name if design_file is None else f"{dsg.name}-{design_file.stem}"
-    names = ablation_study_names(stem, cases, study_name, fidelity, base)
-    url = storage_url(storage, wait=join_wait if join else 0.0)
-    check_new_names(url, names.values())
-    if report:
-        check_report_dirs(list(names.values()), None)
-    made: list[str] = []
-    for c in cases:
-        name = names[c]
-        plan = DesignPlan(
-            name=name,
-            storage=url,
-            fidelity=fid,
-            design=dsg,
-            cases=(c,),
-            seeds=seeds,
-            workers=workers,
-            join=join,
-            join_wait=join_wait,
-            heartbeat_interval=heartbeat,
-            grace_period=grace,
-            device=device,
-            threads=threads,
-            curves=curves,
-            stack=stack,
-            method=method,
-        )
-        outcome = execute_plan(plan, name)
-        print_summary(outcome)
-        made.append(name)
-    next_steps(made, url, written=write_reports_of(made, url) if report and not join else ())
+    execution = application.Execution(
+        workers=workers,
+        threads=threads,
+        device=device,
+        stack=stack,
+        curves=curves,
+        join=join,
+        join_wait=join_wait,
+        heartbeat_interval=heartbeat,
+        grace_period=grace,
+    )
+    plans = application.plan_ablations(
+        current_method(),
+        case=case,
+        seeds=seeds,
+        fidelity=fidelity,
+        design=design,
+        design_file=design_file,
+        storage=storage,
+        study_name=study_name,
+        settings=settings,
+        report=report,
+        execution=execution,
+    )
+    for plan in plans:
+        print_summary(execute_plan(plan, plan.name))
+    made, url = [p.name for p in plans], plans[0].storage
+    next_steps(made, url, written=application.write_reports_of(made, url) if report and not join else ())

@@ -2,12 +2,12 @@
 
 A plan is plain, picklable data: everything a worker process on any machine needs to join the same study.
 :class:`StudyPlan` holds how a study is executed (storage, workers, device, heartbeats), the same for every
-kind; :class:`DesignPlan` (an ablation, a paper table, a confirmation) and :class:`SensitivityPlan` (a
-sampled search) add what is studied and answer, each in its own way, the questions execution asks: the
-definition the study stores, the total, how the queue is filled, the sampler, the pruner, the objective and
-whether a failed trial is replaced. Why types and not one record with a ``kind`` field: each kind's fields
-are required where they matter (a design plan without a design cannot be built), and a new kind is a new
-class, not a new branch in every function that reads a plan.
+kind; :class:`DesignPlan` (an ablation, a paper table; :class:`ConfirmationPlan` a confirmation) and
+:class:`SensitivityPlan` (a sampled search) add what is studied and answer, each in its own way, the questions
+execution asks: the definition the study stores, the total, how the queue is filled, the sampler, the pruner,
+the objective and whether a failed trial is replaced. Why types and not one record with a ``kind`` field:
+each kind's fields are required where they matter (a design plan without a design cannot be built), and a new
+kind is a new class, not a new branch in every function that reads a plan.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 import optuna
@@ -154,6 +154,24 @@ class DesignPlan(StudyPlan):
         return DesignObjective(
             self.method, self.fidelity, device=device, curves=self.curves, stack=self.stacked, log=log
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfirmationPlan(DesignPlan):
+    """A confirmation: a design study of a search's best configurations, the default and the baseline on fresh
+    seeds, whose definition also stores ``link``, what it confirms (the search, its seeds and candidates:
+    :func:`ablate.experiment.confirm.plan`). Reports find it by that link (``record.study_kind``)."""
+
+    link: Mapping[str, Any]
+
+    @property
+    def source(self) -> str:
+        """The name of the search this confirms."""
+        return str(self.link["study"])
+
+    def definition(self) -> record.Definition:
+        design = super().definition()
+        return replace(design, extra={**design.extra, record.CONFIRMS: dict(self.link)})
 
 
 @dataclass(frozen=True, kw_only=True)

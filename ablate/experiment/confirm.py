@@ -10,7 +10,7 @@ above every seed the search used, and the two studies point at each other (:func
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
@@ -233,13 +233,8 @@ def stored_preset(method: Method, stored: dict[str, Any]) -> Preset:
     return method.preset(str(stored.get("name")), values)
 
 
-def definition_of(conf: Confirmation, plan_definition: record.Definition) -> record.Definition:
-    """The study plan's definition plus the link back to the search (stored in ``extra``)."""
-    return replace(plan_definition, extra={**plan_definition.extra, record.CONFIRMS: conf.link})
-
-
-def create(study: optuna.Study, source: optuna.Study, conf: Confirmation, study_plan: Any) -> None:
-    """Store the definition (with provenance) on the new study and link the search to it."""
-    definition = definition_of(conf, study_plan.definition())
-    record.write_definition(study, provenance.stamp(study, definition, study_plan))
-    record.link_confirmation(source, conf.name)
+def create(study: optuna.Study, source: optuna.Study, plan: Any) -> None:
+    """Store the confirmation plan's definition (with its link and provenance) on the new study and link the
+    search to it."""
+    record.write_definition(study, provenance.stamp(study, plan.definition(), plan))
+    record.link_confirmation(source, plan.name)

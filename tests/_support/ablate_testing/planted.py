@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from ablate import record
 from ablate.execution import queue, studies
+from ablate.execution.plans import ConfirmationPlan
 from ablate.execution.storages import open_storage
 from ablate.experiment import confirm
 from ablate.experiment.presets import load_fidelity
@@ -96,7 +97,7 @@ def planted_search(url: str, name: str = SOURCE, *, provenance: dict | None = No
 def run_confirmation(url: str, source: optuna.Study, top: int, seeds: int) -> optuna.Study:
     """The real plan, design, definition, link and exact queue; the fake objective does the runs."""
     conf = confirm.plan(source, top=top, seeds=seeds)
-    plan = studies.DesignPlan(
+    plan = ConfirmationPlan(
         name=conf.name,
         storage=url,
         fidelity=conf.fidelity,
@@ -104,9 +105,10 @@ def run_confirmation(url: str, source: optuna.Study, top: int, seeds: int) -> op
         cases=(conf.case,),
         seeds=seeds,
         workers=0,
+        link=conf.link,
     )
     study = studies.open_study(plan)
-    confirm.create(study, source, conf, plan)
+    confirm.create(study, source, plan)
     outcome = studies.execute(plan)  # workers=0: only fills the queue
     assert outcome.added == plan.total
     queue.work(outcome.study, fake_objective)

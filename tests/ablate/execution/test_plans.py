@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from ablate import record
 from ablate.errors import AblateError
-from ablate.execution.plans import DesignPlan, SensitivityPlan, StudyPlan, settle_search
+from ablate.execution.plans import ConfirmationPlan, DesignPlan, SensitivityPlan, StudyPlan, settle_search
 from ablate.experiment.designs import load_ablation_design
 from ablate.experiment.presets import load_fidelity
 from ablate.experiment.space import load_space
@@ -57,3 +58,15 @@ def test_each_kind_answers_for_itself_and_the_bare_plan_only_carries_settings() 
     for ask in (lambda: bare.total, bare.definition):
         with pytest.raises(NotImplementedError, match="plans execution only"):
             ask()
+
+
+def test_a_confirmation_is_a_design_whose_definition_carries_what_it_confirms() -> None:
+    common = {"storage": "sqlite:///:memory:", "fidelity": load_fidelity("smoke"), "cases": (CASE,), "seeds": 2}
+    link = {"study": "sensitivity-x", "top": 2, "seed_offset": 1000}
+    plan = ConfirmationPlan(name="confirm-top2-sensitivity-x", design=load_ablation_design("ofat"), link=link, **common)
+    definition = plan.definition()
+    assert plan.source == "sensitivity-x" and plan.total == len(plan.points())
+    assert definition.kind == "design" and record.study_kind(definition) == "confirmation"
+    assert record.confirmation_source(definition) == link
+    plain = DesignPlan(name="d", design=load_ablation_design("ofat"), **common).definition()
+    assert record.study_kind(plain) == "ablation" and definition.design == plain.design
