@@ -244,6 +244,40 @@ def find_searches(method: Method, url: str, names: Sequence[str], case: str | No
     return sources
 
 
+def load_study(url: str, name: str) -> optuna.Study:
+    """A study of the storage by name; one line when there is none."""
+    from ablate.execution.storages import open_storage
+
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(url, heartbeat_interval=None, create=False))
+    except KeyError:
+        raise AblateError(f"no study named {name!r} in {url}") from None
+
+
+def find_studies(method: Method, url: str, names: Sequence[str], case: str | None) -> list[optuna.Study]:
+    """The studies a report names: by name, and every one whose name holds a case of ``case`` (or ``all``); each
+    found and readable as an ablate study before any folder is made or report written."""
+    from ablate.execution.storages import open_storage
+
+    if not names and not case:
+        raise AblateError("name one or more studies, or pass --case CASE|all")
+    st = open_storage(url, heartbeat_interval=None, create=False)
+    wanted = list(names)
+    if case:
+        cases = expand_cases(case, method)
+        wanted += [n for n in optuna.get_all_study_names(st) if any(c in n for c in cases) and n not in wanted]
+    if not wanted:
+        raise AblateError(f"no studies found for --case {case} in {url}")
+    found = []
+    for name in wanted:
+        try:
+            found.append(optuna.load_study(study_name=name, storage=st))
+        except KeyError:
+            raise AblateError(f"no study named {name!r} in {url}") from None
+        record.read_definition(found[-1])  # one line for a study plain Optuna (or a newer ablate) made
+    return found
+
+
 def plan_confirmations(
     method: Method,
     *,

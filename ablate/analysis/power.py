@@ -18,10 +18,13 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ablate import record
+from ablate.analysis import stats, tidy
 from ablate.errors import AblateError
 
 __all__ = ["Advice", "exact_floor", "from_differences", "power", "seeds_needed", "t_seeds"]
@@ -207,3 +210,42 @@ def from_differences(diffs: ArrayLike, **kw: float | int) -> Advice:
     if d.size < 2:
         raise AblateError(f"{d.size} paired difference(s): need at least 2 to estimate their spread")
     return seeds_needed(float(d.mean()), float(d.std(ddof=1)), **kw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One comparison of a design study, as the seeds advisor plans from it: its paired differences' mean and SD."""
+
+    label: str
+    delta: float
+    sd: float
+    n: int
+
+
+def observed_differences(study: Any, metric: str) -> list[Observed]:
+    """Per comparison of a design or confirmation study (each variant vs the design's baseline, per case): the
+    mean and SD of its paired differences, for the comparisons with at least 2 paired seeds."""
+    name = study.study_name
+    definition = record.read_definition(study)
+    if definition.kind != "design":
+        raise AblateError(
+            f"study {name!r} is a {definition.kind} study: give a design or confirmation study, or --sd and --delta"
+        )
+    df = tidy.design_frame(study, definition)
+    design = definition.design or {}
+    titles = record.variant_titles(design)
+    reference = titles.get(design.get("baseline", ""), design.get("baseline", ""))
+    rows = []
+    for c in sorted(df["case"].unique()) if not df.empty else []:
+        sub = df[df["case"] == c]
+        for v in sub["variant"].unique():
+            if v == reference:
+                continue
+            pr = stats.paired(sub, variant=v, reference=reference, value=metric)
+            if pr.n >= 2:
+                rows.append(
+                    Observed(f"{c}: {v} vs {reference}", float(pr.diff.mean()), float(pr.diff.std(ddof=1)), pr.n)
+                )
+    if not rows:
+        raise AblateError(f"study {name!r} has no comparison with at least 2 paired seeds")
+    return rows

@@ -151,21 +151,23 @@ def seeds_cmd(
     choice("--metric", metric, ("test_accuracy", "val_accuracy"))
     if delta is not None and delta == 0:
         fail("--delta must not be 0")
-    rows: list[tuple[str, float, float, int | None]] = []
     if study_name is None:
         if sd is None or delta is None:
             fail("give a study, or both --sd and --delta")
-        rows.append(("given", float(delta), float(sd), None))
+        rows = [power.Observed("given", float(delta), float(sd), 0)]
     else:
-        rows = _observed_differences(study_name, metric, storage)
+        from ablate.app import load_study
+
+        rows = power.observed_differences(load_study(storage_url(storage), study_name), metric)
     from rich.table import Table
 
     family = m or max(1, len(rows))
     table = Table(title=f"paired seeds for power {power_:g} (exact sign-flip, Holm over {family}, α = {alpha:g})")
     for col in ("comparison", "n now", "Δ", "SD", "seeds (sign-flip, simulated)", "power there", "noncentral t"):
         table.add_column(col)
-    for label, d, s, n_now in rows:
-        d_use, s_use = (delta if delta is not None else d), (sd if sd is not None else s)
+    for row in rows:
+        label, n_now = row.label, row.n
+        d_use, s_use = (delta if delta is not None else row.delta), (sd if sd is not None else row.sd)
         a = power.seeds_needed(d_use, s_use, alpha=alpha, m=family, target=power_, sims=sims)
         table.add_row(
             label,
@@ -177,38 +179,3 @@ def seeds_cmd(
             str(a.t_n or "–"),
         )
     out.print(table)
-
-
-def _observed_differences(name: str, metric: str, storage: str | None) -> list[tuple[str, float, float, int | None]]:
-    """Per comparison of a design study (each variant vs its reference, per case): mean and SD of the differences."""
-    import optuna
-
-    from ablate import record
-    from ablate.analysis import stats, tidy
-    from ablate.execution.storages import open_storage
-
-    url = storage_url(storage)
-    st = open_storage(url, heartbeat_interval=None, create=False)
-    try:
-        study = optuna.load_study(study_name=name, storage=st)
-    except KeyError:
-        fail(f"no study named {name!r} in {url}")
-    definition = record.read_definition(study)
-    if definition.kind != "design":
-        fail(f"study {name!r} is a {definition.kind} study: give a design or confirmation study, or --sd and --delta")
-    df = tidy.design_frame(study)
-    design = definition.design or {}
-    titles = record.variant_titles(design)
-    reference = titles.get(design.get("baseline", ""), design.get("baseline", ""))
-    rows = []
-    for c in sorted(df["case"].unique()) if not df.empty else []:
-        sub = df[df["case"] == c]
-        for v in sub["variant"].unique():
-            if v == reference:
-                continue
-            pr = stats.paired(sub, variant=v, reference=reference, value=metric)
-            if pr.n >= 2:
-                rows.append((f"{c}: {v} vs {reference}", float(pr.diff.mean()), float(pr.diff.std(ddof=1)), pr.n))
-    if not rows:
-        fail(f"study {name!r} has no comparison with at least 2 paired seeds")
-    return rows

@@ -15,7 +15,6 @@ from ablate.cli.common import (
     app,
     choice,
     current_method,
-    fail,
     out,
     storage_url,
 )
@@ -62,10 +61,7 @@ def report_cmd(
       ablate report confirm-top3-sensitivity-T1M1_T2M2-quick \\
         confirm-top3-sensitivity-T2M2_T1M1-quick
     """
-    import optuna
-
-    from ablate import record
-    from ablate.execution.storages import open_storage
+    from ablate.app import find_studies
     from ablate.report import FORMATS
     from ablate.report.reports import write_reports
 
@@ -73,25 +69,7 @@ def report_cmd(
     for f in fmts:
         choice("--format", f, FORMATS)
     choice("--metric", metric, ("test_accuracy", "val_accuracy"))
-    if not studies and not case:
-        fail("name one or more studies, or pass --case CASE|all")
-    url = storage_url(storage)
-    st = open_storage(url, heartbeat_interval=None, create=False)
-    names = list(studies or [])
-    if case:
-        from ablate.experiment.designs import expand_cases
-
-        wanted = expand_cases(case, current_method())
-        names += [n for n in optuna.get_all_study_names(st) if any(c in n for c in wanted) and n not in names]
-    if not names:
-        fail(f"no studies found for --case {case} in {url}")
-    found = []
-    for name in names:  # every study found and readable before any folder is made or report written
-        try:
-            found.append(optuna.load_study(study_name=name, storage=st))
-        except KeyError:
-            fail(f"no study named {name!r} in {url}")
-        record.read_definition(found[-1])  # one line for a study plain Optuna (or a newer ablate) made
+    found = find_studies(current_method(), storage_url(storage), studies or [], case)
     write_reports(
         found, out_dir, formats=fmts, metric=metric, alpha=alpha, rope=rope, publish=not no_dashboard, on_written=said
     )

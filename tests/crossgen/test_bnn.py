@@ -10,6 +10,7 @@ and against finite differences.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pyro
@@ -179,8 +180,10 @@ def test_elbo_gradient_overwrites_and_reuses_its_buffers(tasks: dict[str, Task])
     x, y = tasks["T1"].train.x[:40].double(), tasks["T1"].train.y[:40]
     bnn = make_bnn([64, 6, 5, 8], init_log_sigma=-1.5, jitter=0.4).double()
     step = ElboGradient(bnn)
-    first = elbo_gradient(bnn, x, y, 700, gen(11), step)
-    elbo_gradient(bnn, x[:13], y[:13], 700, gen(3), step)  # another batch size in between
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a buffer of the wrong shape would be resized by out= (with a warning)
+        first = elbo_gradient(bnn, x, y, 700, gen(11), step)
+        elbo_gradient(bnn, x[:13], y[:13], 700, gen(3), step)  # another batch size in between
     again = elbo_gradient(bnn, x, y, 700, gen(11), step)
     torch.testing.assert_close(first[0], again[0], rtol=0, atol=0)
     for a, b in zip(first[1], again[1], strict=True):
@@ -374,7 +377,7 @@ def test_predict_proba_rows_sum_to_one(tasks: dict[str, Task]) -> None:
     bnn = make_bnn([64, 8, 8], init_log_sigma=-1.0)
     x = tasks["T1"].val.x[:80]  # more rows (80) than features (64): chunks run over rows
     probs = bnn.predict_proba(x, samples=3, generator=gen(0), chunk=24)  # chunking across a ragged edge
-    assert probs.shape == (80, 8)
+    assert probs.shape == (80, 8) and not probs.requires_grad  # no autograd graph is kept while predicting
     assert (probs >= 0).all()
     torch.testing.assert_close(probs.sum(-1), torch.ones(80), rtol=0, atol=1e-5)
     # same generator seed -> same predictive; the chunk size does not change it
