@@ -74,3 +74,17 @@ def test_a_refusal_is_one_error_and_the_storage_is_as_it_was(tmp_path: Path, cal
     with pytest.raises(AblateError, match=message):
         call(load_method(), url)
     assert _names(url) == ["kept"]
+
+
+def test_the_python_example_of_docs_methods_runs_as_written(tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    import re
+
+    text = (Path(__file__).parents[2] / "docs" / "methods.md").read_text()
+    (block,) = [
+        b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "ablate.app" in b or "from ablate import app" in b
+    ]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "docs/methods.md", "exec"), {})  # noqa: S102 - the docs' own example, run as a user would
+    name, complete, _, total = capsys.readouterr().out.split()
+    assert name.startswith("ablation-") and complete == total and int(total) > 0
+    assert _names(f"sqlite:///{tmp_path / 'ablate.db'}") == [name]

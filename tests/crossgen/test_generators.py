@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -453,3 +454,31 @@ def test_samples_come_from_every_component_of_two():
 def test_no_points_at_all_are_refused_as_such():
     with pytest.raises(ValueError, match=r"no weight points to fit \(n=0\)"):
         fit_generator(np.zeros((0, 3)), GeneratorSpec(kind="gaussian"), seed=0)
+
+
+def test_a_spec_is_frozen_once_validated():
+    spec = GeneratorSpec(n_components=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.reg_covar = -1.0  # type: ignore[misc]
+
+
+def test_the_warnings_of_the_last_fit_are_a_list_property():
+    g = fit_generator(np.zeros((5, 2)), GeneratorSpec(kind="gaussian"), seed=0)
+    assert isinstance(g.warnings, list) and g.warnings == g.summary()["warnings"] and g.warnings
+
+
+def test_em_runs_single_threaded(monkeypatch):
+    # weight points are low-dimensional: BLAS threads only add overhead there (generators.py says by how much)
+    from threadpoolctl import threadpool_info
+
+    import crossgen.generators as gen_mod
+
+    real_fit, seen = gen_mod.GaussianMixture.fit, []
+
+    def watched_fit(self, X, y=None):
+        seen.extend(pool["num_threads"] for pool in threadpool_info())
+        return real_fit(self, X, y)
+
+    monkeypatch.setattr(gen_mod.GaussianMixture, "fit", watched_fit)
+    fit_generator(_blobs(), GeneratorSpec(n_components=3), seed=0)
+    assert seen and set(seen) == {1}
