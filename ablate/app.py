@@ -26,7 +26,7 @@ from ablate.experiment import confirm, presets
 from ablate.experiment.designs import expand_cases, load_ablation_design, load_table_design, parse_settings
 from ablate.experiment.names import ablation_study_names, derived_name, sensitivity_study_names
 from ablate.experiment.space import load_space
-from ablate.method import Method
+from ablate.method import Method, Request
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +91,31 @@ def _check_names(url: str, names: Sequence[str], report: bool) -> None:
         from ablate.report.reports import check_report_dirs
 
         check_report_dirs(list(names), None)
+
+
+def plan_run(
+    method: Method,
+    *,
+    case: str,
+    technique: str,
+    seed: int,
+    fidelity: str,
+    switches: dict[str, Any] | None = None,
+    device: str = "cpu",
+) -> Request:
+    """``ablate run``: one run of one variant, as the method will be asked for it (``method.run([request])``)."""
+    from ablate.experiment.objective import resolved
+
+    if case not in method.cases:
+        raise AblateError(f"--case {case!r} is not one of {', '.join(method.cases)}")
+    if technique not in method.variants:
+        raise AblateError(f"--technique {technique!r} is not one of {', '.join(method.variants)}")
+    check_device(method, device)
+    method.check_device(dict(switches or {}), device)
+    preset = presets.load_fidelity(fidelity, method=method)
+    values = resolved(method, preset, dict(switches or {}))
+    method.check(technique, values)
+    return Request(case, technique, seed, values, preset, device=device)
 
 
 def plan_searches(

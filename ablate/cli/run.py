@@ -13,14 +13,10 @@ from ablate.cli.common import (
     FIDELITY_METAVAR,
     TECHNIQUE_METAVAR,
     DeviceOpt,
-    check_device,
-    check_precision,
-    choice,
     current_method,
     err,
     out,
 )
-from ablate.experiment import presets
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -40,18 +36,12 @@ def run_cmd(
     """
     from dataclasses import asdict
 
-    from ablate.experiment.objective import resolved
-    from ablate.method import Request
+    from ablate.app import plan_run
 
     method = current_method()
-    choice("--case", case, method.cases)
-    choice("--technique", technique, method.variants)
-    check_device(device)
-    check_precision(switches, device)
-    preset = presets.load_fidelity(fidelity, method=method)
-    values = resolved(method, preset, switches)
-    method.check(technique, values)
-    request = Request(case, technique, seed, values, preset, device=device)
+    request = plan_run(
+        method, case=case, technique=technique, seed=seed, fidelity=fidelity, switches=switches, device=device
+    )
     (result,) = method.run([request], log=err.print)
     if isinstance(result, Exception):
         raise result
