@@ -261,6 +261,7 @@ def test_sign_flip_at_n_20_is_exact_without_warning_and_at_21_monte_carlo():
     assert mc != exact and mc == pytest.approx(exact, abs=0.01)
     # above max_exact, resamples that cover all 2**n patterns make scipy enumerate: exact again, no +1
     assert S.sign_flip_test(k / 289.0, max_exact=19, n_resamples=2**21) == exact
+    assert S.sign_flip_test(k / 289.0, max_exact=19, n_resamples=2**20) == exact  # exactly 2**n is enough
     # the Monte Carlo draw is seeded, by default with 0
     d21 = np.array([*k, 3]) / 289.0
     default = S.sign_flip_test(d21, n_resamples=999)
@@ -846,6 +847,10 @@ def test_procedures_at_their_edges():
     """One pair has n=1; 18 pairs are enumerated exactly (2/2^18), 21 take the Monte Carlo +1 correction; A12 of
     an empty group is undefined."""
     assert S.bootstrap_ci([0.5]).n == 1
+    d = np.linspace(-1.0, 2.0, 12) ** 3
+    assert S.bootstrap_ci(d) == S.bootstrap_ci(d, n_resamples=9999) != S.bootstrap_ci(d, n_resamples=9998)  # default
+    with pytest.raises(S.StatsError, match="n must be >= 0"):
+        S.min_attainable_p(-1)
     assert S.sign_flip_test(np.ones(18)) == 2 / 2**18
     # none of the 99,999 seeded patterns is as extreme: (0 + 1) / (99,999 + 1), doubled for two sides
     assert S.sign_flip_test(np.ones(21)) == pytest.approx(2 * 1 / 100_000)
