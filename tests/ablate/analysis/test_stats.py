@@ -314,6 +314,7 @@ def test_effect_sizes_by_hand():
     d = [1.0, 2.0, 3.0]
     assert S.cohens_dz(d) == pytest.approx(2.0 / 1.0)
     assert math.isnan(S.cohens_dz([1.0])) and math.isnan(S.cohens_dz([2.0, 2.0]))
+    assert S.cohens_dz([1.0, 3.0]) == pytest.approx(2.0 / math.sqrt(2.0))  # two pairs are enough
 
 
 @pytest.mark.parametrize(
