@@ -112,6 +112,10 @@ def test_sign_flip_matches_hand_enumeration_of_32_sign_patterns():
 def test_sign_flip_edge_cases_and_min_attainable_p():
     assert math.isnan(S.sign_flip_test([]))
     assert S.sign_flip_test([3.0]) == 1.0
+    # one pair, one-sided: the null is +|d| and -|d|, so p is 1/2 on the side d lies on and 1 on the other
+    for d, greater, less in ((0.3, 0.5, 1.0), (-0.3, 1.0, 0.5)):
+        assert S.sign_flip_test([d], alternative="greater") == greater
+        assert S.sign_flip_test([d], alternative="less") == less
     assert S.sign_flip_test(np.zeros(8)) == 1.0
     assert S.sign_flip_test(np.ones(5)) == pytest.approx(S.min_attainable_p(5)) == pytest.approx(0.0625)
     assert S.min_attainable_p(10) == pytest.approx(2 / 1024)
@@ -295,6 +299,7 @@ def test_holm_equals_multipletests_on_random_families_with_ties(seed: int) -> No
 def test_holm_equals_multipletests_and_keeps_nan_out_of_the_family():
     p = np.array([0.01, 0.04, 0.03, 0.2])
     np.testing.assert_allclose(S.holm(p), multipletests(p, method="holm")[1])
+    np.testing.assert_array_equal(S.holm([0.0, 0.5, 1.0]), [0.0, 1.0, 1.0])  # 0 and 1 are p-values too
     out = S.holm([0.01, np.nan, 0.04, 0.03, np.nan, 0.2])
     assert np.isnan(out[[1, 4]]).all()
     np.testing.assert_allclose(out[[0, 2, 3, 5]], multipletests(p, method="holm")[1])
@@ -847,7 +852,7 @@ def test_ci_labels_name_the_level_and_a_level_outside_0_1_is_refused():
 def test_procedures_at_their_edges():
     """One pair has n=1; 18 pairs are enumerated exactly (2/2^18), 21 take the Monte Carlo +1 correction; A12 of
     an empty group is undefined."""
-    assert S.bootstrap_ci([0.5]).n == 1
+    assert S.bootstrap_ci([0.5]).n == 1 and S.bootstrap_ci([]).n == 0
     d = np.linspace(-1.0, 2.0, 12) ** 3
     assert S.bootstrap_ci(d) == S.bootstrap_ci(d, n_resamples=9999) != S.bootstrap_ci(d, n_resamples=9998)  # default
     with pytest.raises(S.StatsError, match="n must be >= 0"):
