@@ -103,7 +103,26 @@ def plan_run(
     switches: dict[str, Any] | None = None,
     device: str = "cpu",
 ) -> Request:
-    """``ablate run``: one run of one variant, as the method will be asked for it (``method.run([request])``)."""
+    """``ablate run``: one run of one variant, as the method will be asked for it (``method.run([request])``).
+
+    Parameters
+    ----------
+    method
+        The method (:func:`ablate.method.load_method`).
+    case, technique, seed
+        One of ``method.cases``, one of ``method.variants``, and the seed.
+    fidelity
+        A preset of the method's fidelity file.
+    switches
+        Switch values that differ from the defaults, validated by the method.
+    device
+        ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Returns
+    -------
+    Request
+        Checked, with the preset's values resolved.
+    """
     from ablate.experiment.objective import resolved
 
     if case not in method.cases:
@@ -136,7 +155,36 @@ def plan_searches(
     report: bool = False,
     execution: Execution = Execution(),
 ) -> Searches:
-    """``ablate study``: a sensitivity search per case (``case`` may be ``all``)."""
+    """``ablate study``: a sensitivity search per case (``case`` may be ``all``).
+
+    Parameters
+    ----------
+    method
+        The method whose reference is searched.
+    case
+        One of ``method.cases``, or ``all`` (one study each).
+    trials, seeds
+        Finished trials each study holds, and seeds per trial (their mean is the objective).
+    fidelity
+        A preset of the method's fidelity file.
+    sampler, pruner
+        Optuna's, by name (the pruner by default from ``seeds``: :func:`~ablate.execution.plans.settle_search`).
+    space
+        A search-space file (default: the method's).
+    storage, study_name
+        Where, and a name instead of the derived one (with several cases, ``NAME-CASE`` each).
+    settings
+        ``NAME=VALUE`` switch values every run shares.
+    confirm_top
+        Confirmations to follow (it names the studies), ``report`` their report folders checked too.
+    execution
+        How the studies run.
+
+    Returns
+    -------
+    Searches
+        One plan per case, and the notes to show (a lowered grid size, a pruner that cannot act).
+    """
     cases = expand_cases(case, method)
     check_device(method, execution.device)
     fid = presets.load_fidelity(fidelity, method=method)
@@ -181,7 +229,20 @@ def plan_ablations(
     report: bool = False,
     execution: Execution = Execution(),
 ) -> list[DesignPlan]:
-    """``ablate ablation``: the designed ablation on each case (``case`` may be ``all``)."""
+    """``ablate ablation``: the designed ablation on each case (``case`` may be ``all``).
+
+    Parameters
+    ----------
+    design, design_file
+        ``ofat`` or ``factorial``, from the method's design file or ``design_file`` (whose stem names the study).
+    case, seeds, fidelity, storage, study_name, settings, report, execution
+        As for :func:`plan_searches`; an ablation runs until its points are done (no timeout).
+
+    Returns
+    -------
+    list of DesignPlan
+        One per case.
+    """
     cases = expand_cases(case, method)
     check_device(method, execution.device)
     fid = presets.load_fidelity(fidelity, method=method)
