@@ -93,6 +93,19 @@ def _check_names(url: str, names: Sequence[str], report: bool) -> None:
         check_report_dirs(list(names), None)
 
 
+def check_run(
+    method: Method, *, case: str, technique: str, switches: dict[str, Any] | None = None, device: str = "cpu"
+) -> None:
+    """What one run names: a case and a variant of the method, a device it can use, switch values this device
+    can run (CGI's own ``run`` command checks through here too)."""
+    if case not in method.cases:
+        raise AblateError(f"--case {case!r} is not one of {', '.join(method.cases)}")
+    if technique not in method.variants:
+        raise AblateError(f"--technique {technique!r} is not one of {', '.join(method.variants)}")
+    check_device(method, device)
+    method.check_device(dict(switches or {}), device)
+
+
 def plan_run(
     method: Method,
     *,
@@ -125,12 +138,7 @@ def plan_run(
     """
     from ablate.experiment.objective import resolved
 
-    if case not in method.cases:
-        raise AblateError(f"--case {case!r} is not one of {', '.join(method.cases)}")
-    if technique not in method.variants:
-        raise AblateError(f"--technique {technique!r} is not one of {', '.join(method.variants)}")
-    check_device(method, device)
-    method.check_device(dict(switches or {}), device)
+    check_run(method, case=case, technique=technique, switches=switches, device=device)
     preset = presets.load_fidelity(fidelity, method=method)
     values = resolved(method, preset, dict(switches or {}))
     method.check(technique, values)

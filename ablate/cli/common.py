@@ -120,11 +120,6 @@ def check_device(device: str) -> None:
     check_device(current_method(), device)
 
 
-def check_precision(switches: dict[str, Any], device: str) -> None:
-    """What the method cannot run on this device (CGI: bf16 without bf16 units) is refused once, here."""
-    current_method().check_device(switches, device)
-
-
 # ---------------------------------------------------------------------------------------------- studies
 StorageOpt = Annotated[
     str | None,

@@ -186,27 +186,9 @@ def _ablation_sections(r: ReportRequest) -> Sections:
     defn = study_definition(definition)
     df = _design_frame(study, definition)
     cases = sorted(df["case"].unique())
-    sections = ablation_report_sections(
-        df,
-        reference=defn.reference,
-        value=metric,
-        alpha=alpha,
-        rope=rope,
-        fig_dir=fig_dir,
-        cases=cases,
-        with_methods=False,
-    )
-    sections += transfer_report_sections(
-        df,
-        method=defn.reference,
-        baseline=defn.baseline,
-        value=metric,
-        alpha=alpha,
-        rope=rope,
-        fig_dir=fig_dir,
-        cases=cases,
-        with_methods=False,
-    )
+    shared = {"value": metric, "alpha": alpha, "rope": rope, "fig_dir": fig_dir, "cases": cases, "with_methods": False}
+    sections = ablation_report_sections(df, reference=defn.reference, **shared)
+    sections += transfer_report_sections(df, method=defn.reference, baseline=defn.baseline, **shared)
     label_families(sections, reference=str(defn.reference), baseline=str(defn.baseline))
     sections += _gain_curves(study, definition, [defn.reference], defn.baseline, metric, alpha, fig_dir)
     methods = combined_methods_section(sections, alpha=alpha, rope=rope)

@@ -17,8 +17,6 @@ from ablate.cli.common import (
     TECHNIQUE_METAVAR,
     DeviceOpt,
     check_device,
-    check_precision,
-    choice,
     current_method,
     err,
     fail,
@@ -27,7 +25,7 @@ from ablate.cli.common import (
 )
 from ablate.errors import AblateError
 from ablate.experiment import presets
-from crossgen.config import CASES, TECHNIQUES, Fidelity, RunConfig
+from crossgen.config import Fidelity, RunConfig
 from crossgen.errors import ConfigError, CrossgenError
 
 data_app = typer.Typer(
@@ -95,11 +93,10 @@ def build_run_config(
     switches: dict[str, Any] | None = None,
 ) -> RunConfig:
     """Validate CLI values into a RunConfig (the one boundary where options become a configuration)."""
-    choice("--case", case, CASES)
-    choice("--technique", technique, TECHNIQUES)
-    check_device(device)
-    check_precision(switches or {}, device)
+    from ablate.app import check_run
+
     method = current_method()
+    check_run(method, case=case, technique=technique, switches=switches, device=device)
     registry = method.registry
     fid = method.fidelity(presets.load_fidelity(fidelity, method=method))
     try:
