@@ -318,12 +318,7 @@ def find_searches(method: Method, url: str, names: Sequence[str], case: str | No
     if not names and not case:
         raise AblateError("name one or more sensitivity studies, or pass --case CASE|all")
     st = open_storage(url, heartbeat_interval=None, create=False)
-    sources = []
-    for name in names:
-        try:
-            sources.append(optuna.load_study(study_name=name, storage=st))
-        except KeyError:
-            raise AblateError(f"no study named {name!r} in {url}") from None
+    sources = [load_study(url, name, st) for name in names]
     if case:
         wanted = set(expand_cases(case, method))
         for name in optuna.get_all_study_names(st):
@@ -338,12 +333,13 @@ def find_searches(method: Method, url: str, names: Sequence[str], case: str | No
     return sources
 
 
-def load_study(url: str, name: str) -> optuna.Study:
-    """A study of the storage by name; one line when there is none."""
+def load_study(url: str, name: str, storage: Any = None) -> optuna.Study:
+    """A study of the storage by name (``storage``: the one already open for ``url``); one line when there is none."""
     from ablate.execution.storages import open_storage
 
+    storage = storage or open_storage(url, heartbeat_interval=None, create=False)
     try:
-        return optuna.load_study(study_name=name, storage=open_storage(url, heartbeat_interval=None, create=False))
+        return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         raise AblateError(f"no study named {name!r} in {url}") from None
 
@@ -364,10 +360,7 @@ def find_studies(method: Method, url: str, names: Sequence[str], case: str | Non
         raise AblateError(f"no studies found for --case {case} in {url}")
     found = []
     for name in wanted:
-        try:
-            found.append(optuna.load_study(study_name=name, storage=st))
-        except KeyError:
-            raise AblateError(f"no study named {name!r} in {url}") from None
+        found.append(load_study(url, name, st))
         record.read_definition(found[-1])  # one line for a study plain Optuna (or a newer ablate) made
     return found
 

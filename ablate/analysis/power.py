@@ -243,9 +243,8 @@ def observed_differences(study: Any, metric: str) -> list[Observed]:
                 continue
             pr = stats.paired(sub, variant=v, reference=reference, value=metric)
             if pr.n >= 2:
-                rows.append(
-                    Observed(f"{c}: {v} vs {reference}", float(pr.diff.mean()), float(pr.diff.std(ddof=1)), pr.n)
-                )
+                diff = pr.diff
+                rows.append(Observed(f"{c}: {v} vs {reference}", float(diff.mean()), float(diff.std(ddof=1)), pr.n))
     if not rows:
         raise AblateError(f"study {name!r} has no comparison with at least 2 paired seeds")
     return rows
